@@ -1,0 +1,42 @@
+// L2: Valkey, shared by every sidecar, reached through the bridge cluster over HTTP (a wasm
+// filter can only make HTTP or gRPC calls). Requests follow the bridge's API: /v1/cred/{key}.
+import { L2Config } from "../config";
+import { Header } from "../proxy-wasm/host";
+
+/** The bridge refuses TTLs beyond 12 h, the longest credential any provider issues. */
+const MAX_TTL_MS: i64 = 43_200_000;
+
+function isUnreserved(c: i32): bool {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) ||
+    c == 0x2d || c == 0x2e || c == 0x5f || c == 0x7e;
+}
+
+const HEX = "0123456789ABCDEF";
+
+/** Percent-encodes a validated key (ASCII only by construction) for use as one path segment. */
+function encodePathSegment(key: string): string {
+  let out = "";
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i) & 0xff;
+    if (isUnreserved(c)) out += String.fromCharCode(c);
+    else out += "%" + HEX.charAt(c >> 4) + HEX.charAt(c & 15);
+  }
+  return out;
+}
+
+function requestHeaders(l2: L2Config, method: string, path: string): Header[] {
+  return [new Header(":method", method), new Header(":path", path), new Header(":authority", l2.authority)];
+}
+
+export function l2GetRequest(l2: L2Config, key: string): Header[] {
+  return requestHeaders(l2, "GET", "/v1/cred/" + encodePathSegment(key));
+}
+
+/** The bridge keeps the entry until the credential's real expiry; servability is checked on read. */
+export function l2PutRequest(l2: L2Config, key: string, expiresAt: i64, nowSeconds: i64): Header[] {
+  let ttlMs = (expiresAt - nowSeconds) * 1000;
+  if (ttlMs > MAX_TTL_MS) ttlMs = MAX_TTL_MS;
+  const headers = requestHeaders(l2, "PUT", "/v1/cred/" + encodePathSegment(key) + "?ttl_ms=" + ttlMs.toString());
+  headers.push(new Header("content-type", "application/octet-stream"));
+  return headers;
+}

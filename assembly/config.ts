@@ -1,0 +1,216 @@
+// The plugin configuration: one JSON document, validated completely in proxy_on_configure so that
+// Envoy rejects a bad one at load time. Every field has a default that suits the local stack.
+import { CATALOG, isValidRegion, isWellFormedServiceName, PROVIDERS } from "./catalog";
+import { IdentitySource, parseSpiffeId } from "./identity";
+import { JsonKind, JsonValue, parseJson } from "./json";
+
+export class L2Config {
+  constructor(public cluster: string, public authority: string, public timeoutMs: u32) {}
+}
+
+export class FilterConfig {
+  exchangePath: string = "/exchange";
+  maxBodyBytes: i32 = 4096;
+  identitySources: IdentitySource[] = [IdentitySource.Mtls, IdentitySource.Jwt];
+  jwtMetadataNamespace: string = "envoy.filters.http.jwt_authn";
+  jwtPayloadKey: string = "jwt_payload";
+  staticSpiffeId: string | null = null;
+  trustDomains: string[] = [];
+  /** Indexed like PROVIDERS. */
+  defaultRegions: string[] = ["us-east-1", "us-central1", "eastus"];
+  services: string[] = CATALOG.slice(0);
+  /** "{tenant}/{agent}" or "{tenant}/{agent}/{role}" → services allowed (scopes stripped). */
+  resources: Map<string, string[]> = new Map<string, string[]>();
+  refreshBufferSeconds: i64 = 600;
+  l2: L2Config | null = null;
+
+  defaultRegion(provider: string): string {
+    const index = PROVIDERS.indexOf(provider);
+    return index >= 0 ? this.defaultRegions[index] : "";
+  }
+}
+
+export class ConfigResult {
+  constructor(public config: FilterConfig | null, public error: string) {}
+}
+
+const KNOWN_FIELDS: string[] = [
+  "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
+  "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
+  "refresh_buffer_seconds", "l2",
+];
+
+/** Collects the first error; every reader returns a usable default so parsing can go on. */
+class Reader {
+  error: string = "";
+
+  fail(field: string, problem: string): void {
+    if (this.error.length == 0) this.error = "field '" + field + "' " + problem;
+  }
+
+  string(value: JsonValue | null, field: string, fallback: string, nonEmpty: bool = true): string {
+    if (value === null) return fallback;
+    if (value.kind != JsonKind.String || (nonEmpty && value.text.length == 0)) {
+      this.fail(field, "must be a non-empty string");
+      return fallback;
+    }
+    return value.text;
+  }
+
+  integer(value: JsonValue | null, field: string, fallback: i64, min: i64, max: i64): i64 {
+    if (value === null) return fallback;
+    if (!value.isInteger() || <i64>value.number < min || <i64>value.number > max) {
+      this.fail(field, "must be an integer from " + min.toString() + " to " + max.toString());
+      return fallback;
+    }
+    return <i64>value.number;
+  }
+
+  strings(value: JsonValue | null, field: string): string[] {
+    const out = new Array<string>();
+    if (value === null) return out;
+    if (value.kind != JsonKind.Array) {
+      this.fail(field, "must be an array of strings");
+      return out;
+    }
+    for (let i = 0; i < value.items.length; i++) {
+      const item = value.items[i];
+      if (item.kind != JsonKind.String || item.text.length == 0) {
+        this.fail(field + "[" + i.toString() + "]", "must be a non-empty string");
+        return out;
+      }
+      out.push(item.text);
+    }
+    return out;
+  }
+}
+
+export function parseConfig(bytes: ArrayBuffer): ConfigResult {
+  const config = new FilterConfig();
+  if (bytes.byteLength == 0) return new ConfigResult(config, "");
+  const parsed = parseJson(String.UTF8.decode(bytes));
+  const root = parsed.value;
+  if (root === null) return new ConfigResult(null, "configuration is not valid JSON: " + parsed.error);
+  if (root.kind != JsonKind.Object) return new ConfigResult(null, "configuration must be a JSON object");
+  for (let i = 0; i < root.keys.length; i++) {
+    if (!KNOWN_FIELDS.includes(root.keys[i])) return new ConfigResult(null, "unknown field '" + root.keys[i] + "'");
+  }
+
+  const read = new Reader();
+  config.exchangePath = read.string(root.member("exchange_path"), "exchange_path", config.exchangePath);
+  if (!config.exchangePath.startsWith("/")) read.fail("exchange_path", "must start with '/'");
+  config.maxBodyBytes = <i32>read.integer(root.member("max_body_bytes"), "max_body_bytes", config.maxBodyBytes, 64, 65536);
+  config.jwtMetadataNamespace = read.string(root.member("jwt_metadata_namespace"), "jwt_metadata_namespace", config.jwtMetadataNamespace);
+  config.jwtPayloadKey = read.string(root.member("jwt_payload_key"), "jwt_payload_key", config.jwtPayloadKey);
+  config.refreshBufferSeconds = read.integer(root.member("refresh_buffer_seconds"), "refresh_buffer_seconds", config.refreshBufferSeconds, 0, 43200);
+  config.trustDomains = read.strings(root.member("trust_domains"), "trust_domains");
+  readIdentity(root, config, read);
+  readRegions(root.member("default_regions"), config, read);
+  readExtraServices(root.member("extra_services"), config, read);
+  readResources(root.member("resources"), config, read);
+  readL2(root.member("l2"), config, read);
+  return read.error.length > 0 ? new ConfigResult(null, read.error) : new ConfigResult(config, "");
+}
+
+function readIdentity(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const sourcesValue = root.member("identity_sources");
+  if (sourcesValue !== null) {
+    const names = read.strings(sourcesValue, "identity_sources");
+    const sources = new Array<IdentitySource>();
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
+      if (name == "mtls") sources.push(IdentitySource.Mtls);
+      else if (name == "jwt") sources.push(IdentitySource.Jwt);
+      else if (name == "static") sources.push(IdentitySource.Static);
+      else read.fail("identity_sources[" + i.toString() + "]", "must be one of mtls, jwt, static");
+    }
+    if (sources.length == 0) read.fail("identity_sources", "must name at least one source");
+    config.identitySources = sources;
+  }
+  const staticValue = root.member("static_spiffe_id");
+  if (staticValue !== null) {
+    const id = read.string(staticValue, "static_spiffe_id", "");
+    if (parseSpiffeId(id) === null) read.fail("static_spiffe_id", "must be spiffe://{trust-domain}/agent/{tenant}/{agent}/{role}");
+    config.staticSpiffeId = id;
+  }
+  if (config.identitySources.includes(IdentitySource.Static) && config.staticSpiffeId === null) {
+    read.fail("static_spiffe_id", "is required when identity_sources contains static");
+  }
+}
+
+function readRegions(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  if (value === null) return;
+  if (value.kind != JsonKind.Object) {
+    read.fail("default_regions", "must be an object of provider to region");
+    return;
+  }
+  for (let i = 0; i < value.keys.length; i++) {
+    const provider = value.keys[i];
+    const field = "default_regions." + provider;
+    const index = PROVIDERS.indexOf(provider);
+    if (index < 0) {
+      read.fail(field, "is not a provider (aws, gcp, azure)");
+      continue;
+    }
+    const region = read.string(value.items[i], field, "");
+    if (!isValidRegion(region)) read.fail(field, "must match ^[a-z0-9-]{1,32}$");
+    else config.defaultRegions[index] = region;
+  }
+}
+
+function readExtraServices(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  const extras = read.strings(value, "extra_services");
+  for (let i = 0; i < extras.length; i++) {
+    if (!isWellFormedServiceName(extras[i])) {
+      read.fail("extra_services[" + i.toString() + "]", "must be {aws|gcp|azure}_{name} with name of [a-z0-9_]");
+    } else if (!config.services.includes(extras[i])) {
+      config.services.push(extras[i]);
+    }
+  }
+}
+
+/** Strips an optional scope: "aws_s3:read" allows aws_s3 here; the scope itself is OPA's business. */
+function serviceOfResource(resource: string): string {
+  const colon = resource.indexOf(":");
+  return colon < 0 ? resource : resource.substring(0, colon);
+}
+
+function readResources(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  if (value === null) return;
+  if (value.kind != JsonKind.Object) {
+    read.fail("resources", "must be an object of \"{tenant}/{agent}[/{role}]\" to a list of services");
+    return;
+  }
+  for (let i = 0; i < value.keys.length; i++) {
+    const key = value.keys[i];
+    const field = "resources." + key;
+    const depth = key.split("/").length;
+    if (depth < 2 || depth > 3 || key.includes("//") || key.startsWith("/") || key.endsWith("/")) {
+      read.fail(field, "key must be {tenant}/{agent} or {tenant}/{agent}/{role}");
+      continue;
+    }
+    const resources = read.strings(value.items[i], field);
+    const services = new Array<string>();
+    for (let j = 0; j < resources.length; j++) {
+      const service = serviceOfResource(resources[j]);
+      if (!config.services.includes(service)) {
+        read.fail(field + "[" + j.toString() + "]", "names a service that is not in the catalog or extra_services");
+      }
+      services.push(service);
+    }
+    config.resources.set(key, services);
+  }
+}
+
+function readL2(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  if (value === null || value.kind == JsonKind.Null) return;
+  if (value.kind != JsonKind.Object) {
+    read.fail("l2", "must be an object {cluster, authority, timeout_ms} or null");
+    return;
+  }
+  const cluster = read.string(value.member("cluster"), "l2.cluster", "");
+  if (cluster.length == 0) read.fail("l2.cluster", "is required");
+  const authority = read.string(value.member("authority"), "l2.authority", cluster);
+  const timeoutMs = <u32>read.integer(value.member("timeout_ms"), "l2.timeout_ms", 50, 1, 60000);
+  config.l2 = new L2Config(cluster, authority, timeoutMs);
+}

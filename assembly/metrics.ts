@@ -1,0 +1,40 @@
+// The filter's metrics, defined through the ABI; Envoy shows them with the wasmcustom. prefix.
+// Every id is defined at configuration time so the request path only increments.
+import { defineMetric, incrementMetric, recordMetric } from "./proxy-wasm/host";
+import { MetricType } from "./proxy-wasm/types";
+
+export const enum Tier { L1, L2, L3 }
+
+export function tierName(tier: Tier): string {
+  if (tier == Tier.L1) return "L1";
+  if (tier == Tier.L2) return "L2";
+  return "L3";
+}
+
+export class Metrics {
+  private invocations: Map<string, u32> = new Map<string, u32>();
+  private hits: u32[] = [0, 0, 0];
+  private misses: u32[] = [0, 0, 0];
+  private durationId: u32;
+
+  constructor(services: string[]) {
+    for (let i = 0; i < services.length; i++) {
+      this.invocations.set(services[i], defineMetric(MetricType.Counter, "hexr_tool_invocations.service." + services[i]));
+    }
+    for (let tier = Tier.L1; tier <= Tier.L3; tier++) {
+      this.hits[tier] = defineMetric(MetricType.Counter, "hexr_cache_hits.tier." + tierName(tier));
+      this.misses[tier] = defineMetric(MetricType.Counter, "hexr_cache_misses.tier." + tierName(tier));
+    }
+    this.durationId = defineMetric(MetricType.Histogram, "hexr_request_duration_ms");
+  }
+
+  invocation(service: string): void {
+    if (this.invocations.has(service)) incrementMetric(this.invocations.get(service), 1);
+  }
+
+  hit(tier: Tier): void { incrementMetric(this.hits[tier], 1); }
+
+  miss(tier: Tier): void { incrementMetric(this.misses[tier], 1); }
+
+  recordDuration(milliseconds: u64): void { recordMetric(this.durationId, milliseconds); }
+}
