@@ -4,7 +4,8 @@ import { CATALOG, isValidRegion, isWellFormedServiceName, PROVIDERS } from "./ca
 import { IdentitySource, parseSpiffeId } from "./identity";
 import { JsonKind, JsonValue, parseJson } from "./json";
 
-export class L2Config {
+/** An Envoy cluster the filter calls itself (proxy_http_call), with the :authority it sends. */
+export class UpstreamConfig {
   constructor(public cluster: string, public authority: string, public timeoutMs: u32) {}
 }
 
@@ -22,7 +23,9 @@ export class FilterConfig {
   /** "{tenant}/{agent}" or "{tenant}/{agent}/{role}" → services allowed (scopes stripped). */
   resources: Map<string, string[]> = new Map<string, string[]>();
   refreshBufferSeconds: i64 = 600;
-  l2: L2Config | null = null;
+  injector: UpstreamConfig = new UpstreamConfig("hexr_injector", "credential-injector", 5000);
+  injectorPath: string = "/exchange";
+  l2: UpstreamConfig | null = null;
 
   defaultRegion(provider: string): string {
     const index = PROVIDERS.indexOf(provider);
@@ -37,7 +40,7 @@ export class ConfigResult {
 const KNOWN_FIELDS: string[] = [
   "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
   "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
-  "refresh_buffer_seconds", "l2",
+  "refresh_buffer_seconds", "injector", "l2",
 ];
 
 /** Collects the first error; every reader returns a usable default so parsing can go on. */
@@ -108,6 +111,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   readRegions(root.member("default_regions"), config, read);
   readExtraServices(root.member("extra_services"), config, read);
   readResources(root.member("resources"), config, read);
+  readInjector(root.member("injector"), config, read);
   readL2(root.member("l2"), config, read);
   return read.error.length > 0 ? new ConfigResult(null, read.error) : new ConfigResult(config, "");
 }
@@ -202,15 +206,30 @@ function readResources(value: JsonValue | null, config: FilterConfig, read: Read
   }
 }
 
+function readUpstream(value: JsonValue, field: string, fallback: UpstreamConfig, read: Reader): UpstreamConfig {
+  const cluster = read.string(value.member("cluster"), field + ".cluster", fallback.cluster);
+  const authority = read.string(value.member("authority"), field + ".authority", cluster);
+  const timeoutMs = <u32>read.integer(value.member("timeout_ms"), field + ".timeout_ms", fallback.timeoutMs, 1, 60000);
+  return new UpstreamConfig(cluster, authority, timeoutMs);
+}
+
+function readInjector(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  if (value === null) return;
+  if (value.kind != JsonKind.Object) {
+    read.fail("injector", "must be an object {cluster, authority, path, timeout_ms}");
+    return;
+  }
+  config.injector = readUpstream(value, "injector", config.injector, read);
+  config.injectorPath = read.string(value.member("path"), "injector.path", config.injectorPath);
+  if (!config.injectorPath.startsWith("/")) read.fail("injector.path", "must start with '/'");
+}
+
 function readL2(value: JsonValue | null, config: FilterConfig, read: Reader): void {
   if (value === null || value.kind == JsonKind.Null) return;
   if (value.kind != JsonKind.Object) {
     read.fail("l2", "must be an object {cluster, authority, timeout_ms} or null");
     return;
   }
-  const cluster = read.string(value.member("cluster"), "l2.cluster", "");
-  if (cluster.length == 0) read.fail("l2.cluster", "is required");
-  const authority = read.string(value.member("authority"), "l2.authority", cluster);
-  const timeoutMs = <u32>read.integer(value.member("timeout_ms"), "l2.timeout_ms", 50, 1, 60000);
-  config.l2 = new L2Config(cluster, authority, timeoutMs);
+  if (value.member("cluster") === null) read.fail("l2.cluster", "is required");
+  config.l2 = readUpstream(value, "l2", new UpstreamConfig("", "", 50), read);
 }

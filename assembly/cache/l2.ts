@@ -1,6 +1,6 @@
 // L2: Valkey, shared by every sidecar, reached through the bridge cluster over HTTP (a wasm
 // filter can only make HTTP or gRPC calls). Requests follow the bridge's API: /v1/cred/{key}.
-import { L2Config } from "../config";
+import { UpstreamConfig } from "../config";
 import { Header } from "../proxy-wasm/host";
 
 /** The bridge refuses TTLs beyond 12 h, the longest credential any provider issues. */
@@ -24,16 +24,16 @@ function encodePathSegment(key: string): string {
   return out;
 }
 
-function requestHeaders(l2: L2Config, method: string, path: string): Header[] {
+function requestHeaders(l2: UpstreamConfig, method: string, path: string): Header[] {
   return [new Header(":method", method), new Header(":path", path), new Header(":authority", l2.authority)];
 }
 
-export function l2GetRequest(l2: L2Config, key: string): Header[] {
+export function l2GetRequest(l2: UpstreamConfig, key: string): Header[] {
   return requestHeaders(l2, "GET", "/v1/cred/" + encodePathSegment(key));
 }
 
 /** The bridge keeps the entry until the credential's real expiry; servability is checked on read. */
-export function l2PutRequest(l2: L2Config, key: string, expiresAt: i64, nowSeconds: i64): Header[] {
+export function l2PutRequest(l2: UpstreamConfig, key: string, expiresAt: i64, nowSeconds: i64): Header[] {
   let ttlMs = (expiresAt - nowSeconds) * 1000;
   if (ttlMs > MAX_TTL_MS) ttlMs = MAX_TTL_MS;
   const headers = requestHeaders(l2, "PUT", "/v1/cred/" + encodePathSegment(key) + "?ttl_ms=" + ttlMs.toString());
