@@ -1,0 +1,70 @@
+// Command-line flags, each with an environment variable as fallback (flags win).
+import { parseArgs } from "node:util";
+import { DEFAULT_COMMAND_TIMEOUT_MS, type BridgeOptions } from "./server.ts";
+import type { ValkeyNode } from "./valkey-connection.ts";
+
+export const DEFAULT_PORT = 15090;
+const DEFAULT_VALKEY = "redis://127.0.0.1:6379";
+
+export const USAGE = `usage: tsx bridge/main.ts [options]
+  --port N                 listen port, 0 = any free one   (HEXR_BRIDGE_PORT, default ${DEFAULT_PORT})
+  --host ADDRESS           listen address                   (HEXR_BRIDGE_HOST, default 127.0.0.1)
+  --valkey URL             standalone Valkey                (HEXR_BRIDGE_VALKEY, default ${DEFAULT_VALKEY})
+  --cluster H:P,H:P,...    Valkey cluster seed nodes        (HEXR_BRIDGE_CLUSTER)
+  --key-file PATH          AES-256 key file (required)      (HEXR_BRIDGE_KEY_FILE)
+  --create-key-file        create the key file with a random key if absent (local development)
+  --command-timeout-ms N   bound on every Valkey command    (HEXR_BRIDGE_COMMAND_TIMEOUT_MS, default ${DEFAULT_COMMAND_TIMEOUT_MS})`;
+
+export interface CliOptions extends BridgeOptions {
+  createKeyFile: boolean;
+}
+
+export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      port: { type: "string" },
+      host: { type: "string" },
+      valkey: { type: "string" },
+      cluster: { type: "string" },
+      "key-file": { type: "string" },
+      "create-key-file": { type: "boolean" },
+      "command-timeout-ms": { type: "string" },
+    },
+  });
+  const cluster = values.cluster ?? env.HEXR_BRIDGE_CLUSTER;
+  const valkey = values.valkey ?? env.HEXR_BRIDGE_VALKEY;
+  if (cluster && valkey) throw new Error("--valkey and --cluster exclude each other");
+  const keyFile = values["key-file"] ?? env.HEXR_BRIDGE_KEY_FILE;
+  if (!keyFile) throw new Error("--key-file (or HEXR_BRIDGE_KEY_FILE) is required");
+  return {
+    port: integer("--port", values.port ?? env.HEXR_BRIDGE_PORT, DEFAULT_PORT, 0, 65535),
+    host: values.host ?? env.HEXR_BRIDGE_HOST ?? "127.0.0.1",
+    ...(cluster ? { cluster: parseNodes(cluster) } : { valkey: valkey ?? DEFAULT_VALKEY }),
+    keyFile,
+    createKeyFile: values["create-key-file"] ?? false,
+    commandTimeoutMs: integer(
+      "--command-timeout-ms",
+      values["command-timeout-ms"] ?? env.HEXR_BRIDGE_COMMAND_TIMEOUT_MS,
+      DEFAULT_COMMAND_TIMEOUT_MS,
+      1,
+      60_000,
+    ),
+  };
+}
+
+function integer(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < min || value > max) throw new Error(`${flag} must be an integer from ${min} to ${max}`);
+  return value;
+}
+
+function parseNodes(list: string): ValkeyNode[] {
+  return list.split(",").map((entry) => {
+    const match = /^(.+):([0-9]{1,5})$/.exec(entry.trim());
+    if (!match || Number(match[2]) > 65535) throw new Error(`--cluster entry "${entry}" is not host:port`);
+    return { host: match[1], port: Number(match[2]) };
+  });
+}

@@ -1,0 +1,48 @@
+// Reading bounded request bodies and writing the bridge's responses.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { HttpError } from "./errors.ts";
+
+const tooLarge = (limit: number) => new HttpError("PayloadTooLarge", `body larger than ${limit} bytes`);
+
+/** The whole body, or HttpError 413 as soon as it is known to exceed `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+    req.on("error", reject);
+  });
+}
+
+export function sendBytes(res: ServerResponse, body: Buffer): void {
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
+  res.end(body);
+}
+
+/** 201 or 204 without a body; a 204 must not carry content-length (RFC 9110), and Envoy holds upstreams to that. */
+export function sendEmpty(res: ServerResponse, status: 201 | 204): void {
+  res.writeHead(status, status === 204 ? {} : { "content-length": 0 });
+  res.end();
+}
+
+export function sendJson(res: ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(json) });
+  res.end(json);
+}
+
+export function sendError(res: ServerResponse, error: HttpError): void {
+  // The rest of an oversized body is not worth reading just to keep the connection open.
+  const headers = error.status === 413 ? { ...error.headers, connection: "close" } : error.headers;
+  sendJson(res, error.status, error.toJson(), headers);
+}

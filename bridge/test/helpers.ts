@@ -1,0 +1,88 @@
+// Shared by the bridge tests: a bridge in this process in front of a real Valkey, a key file in a temp dir,
+// every log line captured (to prove no value ever reaches it), and a small HTTP client for the API.
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { startBridge, type BridgeOptions, type RunningBridge } from "../index.ts";
+
+export interface TestBridge extends RunningBridge {
+  /** Every log line written so far. */
+  logs(): string;
+  api: ReturnType<typeof bridgeClient>;
+  /** The bridge's AES key, to check blobs independently of the bridge. */
+  secret: Buffer;
+}
+
+export async function startTestBridge(
+  target: Pick<BridgeOptions, "valkey" | "cluster" | "commandTimeoutMs">,
+): Promise<TestBridge> {
+  const dir = mkdtempSync(path.join(tmpdir(), "hexr-bridge-test-"));
+  const secret = randomBytes(32);
+  const keyFile = path.join(dir, "bridge.key");
+  writeFileSync(keyFile, secret.toString("hex"));
+  let logs = "";
+  const logger = pino({ level: "debug" }, { write: (line: string) => void (logs += line) });
+  const bridge = await startBridge({ ...target, keyFile, logger }).finally(() => rmSync(dir, { recursive: true }));
+  return { ...bridge, logs: () => logs, api: bridgeClient(bridge.url), secret };
+}
+
+export interface Reply {
+  status: number;
+  contentType: string | null;
+  headers: Headers;
+  body: Buffer;
+  json(): any;
+}
+
+export function bridgeClient(baseUrl: string) {
+  const call = async (method: string, path: string, body?: Uint8Array<ArrayBuffer> | string): Promise<Reply> => {
+    const response = await fetch(baseUrl + path, { method, body });
+    const bytes = Buffer.from(await response.arrayBuffer());
+    return {
+      status: response.status,
+      contentType: response.headers.get("content-type"),
+      headers: response.headers,
+      body: bytes,
+      json: () => JSON.parse(bytes.toString("utf8")),
+    };
+  };
+  const credPath = (key: string) => `/v1/cred/${encodeURIComponent(key)}`;
+  return {
+    call,
+    get: (key: string) => call("GET", credPath(key)),
+    put: (key: string, value: Uint8Array<ArrayBuffer> | string, ttlMs: number | string = 60_000) =>
+      call("PUT", `${credPath(key)}?ttl_ms=${ttlMs}`, value),
+    lock: (key: string, value: Uint8Array<ArrayBuffer> | string, ttlMs = 60_000) =>
+      call("PUT", `${credPath(key)}?ttl_ms=${ttlMs}&nx=1`, value),
+    delete: (key: string) => call("DELETE", credPath(key)),
+    purge: (body: unknown) => call("POST", "/v1/purge", typeof body === "string" ? body : JSON.stringify(body)),
+    health: () => call("GET", "/healthz"),
+  };
+}
+
+/** A key in the seeds' format: cred:{spiffe-id}:{service}:{region}. */
+export function credKey(tenant: string, agent: string, service = "aws_s3", region = "us-east-1", role = "worker"): string {
+  return `cred:spiffe://hexr.test/agent/${tenant}/${agent}/${role}:${service}:${region}`;
+}
+
+/** What an injector answer looks like in L2 ("{expires_at}\n{body}"), with recognisable secret material. */
+export function credentialValue(secretAccessKey: string): string {
+  const body = JSON.stringify({
+    service: "aws_s3",
+    credentials: { AccessKeyId: "ASIATESTKEY", SecretAccessKey: secretAccessKey, SessionToken: "FwoGZXIvYXdzEJr" },
+    expires_at: 1_900_000_000,
+  });
+  return `1900000000\n${body}`;
+}
+
+/** The standard error body: {"error":{"type","message"}}. */
+export function expectErrorBody(reply: Reply, type: string): { type: string; message: string } {
+  if (reply.contentType !== "application/json") throw new Error(`expected a JSON error, got ${reply.contentType}`);
+  const { error } = reply.json();
+  if (error?.type !== type || typeof error.message !== "string" || error.message.length === 0) {
+    throw new Error(`expected error type ${type}, got ${reply.body.toString()}`);
+  }
+  return error;
+}

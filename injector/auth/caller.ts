@@ -1,0 +1,51 @@
+// Who is on the other end of the mTLS connection (normally an Envoy sidecar presenting its own
+// X.509-SVID), and whether it may ask for credentials on behalf of an agent of a given tenant.
+import type { TLSSocket } from "node:tls";
+import type { Socket } from "node:net";
+import type { CallerRule } from "../config.ts";
+import { unauthenticated } from "../errors.ts";
+import { parseSpiffeId, type AgentIdentity } from "../spiffe-id.ts";
+
+/** Kinds of workload whose SPIFFE ID path starts /{kind}/{tenant}/ and so speaks for that tenant. */
+const TENANT_SCOPED_KINDS = new Set(["sidecar", "agent"]);
+
+/**
+ * The SPIFFE ID of the verified client certificate; undefined when the connection is plain HTTP
+ * or no certificate was presented. A certificate that failed verification, or carries no single
+ * SPIFFE URI SAN, is rejected outright.
+ */
+export function callerSpiffeId(socket: Socket): string | undefined {
+  const tls = socket as Partial<TLSSocket>;
+  if (typeof tls.getPeerCertificate !== "function") return undefined;
+  const certificate = tls.getPeerCertificate();
+  if (!certificate || Object.keys(certificate).length === 0) return undefined;
+  if (!tls.authorized) throw unauthenticated("client certificate is not signed by a trusted CA");
+  const uris = (certificate.subjectaltname ?? "")
+    .split(", ")
+    .filter((name) => name.startsWith("URI:"))
+    .map((name) => name.slice("URI:".length));
+  if (uris.length !== 1 || !parseSpiffeId(uris[0])) throw unauthenticated("client certificate is not an X.509-SVID");
+  return uris[0];
+}
+
+export class CallerPolicy {
+  constructor(private readonly rules: readonly CallerRule[]) {}
+
+  /** Throws a 401 unless `caller` may speak for `agent`'s tenant. */
+  check(caller: string, agent: AgentIdentity): void {
+    if (this.sameTenant(caller, agent) || this.rules.some((rule) => allows(rule, caller, agent.tenant))) return;
+    throw unauthenticated(`caller ${caller} may not request credentials for tenant ${agent.tenant}`);
+  }
+
+  private sameTenant(caller: string, agent: AgentIdentity): boolean {
+    const parsed = parseSpiffeId(caller);
+    if (!parsed || parsed.trustDomain !== agent.trustDomain || parsed.segments.length < 2) return false;
+    const [kind, tenant] = parsed.segments;
+    return TENANT_SCOPED_KINDS.has(kind) && tenant === agent.tenant;
+  }
+}
+
+function allows(rule: CallerRule, caller: string, tenant: string): boolean {
+  const matches = rule.spiffe_id.endsWith("/*") ? caller.startsWith(rule.spiffe_id.slice(0, -1)) : caller === rule.spiffe_id;
+  return matches && (rule.tenants.includes("*") || rule.tenants.includes(tenant));
+}

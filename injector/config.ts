@@ -1,0 +1,315 @@
+// The injector's configuration: one JSON document (documented field by field in
+// injector/README.md). Loading validates every field and fills in defaults, so a mistake stops
+// the injector at start-up with a message naming the field instead of failing a request later.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { PROVIDERS, REGION, SERVICE_NAME, type Provider } from "./catalog.ts";
+import { parseSpiffeId } from "./spiffe-id.ts";
+
+/** identity key ("tenant/agent/role", "tenant/agent", "tenant" or "*") → value; most specific wins. */
+export type IdentityMap = Readonly<Record<string, string>>;
+
+export interface TlsConfig {
+  cert_file: string;
+  key_file: string;
+  client_ca_file: string | null;
+  require_client_cert: boolean;
+}
+
+export interface CallerRule {
+  /** Exact SPIFFE ID, or a prefix ending in "/*". */
+  spiffe_id: string;
+  /** Tenants this caller may speak for; "*" for all. */
+  tenants: string[];
+}
+
+export interface AwsConfig {
+  sts_endpoint: string | null;
+  sts_region: string;
+  role_arns: IdentityMap;
+  duration_seconds: number;
+  timeout_ms: number;
+}
+
+export interface GcpConfig {
+  sts_endpoint: string;
+  iam_credentials_endpoint: string;
+  /** Full audience: //iam.googleapis.com/projects/N/locations/global/workloadIdentityPools/P/providers/R */
+  workload_identity_provider: string;
+  service_accounts: IdentityMap;
+  token_lifetime_seconds: number;
+  timeout_ms: number;
+}
+
+export interface AzureConfig {
+  authority_host: string;
+  tenant_id: string;
+  client_ids: IdentityMap;
+  /** Token scope per service, on top of the built-in ones. */
+  scopes: Readonly<Record<string, string>>;
+  ca_file: string | null;
+  timeout_ms: number;
+}
+
+export interface InjectorConfig {
+  listen: { host: string; port: number };
+  tls: TlsConfig | null;
+  max_body_bytes: number;
+  jwt: {
+    jwks_file: string | null;
+    jwks_url: string | null;
+    audience: string[];
+    issuer: string | null;
+    algorithms: string[];
+    clock_tolerance_seconds: number;
+  };
+  trust_domains: string[];
+  caller_rules: CallerRule[];
+  opa: { url: string; decision_path: string; timeout_ms: number };
+  default_regions: Record<Provider, string>;
+  extra_services: string[];
+  aws: AwsConfig | null;
+  gcp: GcpConfig | null;
+  azure: AzureConfig | null;
+  log_level: string;
+}
+
+export class ConfigError extends Error {
+  constructor(field: string, problem: string) {
+    super(`injector config: ${field} ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Algorithms the JWT-SVID specification allows; never "none" or an HMAC. */
+export const JWT_SVID_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"];
+const DEFAULT_REGIONS: Record<Provider, string> = { aws: "us-east-1", gcp: "us-central1", azure: "eastus" };
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
+const IDENTITY_KEY = /^(\*|[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2})$/;
+const DECISION_PATH = /^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/;
+
+/** Reads and validates a config file; relative file paths in it are relative to the file. */
+export function loadConfigFile(file: string): InjectorConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ConfigError(file, `is not readable JSON: ${(error as Error).message}`);
+  }
+  return parseConfig(raw, path.dirname(path.resolve(file)));
+}
+
+/** Validates a config object (the file's JSON shape) and fills in defaults. */
+export function parseConfig(raw: unknown, baseDir: string = process.cwd()): InjectorConfig {
+  const root = new Fields(raw, "", baseDir);
+  const defaultRegions = parseDefaultRegions(root.section("default_regions"));
+  const config: InjectorConfig = {
+    listen: parseListen(root.section("listen")),
+    tls: root.has("tls") ? parseTls(root.section("tls")) : null,
+    max_body_bytes: root.integer("max_body_bytes", 4096, 1, 1024 * 1024),
+    jwt: parseJwt(root.section("jwt")),
+    trust_domains: root.stringList("trust_domains", undefined, (td) => parseSpiffeId(`spiffe://${td}`) !== undefined),
+    caller_rules: root.list("caller_rules", []).map((rule, index) => parseCallerRule(root.child(rule, `caller_rules[${index}]`))),
+    opa: parseOpa(root.section("opa")),
+    default_regions: defaultRegions,
+    extra_services: root.stringList("extra_services", [], (service) => SERVICE_NAME.test(service)),
+    aws: root.has("aws") ? parseAws(root.section("aws"), defaultRegions.aws) : null,
+    gcp: root.has("gcp") ? parseGcp(root.section("gcp")) : null,
+    azure: root.has("azure") ? parseAzure(root.section("azure")) : null,
+    log_level: root.oneOf("log_level", LOG_LEVELS, "info"),
+  };
+  if (config.trust_domains.length === 0) throw new ConfigError("trust_domains", "must name at least one trust domain");
+  return config;
+}
+
+function parseListen(fields: Fields): InjectorConfig["listen"] {
+  return { host: fields.string("host", "127.0.0.1"), port: fields.integer("port", 8443, 0, 65535) };
+}
+
+function parseTls(fields: Fields): TlsConfig {
+  const tls: TlsConfig = {
+    cert_file: fields.file("cert_file"),
+    key_file: fields.file("key_file"),
+    client_ca_file: fields.has("client_ca_file") ? fields.file("client_ca_file") : null,
+    require_client_cert: fields.boolean("require_client_cert", true),
+  };
+  if (tls.require_client_cert && !tls.client_ca_file) {
+    throw new ConfigError(fields.name("client_ca_file"), "is required when require_client_cert is true");
+  }
+  return tls;
+}
+
+function parseJwt(fields: Fields): InjectorConfig["jwt"] {
+  const jwt = {
+    jwks_file: fields.has("jwks_file") ? fields.file("jwks_file") : null,
+    jwks_url: fields.has("jwks_url") ? fields.url("jwks_url") : null,
+    audience: fields.stringOrList("audience", ["hexr-credential-injector"]),
+    issuer: fields.has("issuer") ? fields.string("issuer") : null,
+    algorithms: fields.stringList("algorithms", [...JWT_SVID_ALGORITHMS], (alg) => JWT_SVID_ALGORITHMS.includes(alg)),
+    clock_tolerance_seconds: fields.integer("clock_tolerance_seconds", 0, 0, 300),
+  };
+  if ((jwt.jwks_file === null) === (jwt.jwks_url === null)) {
+    throw new ConfigError(fields.name("jwks_file"), "or jwt.jwks_url is required (exactly one)");
+  }
+  return jwt;
+}
+
+function parseCallerRule(fields: Fields): CallerRule {
+  const spiffeId = fields.string("spiffe_id");
+  if (!parseSpiffeId(spiffeId.endsWith("/*") ? spiffeId.slice(0, -2) : spiffeId)) {
+    throw new ConfigError(fields.name("spiffe_id"), "must be a SPIFFE ID, or a SPIFFE ID followed by /*");
+  }
+  return { spiffe_id: spiffeId, tenants: fields.stringList("tenants") };
+}
+
+function parseOpa(fields: Fields): InjectorConfig["opa"] {
+  const decisionPath = fields.string("decision_path", "hexr/exchange/decision");
+  if (!DECISION_PATH.test(decisionPath)) throw new ConfigError(fields.name("decision_path"), "must look like package/path/rule");
+  return { url: fields.url("url"), decision_path: decisionPath, timeout_ms: fields.integer("timeout_ms", 500, 1, 60_000) };
+}
+
+function parseDefaultRegions(fields: Fields): Record<Provider, string> {
+  const regions = { ...DEFAULT_REGIONS };
+  for (const provider of PROVIDERS) regions[provider] = fields.region(provider, DEFAULT_REGIONS[provider]);
+  return regions;
+}
+
+function parseAws(fields: Fields, defaultRegion: string): AwsConfig {
+  return {
+    sts_endpoint: fields.has("sts_endpoint") ? fields.url("sts_endpoint") : null,
+    sts_region: fields.region("sts_region", defaultRegion),
+    role_arns: fields.identityMap("role_arns", (arn) => ROLE_ARN.test(arn), true),
+    duration_seconds: fields.integer("duration_seconds", 900, 900, 43_200),
+    timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
+  };
+}
+
+function parseGcp(fields: Fields): GcpConfig {
+  const provider = fields.string("workload_identity_provider");
+  const audience = provider.startsWith("//") ? provider : `//iam.googleapis.com/${provider}`;
+  if (!/^\/\/iam\.googleapis\.com\/projects\/[^/]+\/locations\/[^/]+\/workloadIdentityPools\/[^/]+\/providers\/[^/]+$/.test(audience)) {
+    throw new ConfigError(fields.name("workload_identity_provider"), "must be projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER");
+  }
+  return {
+    sts_endpoint: fields.url("sts_endpoint", "https://sts.googleapis.com/v1/token"),
+    iam_credentials_endpoint: fields.url("iam_credentials_endpoint", "https://iamcredentials.googleapis.com"),
+    workload_identity_provider: audience,
+    service_accounts: fields.identityMap("service_accounts", (email) => /^[^@\s/]+@[^@\s/]+$/.test(email), false),
+    token_lifetime_seconds: fields.integer("token_lifetime_seconds", 3600, 1, 43_200),
+    timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
+  };
+}
+
+function parseAzure(fields: Fields): AzureConfig {
+  return {
+    authority_host: fields.url("authority_host", "https://login.microsoftonline.com"),
+    tenant_id: fields.string("tenant_id"),
+    client_ids: fields.identityMap("client_ids", (id) => /^[A-Za-z0-9-]{1,64}$/.test(id), true),
+    scopes: fields.stringMap("scopes", (service) => service.startsWith("azure_") && SERVICE_NAME.test(service)),
+    ca_file: fields.has("ca_file") ? fields.file("ca_file") : null,
+    timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
+  };
+}
+
+/** Typed access to one JSON object of the config, with errors that name the field. */
+class Fields {
+  private readonly object: Record<string, unknown>;
+
+  constructor(value: unknown, private readonly prefix: string, private readonly baseDir: string) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new ConfigError(prefix || "the configuration", "must be a JSON object");
+    }
+    this.object = value as Record<string, unknown>;
+  }
+
+  name(key: string): string {
+    return this.prefix ? `${this.prefix}.${key}` : key;
+  }
+
+  has(key: string): boolean {
+    return this.object[key] !== undefined && this.object[key] !== null;
+  }
+
+  child(value: unknown, name: string): Fields {
+    return new Fields(value, name, this.baseDir);
+  }
+
+  section(key: string): Fields {
+    return this.child(this.has(key) ? this.object[key] : {}, this.name(key));
+  }
+
+  private value<T>(key: string, fallback: T | undefined, check: (value: unknown) => boolean, expected: string): T {
+    if (!this.has(key)) {
+      if (fallback === undefined) throw new ConfigError(this.name(key), "is required");
+      return fallback;
+    }
+    const value = this.object[key];
+    if (!check(value)) throw new ConfigError(this.name(key), `must be ${expected}`);
+    return value as T;
+  }
+
+  string(key: string, fallback?: string): string {
+    return this.value(key, fallback, (v) => typeof v === "string" && v.length > 0, "a non-empty string");
+  }
+
+  boolean(key: string, fallback?: boolean): boolean {
+    return this.value(key, fallback, (v) => typeof v === "boolean", "true or false");
+  }
+
+  integer(key: string, fallback: number | undefined, min: number, max: number): number {
+    return this.value(key, fallback, (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, `an integer from ${min} to ${max}`);
+  }
+
+  oneOf(key: string, choices: string[], fallback?: string): string {
+    return this.value(key, fallback, (v) => choices.includes(v as string), `one of ${choices.join(", ")}`);
+  }
+
+  url(key: string, fallback?: string): string {
+    return this.value(key, fallback, (v) => typeof v === "string" && /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), "an http(s) URL").replace(/\/+$/, "");
+  }
+
+  region(key: string, fallback?: string): string {
+    return this.value(key, fallback, (v) => typeof v === "string" && REGION.test(v), "a region matching ^[a-z0-9-]{1,32}$");
+  }
+
+  /** A file path, resolved against the config file's directory. */
+  file(key: string): string {
+    return path.resolve(this.baseDir, this.string(key));
+  }
+
+  list(key: string, fallback?: unknown[]): unknown[] {
+    return this.value(key, fallback, Array.isArray, "a list");
+  }
+
+  stringList(key: string, fallback?: string[], valid: (item: string) => boolean = () => true): string[] {
+    const list = this.list(key, fallback);
+    list.forEach((item, index) => {
+      if (typeof item !== "string" || !valid(item)) throw new ConfigError(`${this.name(key)}[${index}]`, `is not valid: ${JSON.stringify(item)}`);
+    });
+    return list as string[];
+  }
+
+  stringOrList(key: string, fallback: string[]): string[] {
+    return typeof this.object[key] === "string" ? [this.string(key)] : this.stringList(key, fallback);
+  }
+
+  stringMap(key: string, validKey: (key: string) => boolean): Record<string, string> {
+    const map = this.value<Record<string, unknown>>(key, {}, (v) => typeof v === "object" && !Array.isArray(v), "an object");
+    for (const [entry, value] of Object.entries(map)) {
+      if (!validKey(entry) || typeof value !== "string" || value.length === 0) {
+        throw new ConfigError(`${this.name(key)}["${entry}"]`, "is not valid");
+      }
+    }
+    return map as Record<string, string>;
+  }
+
+  identityMap(key: string, validValue: (value: string) => boolean, required: boolean): IdentityMap {
+    const map = this.stringMap(key, (entry) => IDENTITY_KEY.test(entry));
+    for (const [entry, value] of Object.entries(map)) {
+      if (!validValue(value)) throw new ConfigError(`${this.name(key)}["${entry}"]`, `is not valid: ${JSON.stringify(value)}`);
+    }
+    if (required && Object.keys(map).length === 0) throw new ConfigError(this.name(key), "must have at least one entry");
+    return map;
+  }
+}

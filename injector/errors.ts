@@ -1,0 +1,66 @@
+// The JSON error contract: {"error":{"type": T, "message": M}} with the status that tells the
+// filter (and the agent's SDK) what happened. Messages are written here or from a provider's error
+// code, never copied from a request, so they can carry neither a token nor a credential.
+
+export type ErrorType = "BadRequest" | "AuthenticationError" | "CredentialError";
+
+/** What happened, for the one log line per exchange. */
+export type Outcome =
+  | "bad_request"
+  | "unauthenticated"
+  | "trust_bundle_unavailable"
+  | "denied"
+  | "policy_unavailable"
+  | "not_configured"
+  | "exchange_rejected"
+  | "exchange_unavailable"
+  | "exchange_timeout"
+  | "internal_error";
+
+export class ExchangeError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: ErrorType,
+    readonly outcome: Outcome,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = "ExchangeError";
+  }
+
+  body(): string {
+    return JSON.stringify({ error: { type: this.type, message: this.message } });
+  }
+}
+
+export const badRequest = (message: string, status = 400, headers: Record<string, string> = {}) =>
+  new ExchangeError(status, "BadRequest", "bad_request", message, headers);
+
+export const unauthenticated = (message: string) =>
+  new ExchangeError(401, "AuthenticationError", "unauthenticated", message);
+
+export const trustBundleUnavailable = () =>
+  new ExchangeError(503, "CredentialError", "trust_bundle_unavailable", "the JWT-SVID trust bundle is unavailable");
+
+export const denied = (message: string) => new ExchangeError(403, "CredentialError", "denied", message);
+
+export const policyUnavailable = (message: string) =>
+  new ExchangeError(503, "CredentialError", "policy_unavailable", message);
+
+export const notConfigured = (message: string) => new ExchangeError(503, "CredentialError", "not_configured", message);
+
+const ERROR_CODE = /^[A-Za-z0-9 _.:-]{1,64}$/;
+
+/** The cloud's token service answered with an error: its error code (if it looks like one), never its reply. */
+export const exchangeRejected = (service: string, code: string) =>
+  new ExchangeError(502, "CredentialError", "exchange_rejected", `${service} rejected the exchange: ${ERROR_CODE.test(code) ? code : "UnknownError"}`);
+
+export const exchangeUnavailable = (service: string) =>
+  new ExchangeError(503, "CredentialError", "exchange_unavailable", `${service} is unreachable`);
+
+export const exchangeTimedOut = (service: string, timeoutMs: number) =>
+  new ExchangeError(504, "CredentialError", "exchange_timeout", `${service} did not answer within ${timeoutMs} ms`);
+
+/** A failure nobody foresaw: named in the log, never described to the client. */
+export const internalError = () => new ExchangeError(502, "CredentialError", "internal_error", "the credential exchange failed");

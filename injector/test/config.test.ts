@@ -1,0 +1,82 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfigFile, parseConfig } from "../config.ts";
+import { DEV_CONFIG_FILE } from "../dev-config.ts";
+import { createExchanges } from "../providers/index.ts";
+
+const minimal = { jwt: { jwks_file: "jwks.json" }, trust_domains: ["hexr.local"], opa: { url: "http://127.0.0.1:8181" } };
+
+function errorOf(raw: unknown): string {
+  try {
+    parseConfig(raw, "/etc/hexr");
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("the config was accepted");
+}
+
+describe("injector configuration", () => {
+  it("fills in defaults and resolves file paths against the config's directory", () => {
+    const config = parseConfig(minimal, "/etc/hexr");
+    expect(config.listen).toEqual({ host: "127.0.0.1", port: 8443 });
+    expect(config.tls).toBeNull();
+    expect(config.max_body_bytes).toBe(4096);
+    expect(config.jwt).toMatchObject({ jwks_file: "/etc/hexr/jwks.json", jwks_url: null, audience: ["hexr-credential-injector"], issuer: null, clock_tolerance_seconds: 0 });
+    expect(config.jwt.algorithms).not.toContain("none");
+    expect(config.opa).toEqual({ url: "http://127.0.0.1:8181", decision_path: "hexr/exchange/decision", timeout_ms: 500 });
+    expect(config.default_regions).toEqual({ aws: "us-east-1", gcp: "us-central1", azure: "eastus" });
+    expect([config.aws, config.gcp, config.azure]).toEqual([null, null, null]);
+  });
+
+  it("defaults AWS to 15-minute credentials from the default region's STS", () => {
+    const config = parseConfig({ ...minimal, default_regions: { aws: "eu-west-1" }, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" } } });
+    expect(config.aws).toEqual({ sts_endpoint: null, sts_region: "eu-west-1", role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 900, timeout_ms: 5000 });
+  });
+
+  it("accepts a parsed configuration again unchanged", () => {
+    const config = parseConfig({ ...minimal, tls: { cert_file: "c.pem", key_file: "k.pem", client_ca_file: "ca.pem" } }, "/etc/hexr");
+    expect(parseConfig(config, "/elsewhere")).toEqual(config);
+  });
+
+  it("loads the shipped dev configuration", () => {
+    const config = loadConfigFile(DEV_CONFIG_FILE);
+    const devDir = path.resolve(path.dirname(DEV_CONFIG_FILE), "..", ".dev");
+    expect(config.listen.port).toBe(15443);
+    expect(config.tls).toEqual({ cert_file: path.join(devDir, "injector.pem"), key_file: path.join(devDir, "injector-key.pem"), client_ca_file: path.join(devDir, "ca.pem"), require_client_cert: true });
+    expect(config.jwt).toMatchObject({ jwks_file: path.join(devDir, "jwks.json"), audience: ["hexr-credential-injector"], issuer: "https://oidc.hexr.local" });
+    expect(config.aws?.role_arns["*"]).toMatch(/^arn:aws:iam::\d{12}:role\//);
+  });
+
+  it.each([
+    [{ ...minimal, trust_domains: undefined }, "injector config: trust_domains is required"],
+    [{ ...minimal, trust_domains: [] }, "injector config: trust_domains must name at least one trust domain"],
+    [{ ...minimal, trust_domains: ["Bad Domain"] }, 'injector config: trust_domains[0] is not valid: "Bad Domain"'],
+    [{ ...minimal, opa: {} }, "injector config: opa.url is required"],
+    [{ ...minimal, opa: { url: "ftp://x" } }, "injector config: opa.url must be an http(s) URL"],
+    [{ ...minimal, jwt: {} }, "injector config: jwt.jwks_file or jwt.jwks_url is required (exactly one)"],
+    [{ ...minimal, jwt: { jwks_file: "a", jwks_url: "https://x/keys" } }, "injector config: jwt.jwks_file or jwt.jwks_url is required (exactly one)"],
+    [{ ...minimal, jwt: { jwks_file: "a", algorithms: ["HS256"] } }, 'injector config: jwt.algorithms[0] is not valid: "HS256"'],
+    [{ ...minimal, tls: { cert_file: "c", key_file: "k" } }, "injector config: tls.client_ca_file is required when require_client_cert is true"],
+    [{ ...minimal, listen: { port: 70000 } }, "injector config: listen.port must be an integer from 0 to 65535"],
+    [{ ...minimal, default_regions: { gcp: "Europe West" } }, "injector config: default_regions.gcp must be a region matching ^[a-z0-9-]{1,32}$"],
+    [{ ...minimal, extra_services: ["oracle_db"] }, 'injector config: extra_services[0] is not valid: "oracle_db"'],
+    [{ ...minimal, log_level: "loud" }, "injector config: log_level must be one of fatal, error, warn, info, debug, trace, silent"],
+    [{ ...minimal, caller_rules: [{ spiffe_id: "https://x", tenants: ["*"] }] }, "injector config: caller_rules[0].spiffe_id must be a SPIFFE ID, or a SPIFFE ID followed by /*"],
+    [{ ...minimal, aws: { role_arns: {} } }, "injector config: aws.role_arns must have at least one entry"],
+    [{ ...minimal, aws: { role_arns: { "*": "hexr-agent" } } }, 'injector config: aws.role_arns["*"] is not valid: "hexr-agent"'],
+    [{ ...minimal, aws: { role_arns: { "a:b": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["a:b"] is not valid'],
+    [{ ...minimal, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 60 } }, "injector config: aws.duration_seconds must be an integer from 900 to 43200"],
+    [{ ...minimal, gcp: { workload_identity_provider: "my-pool" } }, "injector config: gcp.workload_identity_provider must be projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"],
+    [{ ...minimal, azure: { client_ids: { "*": "c" } } }, "injector config: azure.tenant_id is required"],
+  ])("rejects %j naming the field", (raw, message) => {
+    expect(errorOf(raw)).toBe(message);
+  });
+
+  it("rejects an Azure extra service without a token scope when the exchanges are built", () => {
+    const config = parseConfig({ ...minimal, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" } } });
+    expect(() => createExchanges(config)).toThrow("injector config: azure.scopes has no token scope for azure_keyvault");
+    const scoped = parseConfig({ ...minimal, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" }, scopes: { azure_keyvault: "https://vault.azure.net/.default" } } });
+    expect(createExchanges(scoped).has("azure")).toBe(true);
+  });
+});

@@ -1,0 +1,100 @@
+// A loopback stand-in for Microsoft Entra ID: the OpenID configuration document MSAL reads and the
+// v2.0 token endpoint's client-credentials grant with a federated client assertion. There is no
+// local emulator; this checks every field the real endpoint requires and answers in its format
+// (errors included), over HTTPS because MSAL refuses a plain-HTTP authority.
+import type { ServerResponse } from "node:http";
+import { createServer } from "node:https";
+import { randomBytes } from "node:crypto";
+
+export interface AzureFakeOptions {
+  cert: string;
+  key: string;
+  tenantId: string;
+  /** Client IDs with a federated credential that trusts the assertions the test mints. */
+  clientIds: string[];
+  acceptsAssertion(assertion: string): boolean;
+}
+
+export interface AzureFake {
+  /** https://127.0.0.1:PORT: the authority host. */
+  url: string;
+  tokenRequests: URLSearchParams[];
+  delayMs: number;
+  close(): Promise<void>;
+}
+
+const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFake> {
+  const fake: AzureFake = { url: "", tokenRequests: [], delayMs: 0, close: async () => undefined };
+  const tenantPath = `/${options.tenantId}`;
+
+  const server = createServer({ cert: options.cert, key: options.key }, (request, response) => {
+    let body = "";
+    request.setEncoding("utf8");
+    request.on("data", (chunk: string) => (body += chunk));
+    request.on("end", () => {
+      const path = (request.url ?? "").split("?")[0];
+      if (request.method === "GET" && path === `${tenantPath}/v2.0/.well-known/openid-configuration`) return reply(response, 200, openIdConfiguration());
+      if (request.method === "POST" && path === `${tenantPath}/oauth2/v2.0/token`) {
+        const form = new URLSearchParams(body);
+        fake.tokenRequests.push(form);
+        return void setTimeout(() => token(response, request.headers["content-type"] ?? "", form), fake.delayMs);
+      }
+      reply(response, 404, { error: "not_found" });
+    });
+  });
+
+  function openIdConfiguration() {
+    const base = `${fake.url}${tenantPath}`;
+    return {
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+      jwks_uri: `${fake.url}/discovery/v2.0/keys`,
+      issuer: `${base}/v2.0`,
+      token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+      response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
+      subject_types_supported: ["pairwise"],
+      id_token_signing_alg_values_supported: ["RS256"],
+      tenant_region_scope: "NA",
+    };
+  }
+
+  function token(response: ServerResponse, contentType: string, form: URLSearchParams) {
+    if (!contentType.startsWith("application/x-www-form-urlencoded")) return aadError(response, 400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.");
+    if (form.get("grant_type") !== "client_credentials") return aadError(response, 400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+    if (!/^https:\/\/[a-z.]+\/\.default$/.test(form.get("scope") ?? "")) return aadError(response, 400, "invalid_scope", 1002012, "The provided value for scope is not valid.");
+    if (form.get("client_assertion_type") !== CLIENT_ASSERTION_TYPE) return aadError(response, 400, "invalid_request", 7000215, "Invalid client assertion type.");
+    if (!options.clientIds.includes(form.get("client_id") ?? "")) return aadError(response, 400, "unauthorized_client", 700016, "Application was not found in the directory.");
+    if (!options.acceptsAssertion(form.get("client_assertion") ?? "")) {
+      return aadError(response, 401, "invalid_client", 700213, "No matching federated identity record found for presented assertion subject.");
+    }
+    reply(response, 200, { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token: `eyJ0eXAiOiJKV1Qi.azure-${randomBytes(12).toString("hex")}` });
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  fake.url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  fake.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return fake;
+}
+
+function aadError(response: ServerResponse, status: number, error: string, code: number, description: string) {
+  reply(response, status, {
+    error,
+    error_description: `AADSTS${code}: ${description} Trace ID: 0000 Correlation ID: 0000 Timestamp: ${new Date().toISOString()}`,
+    error_codes: [code],
+    timestamp: new Date().toISOString(),
+    trace_id: "00000000-0000-0000-0000-000000000000",
+    correlation_id: "00000000-0000-0000-0000-000000000000",
+  });
+}
+
+function reply(response: ServerResponse, status: number, body: unknown) {
+  response.writeHead(status, { "content-type": "application/json; charset=utf-8" });
+  response.end(JSON.stringify(body));
+}

@@ -1,0 +1,153 @@
+// Shared by the injector's tests: dev identity material in a temp folder, an injector started
+// in-process with its log lines captured, and an HTTPS client that presents the sidecar's SVID.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import https from "node:https";
+import http from "node:http";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { createLogger } from "../log.ts";
+import { startInjector, type InjectorConfigInput, type RunningInjector } from "../server.ts";
+import { parseAgentId } from "../spiffe-id.ts";
+import { ensureDevIdentity, mintJwtSvid, type DevIdentityPaths, type MintOptions } from "../../scripts/dev-identity.ts";
+
+export const PIPELINE_ID = "spiffe://hexr.local/agent/acme-corp/data-pipeline/main";
+export const ANALYST_ID = "spiffe://hexr.local/agent/acme-corp/research-analyst/main";
+export const MULTI_CLOUD_ID = "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main";
+export const DEFAULT_ROLE_ARN = "arn:aws:iam::123456789012:role/hexr-agent";
+
+export interface TestIdentity {
+  paths: DevIdentityPaths;
+  mint(spiffeId: string, options?: MintOptions): Promise<string>;
+  remove(): Promise<void>;
+}
+
+/** Dev identity material of its own for one test file. */
+export async function testIdentity(): Promise<TestIdentity> {
+  const dir = await mkdtemp(path.join(tmpdir(), "hexr-injector-test-"));
+  const paths = await ensureDevIdentity(dir);
+  return {
+    paths,
+    mint: (spiffeId, options = {}) => mintJwtSvid(spiffeId, { ...options, dir }),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/** The injector as the dev stack runs it (TLS, client certificate required), on a free port. */
+export function baseConfig(identity: TestIdentity, opaUrl: string): InjectorConfigInput {
+  const { paths } = identity;
+  return {
+    listen: { host: "127.0.0.1", port: 0 },
+    tls: { cert_file: paths.injectorCert, key_file: paths.injectorKey, client_ca_file: paths.ca, require_client_cert: true },
+    jwt: { jwks_file: paths.jwks, audience: ["hexr-credential-injector"], issuer: "https://oidc.hexr.local" },
+    trust_domains: ["hexr.local"],
+    opa: { url: opaUrl, timeout_ms: 500 },
+  };
+}
+
+export interface CapturedInjector extends RunningInjector {
+  /** Every log line so far, parsed. */
+  logLines(): Record<string, unknown>[];
+  logText(): string;
+}
+
+export async function startCaptured(config: InjectorConfigInput): Promise<CapturedInjector> {
+  let text = "";
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      text += chunk;
+      done();
+    },
+  });
+  const injector = await startInjector(config, { logger: createLogger("info", sink) });
+  return {
+    ...injector,
+    logText: () => text,
+    logLines: () => text.split("\n").filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  json: any;
+}
+
+export interface ClientTls {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The sidecar's side of the mTLS connection, from the dev material. */
+export async function sidecarTls(identity: TestIdentity, cert = identity.paths.sidecarCert, key = identity.paths.sidecarKey): Promise<ClientTls> {
+  const [ca, certPem, keyPem] = await Promise.all([readFile(identity.paths.ca, "utf8"), readFile(cert, "utf8"), readFile(key, "utf8")]);
+  return { ca, cert: certPem, key: keyPem };
+}
+
+export interface RequestSpec {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  tls?: ClientTls;
+}
+
+export function send(baseUrl: string, spec: RequestSpec): Promise<Reply> {
+  const url = new URL(spec.path ?? "/exchange", baseUrl);
+  const transport = url.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = transport.request(
+      url,
+      { method: spec.method ?? "POST", headers: spec.headers, ...(spec.tls ?? {}), agent: false },
+      (response) => {
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (chunk: string) => (body += chunk));
+        response.on("end", () => {
+          const isJson = (response.headers["content-type"] ?? "").startsWith("application/json");
+          resolve({ status: response.statusCode ?? 0, headers: response.headers, body, json: isJson ? JSON.parse(body) : undefined });
+        });
+      },
+    );
+    request.on("error", reject);
+    request.end(spec.body);
+  });
+}
+
+/** Headers the filter sends for an agent, with its JWT-SVID. */
+export function filterHeaders(spiffeId: string, token: string, extra: Record<string, string> = {}): Record<string, string> {
+  const agent = parseAgentId(spiffeId);
+  if (!agent) throw new Error(`not an agent SPIFFE ID: ${spiffeId}`);
+  return {
+    "content-type": "application/json",
+    authorization: `Bearer ${token}`,
+    "x-hexr-spiffe-id": spiffeId,
+    "x-hexr-tenant": agent.tenant,
+    "x-hexr-agent": agent.agent,
+    "x-hexr-role": agent.role,
+    "x-hexr-identity-source": "jwt",
+    ...extra,
+  };
+}
+
+/** Accepts connections and never answers: a hung upstream. */
+export async function startBlackHole(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

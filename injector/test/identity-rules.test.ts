@@ -1,0 +1,109 @@
+// The small rules behind authentication and the AWS exchange, one by one.
+import { describe, expect, it } from "vitest";
+import { CallerPolicy } from "../auth/caller.ts";
+import { mostSpecific } from "../identity-map.ts";
+import { sessionName } from "../providers/aws.ts";
+import { readOnlySessionPolicy } from "../providers/aws-session-policy.ts";
+import { parseAgentId, parseSpiffeId } from "../spiffe-id.ts";
+
+const agent = parseAgentId("spiffe://hexr.local/agent/acme-corp/content-crew/researcher")!;
+
+describe("SPIFFE IDs", () => {
+  it("parses agent IDs into their parts", () => {
+    expect(agent).toEqual({ spiffeId: "spiffe://hexr.local/agent/acme-corp/content-crew/researcher", trustDomain: "hexr.local", tenant: "acme-corp", agent: "content-crew", role: "researcher" });
+  });
+
+  it.each([
+    "spiffe://hexr.local/agent/acme-corp/content-crew",
+    "spiffe://hexr.local/agent/acme-corp/content-crew/researcher/extra",
+    "spiffe://hexr.local/sidecar/acme-corp/content-crew/researcher",
+    "spiffe://hexr.local/agent/acme-corp//researcher",
+    "spiffe://hexr.local/agent/acme-corp/../researcher",
+    "spiffe://hexr.local/agent/acme-corp/crew/researcher?x=1",
+    "spiffe://hexr.local:443/agent/acme-corp/crew/researcher",
+    "spiffe://HEXR.local/agent/acme-corp/crew/researcher",
+    "spiffe://hexr.local/agent/acme:corp/crew/researcher",
+    "https://hexr.local/agent/acme-corp/crew/researcher",
+    "spiffe://hexr.local/agent/acme-corp/crew/" + "r".repeat(2048),
+  ])("rejects %s as an agent ID", (value) => {
+    expect(parseAgentId(value)).toBeUndefined();
+  });
+
+  it("parses other SPIFFE IDs and the trust domain alone", () => {
+    expect(parseSpiffeId("spiffe://hexr.local/sidecar/acme-corp/dev-pod")?.segments).toEqual(["sidecar", "acme-corp", "dev-pod"]);
+    expect(parseSpiffeId("spiffe://hexr.local")?.segments).toEqual([]);
+  });
+});
+
+describe("per-identity settings", () => {
+  const map = { "*": "any", "acme-corp": "tenant", "acme-corp/content-crew": "agent", "acme-corp/content-crew/researcher": "role" };
+
+  it("takes the most specific key", () => {
+    expect(mostSpecific(map, agent)).toBe("role");
+    expect(mostSpecific(map, parseAgentId("spiffe://hexr.local/agent/acme-corp/content-crew/writer")!)).toBe("agent");
+    expect(mostSpecific(map, parseAgentId("spiffe://hexr.local/agent/acme-corp/pipeline/main")!)).toBe("tenant");
+    expect(mostSpecific(map, parseAgentId("spiffe://hexr.local/agent/globex/pipeline/main")!)).toBe("any");
+    expect(mostSpecific({ globex: "g" }, agent)).toBeUndefined();
+  });
+
+  it("does not match keys inherited from Object.prototype", () => {
+    const odd = parseAgentId("spiffe://hexr.local/agent/constructor/toString/valueOf")!;
+    expect(mostSpecific({}, odd)).toBeUndefined();
+  });
+});
+
+describe("AWS session details", () => {
+  it("derives the session name from the SPIFFE ID", () => {
+    expect(sessionName(agent)).toBe("hexr.acme-corp.content-crew.researcher");
+  });
+
+  it("keeps long session names within 64 characters and distinct", () => {
+    const long = (role: string) => parseAgentId(`spiffe://hexr.local/agent/${"t".repeat(30)}/${"a".repeat(30)}/${role}`)!;
+    const [first, second] = [sessionName(long("role-one")), sessionName(long("role-two"))];
+    expect(first).toHaveLength(64);
+    expect(first).toMatch(/^[\w+=,.@-]+$/);
+    expect(first).not.toBe(second);
+  });
+
+  it("builds a read-only session policy for the service only", () => {
+    expect(JSON.parse(readOnlySessionPolicy("aws_dynamodb"))).toEqual({
+      Version: "2012-10-17",
+      Statement: [{
+        Sid: "HexrReadOnly", Effect: "Allow", Resource: "*",
+        Action: ["dynamodb:Get*", "dynamodb:List*", "dynamodb:Describe*", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"],
+      }],
+    });
+  });
+});
+
+describe("callers speaking for a tenant", () => {
+  const policy = new CallerPolicy([{ spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["acme-corp"] }, { spiffe_id: "spiffe://hexr.local/ops/break-glass", tenants: ["*"] }]);
+  const allowed = (caller: string, who = agent) => {
+    try {
+      policy.check(caller, who);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("lets a sidecar or agent of the same trust domain and tenant speak", () => {
+    expect(allowed("spiffe://hexr.local/sidecar/acme-corp/pod-1")).toBe(true);
+    expect(allowed("spiffe://hexr.local/agent/acme-corp/other/main")).toBe(true);
+  });
+
+  it("refuses other tenants, other trust domains and other kinds of workload", () => {
+    expect(allowed("spiffe://hexr.local/sidecar/globex/pod-1")).toBe(false);
+    expect(allowed("spiffe://other.domain/sidecar/acme-corp/pod-1")).toBe(false);
+    expect(allowed("spiffe://hexr.local/batch/acme-corp/job")).toBe(false);
+    expect(allowed("spiffe://hexr.local/sidecar")).toBe(false);
+  });
+
+  it("applies configured rules, by prefix or exactly", () => {
+    expect(allowed("spiffe://hexr.local/hexr-system/gateway")).toBe(true);
+    expect(allowed("spiffe://hexr.local/hexr-system-evil/gateway")).toBe(false);
+    expect(allowed("spiffe://hexr.local/hexr-system/gateway", parseAgentId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(false);
+    expect(allowed("spiffe://hexr.local/ops/break-glass", parseAgentId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(true);
+    expect(allowed("spiffe://hexr.local/ops/break-glass/sub")).toBe(false);
+  });
+});

@@ -1,0 +1,105 @@
+# Which agent process may exchange its SPIFFE identity for which cloud service.
+#
+# Queried by the Credential Injector at POST /v1/data/hexr/exchange/decision with
+#   input = {spiffe_id, tenant, agent, role, service, region}
+# and answers {allow, scopes, reasons}:
+#   allow   - true only when no rule below denies
+#   scopes  - [] for full access to the service; otherwise the scopes granted in the
+#             "service:scope" form (e.g. ["read"] for "aws_s3:read"), which the injector enforces
+#   reasons - why it was denied (no credentials or tokens are ever part of the input)
+#
+# Grants live in data.hexr.tenants (policy/data.json): per tenant, per agent, per process role,
+# a list of services. A role without its own list falls back to the agent's "*" list.
+# Grants are always looked up under the tenant named in the SPIFFE ID itself, and the tenant,
+# agent and role the caller claims must be the ones in the SPIFFE ID: one tenant's identities
+# can never reach another tenant's grants.
+package hexr.exchange
+
+required_fields := ["spiffe_id", "tenant", "agent", "role", "service", "region"]
+
+# spiffe://{trust-domain}/agent/{tenant}/{agent-name}/{process-role}
+identity := {"trust_domain": parts[0], "tenant": parts[2], "agent": parts[3], "role": parts[4]} if {
+	startswith(input.spiffe_id, "spiffe://")
+	parts := split(substring(input.spiffe_id, count("spiffe://"), -1), "/")
+	count(parts) == 5
+	parts[1] == "agent"
+	every part in parts {
+		part != ""
+	}
+}
+
+tenant_policy := data.hexr.tenants[identity.tenant]
+
+role_grants := object.get(roles, identity.role, object.get(roles, "*", [])) if {
+	roles := tenant_policy.agents[identity.agent].roles
+}
+
+default full_access := false
+
+full_access if {
+	some grant in role_grants
+	grant == input.service
+}
+
+scoped_grants contains scope if {
+	some grant in role_grants
+	[service, scope] := split(grant, ":")
+	service == input.service
+}
+
+deny contains "input must be an object" if not input_is_object
+
+input_is_object if is_object(input)
+
+deny contains sprintf("input.%s is missing or not a string", [field]) if {
+	some field in required_fields
+	not is_string(object.get(input, field, null))
+}
+
+deny contains "spiffe_id is not an agent SPIFFE ID (spiffe://{trust-domain}/agent/{tenant}/{agent}/{role})" if {
+	is_string(input.spiffe_id)
+	not identity
+}
+
+deny contains sprintf("trust domain %q is not trusted", [identity.trust_domain]) if {
+	not identity.trust_domain in data.hexr.trust_domains
+}
+
+deny contains sprintf("%s %q does not match the SPIFFE ID", [field, input[field]]) if {
+	some field in ["tenant", "agent", "role"]
+	input[field] != identity[field]
+}
+
+deny contains sprintf("tenant %q has no policy", [identity.tenant]) if {
+	not tenant_policy
+}
+
+# A tenant may restrict the regions its agents use; without a "regions" list any region is fine.
+deny contains sprintf("region %q is not allowed for tenant %q", [input.region, identity.tenant]) if {
+	regions := tenant_policy.regions
+	not input.region in regions
+}
+
+deny contains sprintf("%s is not granted to %s/%s/%s", [input.service, identity.tenant, identity.agent, identity.role]) if {
+	tenant_policy
+	is_string(input.service)
+	not granted
+}
+
+granted if full_access
+
+granted if count(scoped_grants) > 0
+
+# Allowed only on a positive grant with nothing against it (no input at all grants nothing).
+default allow := false
+
+allow if {
+	granted
+	count(deny) == 0
+}
+
+granted_scopes := [] if full_access
+
+granted_scopes := sort(scoped_grants) if not full_access
+
+decision := {"allow": allow, "scopes": granted_scopes, "reasons": sort(deny)}
