@@ -23,6 +23,14 @@ export class FilterConfig {
   /** "{tenant}/{agent}" or "{tenant}/{agent}/{role}" → services allowed (scopes stripped). */
   resources: Map<string, string[]> = new Map<string, string[]>();
   refreshBufferSeconds: i64 = 600;
+  /** Start a background re-exchange in the last this-many percent of an entry's servable life. */
+  refreshAheadPercent: i64 = 25;
+  /** How often expired L1 entries are cleared. */
+  evictionIntervalSeconds: i64 = 60;
+  /** How often a request waiting for another worker's exchange looks at L1 again. */
+  coalescePollMs: i64 = 5;
+  /** Debug only: a request to this path traps the VM, to prove Envoy's failure policy. */
+  debugTrapPath: string | null = null;
   injector: UpstreamConfig = new UpstreamConfig("hexr_injector", "credential-injector", 5000);
   injectorPath: string = "/exchange";
   l2: UpstreamConfig | null = null;
@@ -40,7 +48,8 @@ export class ConfigResult {
 const KNOWN_FIELDS: string[] = [
   "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
   "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
-  "refresh_buffer_seconds", "injector", "l2",
+  "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms",
+  "debug_trap_path", "injector", "l2",
 ];
 
 /** Collects the first error; every reader returns a usable default so parsing can go on. */
@@ -106,6 +115,11 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   config.jwtMetadataNamespace = read.string(root.member("jwt_metadata_namespace"), "jwt_metadata_namespace", config.jwtMetadataNamespace);
   config.jwtPayloadKey = read.string(root.member("jwt_payload_key"), "jwt_payload_key", config.jwtPayloadKey);
   config.refreshBufferSeconds = read.integer(root.member("refresh_buffer_seconds"), "refresh_buffer_seconds", config.refreshBufferSeconds, 0, 43200);
+  config.refreshAheadPercent = read.integer(root.member("refresh_ahead_percent"), "refresh_ahead_percent", config.refreshAheadPercent, 0, 90);
+  config.evictionIntervalSeconds = read.integer(root.member("eviction_interval_seconds"), "eviction_interval_seconds", config.evictionIntervalSeconds, 1, 3600);
+  config.coalescePollMs = read.integer(root.member("coalesce_poll_ms"), "coalesce_poll_ms", config.coalescePollMs, 1, 1000);
+  const trapPath = root.member("debug_trap_path");
+  if (trapPath !== null) config.debugTrapPath = read.string(trapPath, "debug_trap_path", "");
   config.trustDomains = read.strings(root.member("trust_domains"), "trust_domains");
   readIdentity(root, config, read);
   readRegions(root.member("default_regions"), config, read);
@@ -179,6 +193,12 @@ function serviceOfResource(resource: string): string {
   return colon < 0 ? resource : resource.substring(0, colon);
 }
 
+function countSlashes(text: string): i32 {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) == 0x2f) count++;
+  return count;
+}
+
 function readResources(value: JsonValue | null, config: FilterConfig, read: Reader): void {
   if (value === null) return;
   if (value.kind != JsonKind.Object) {
@@ -188,7 +208,7 @@ function readResources(value: JsonValue | null, config: FilterConfig, read: Read
   for (let i = 0; i < value.keys.length; i++) {
     const key = value.keys[i];
     const field = "resources." + key;
-    const depth = key.split("/").length;
+    const depth = countSlashes(key) + 1;
     if (depth < 2 || depth > 3 || key.includes("//") || key.startsWith("/") || key.endsWith("/")) {
       read.fail(field, "key must be {tenant}/{agent} or {tenant}/{agent}/{role}");
       continue;

@@ -4,7 +4,9 @@
 //   2. request body: parse it, apply the local allow-list; key = cred:{spiffe-id}:{service}:{region}
 //   3. L1 (shared data)                    hit → local reply
 //   4. L2 (call to the bridge cluster)     hit → fill L1, local reply
-//   5. L3 (call to the injector cluster, SVID-derived headers) → fill L1 and L2, local reply
+//   5. L3 (call to the injector cluster, SVID-derived headers) → fill L1 and L2, local reply;
+//      only one request per key runs it (the in-flight claim), the others wait and read L1;
+//      if the injector fails, an entry past its refresh buffer but not expired is served stale
 //
 // Why L3 is a call and not "continue upstream": Envoy delivers the body to a filter only after
 // its headers callback returned Continue, and from then on the request headers can no longer be
@@ -12,13 +14,14 @@
 // itself, over the same mTLS cluster the router would use. (Envoy's buffer filter, after this one
 // on the exchange route, keeps the router from starting an upstream request meanwhile.)
 import { isAllowedLocally } from "./allowlist";
-import { cacheKey, CacheEntry, decodeEntry, encodeEntry, isServable, parseEpochSeconds } from "./cache/entry";
-import { lookupL1, storeL1 } from "./cache/l1";
-import { l2GetRequest, l2PutRequest } from "./cache/l2";
+import { cacheKey, CacheEntry, decodeEntry, isDueForRefresh, isServable, parseEpochSeconds } from "./cache/entry";
+import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./cache/inflight";
+import { lookupL1, readL1 } from "./cache/l1";
+import { l2GetRequest } from "./cache/l2";
 import { FilterConfig } from "./config";
 import { badRequest, credentialError, ErrorType, Rejection, unauthenticated, upstreamFailure } from "./errors";
-import { Identity, identitySourceName, resolveIdentity } from "./identity";
-import { JsonKind, parseJson } from "./json";
+import { Identity, resolveIdentity } from "./identity";
+import { expiresAtInBody, injectorCall, InjectorCall, injectorRejection } from "./injector";
 import { Tier, tierName } from "./metrics";
 import { HttpContext } from "./proxy-wasm/context";
 import {
@@ -26,11 +29,10 @@ import {
 } from "./proxy-wasm/host";
 import { Action, BufferType, MapType } from "./proxy-wasm/types";
 import { ExchangeRequest, parseExchangeRequest } from "./request";
-import { ExchangeRoot } from "./root";
+import { ExchangeRoot, nowMilliseconds, nowSeconds } from "./root";
 
-const enum Stage { PassThrough, AwaitingBody, AwaitingL2, AwaitingInjector, Done }
+const enum Stage { PassThrough, AwaitingBody, AwaitingL2, AwaitingInjector, AwaitingPeer, Done }
 
-const NANOS_PER_SECOND: u64 = 1_000_000_000;
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
 
 export class ExchangeStream extends HttpContext {
@@ -49,7 +51,10 @@ export class ExchangeStream extends HttpContext {
 
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
     const path = getHeader(MapType.HttpRequestHeaders, ":path");
-    if (path === null || !isExchangePath(path, this.exchange.config.exchangePath)) return Action.Continue;
+    if (path === null) return Action.Continue;
+    const trapPath = this.exchange.config.debugTrapPath;
+    if (trapPath !== null && isExchangePath(path, trapPath)) unreachable();
+    if (!isExchangePath(path, this.exchange.config.exchangePath)) return Action.Continue;
     this.startedAt = nowNanoseconds();
     removeClientHexrHeaders();
 
@@ -98,9 +103,13 @@ export class ExchangeStream extends HttpContext {
     metrics.invocation(request.service);
 
     // ---- 3. L1 ----
-    const cached = lookupL1(this.key, nowSeconds(), config.refreshBufferSeconds);
+    const now = nowSeconds();
+    const cached = lookupL1(this.key, now, config.refreshBufferSeconds);
     if (cached !== null) {
       metrics.hit(Tier.L1);
+      if (isDueForRefresh(cached, now, config.refreshBufferSeconds, config.refreshAheadPercent)) {
+        this.exchange.refreshInBackground(this.key, this.injectorCall());
+      }
       return this.replyFromCache(cached, Tier.L1);
     }
     metrics.miss(Tier.L1);
@@ -127,7 +136,7 @@ export class ExchangeStream extends HttpContext {
     const entry = value !== null ? decodeEntry(value) : null;
     if (entry !== null && isServable(entry.expiresAt, nowSeconds(), this.exchange.config.refreshBufferSeconds)) {
       this.exchange.metrics!.hit(Tier.L2);
-      storeL1(this.key, Uint8Array.wrap(value!), entry.expiresAt);
+      this.exchange.storeInL1(this.key, Uint8Array.wrap(value!), entry.expiresAt);
       this.replyFromCache(entry, Tier.L2);
       return;
     }
@@ -138,73 +147,75 @@ export class ExchangeStream extends HttpContext {
 
   // ---- 5. L3 ----
 
+  private injectorCall(): InjectorCall {
+    return injectorCall(this.exchange.config, this.identity!, this.request!, this.authorization);
+  }
+
   private askInjector(): void {
     const injector = this.exchange.config.injector;
-    const token = this.dispatchHttpCall(
-      injector.cluster, this.injectorRequestHeaders(), injectorRequestBody(this.request!), injector.timeoutMs);
+    if (!claimExchange(this.key, nowMilliseconds(), injector.timeoutMs)) {
+      // Another request is exchanging this very key: wait for its result instead of adding a call.
+      this.stage = Stage.AwaitingPeer;
+      this.exchange.addWaiter(this.key, this.id);
+      return;
+    }
+    const call = this.injectorCall();
+    const token = this.dispatchHttpCall(injector.cluster, call.headers, call.body, injector.timeoutMs);
     if (token == 0) {
-      this.exchange.metrics!.miss(Tier.L3);
-      this.reject(credentialError(503, "the credential injector is unavailable"));
+      this.failExchange(credentialError(503, "the credential injector is unavailable"));
       return;
     }
     this.stage = Stage.AwaitingInjector;
   }
 
-  private injectorRequestHeaders(): Header[] {
-    const config = this.exchange.config;
-    const identity = this.identity!;
-    const spiffe = identity.spiffe;
-    const request = this.request!;
-    const headers: Header[] = [
-      new Header(":method", "POST"),
-      new Header(":path", config.injectorPath),
-      new Header(":authority", config.injector.authority),
-      new Header("content-type", "application/json"),
-      new Header("x-hexr-spiffe-id", spiffe.uri),
-      new Header("x-hexr-tenant", spiffe.tenant),
-      new Header("x-hexr-agent", spiffe.agent),
-      new Header("x-hexr-role", spiffe.role),
-      new Header("x-hexr-identity-source", identitySourceName(identity.source)),
-      new Header("x-hexr-service", request.service),
-      new Header("x-hexr-region", request.region),
-    ];
-    const authorization = this.authorization;
-    if (authorization !== null) headers.push(new Header("authorization", authorization));
-    return headers;
-  }
-
   private onInjectorAnswer(numHeaders: u32, bodySize: u32): void {
-    const metrics = this.exchange.metrics!;
     if (numHeaders == 0) {
-      metrics.miss(Tier.L3);
-      this.reject(credentialError(503, "the credential injector is unavailable"));
+      this.failExchange(credentialError(503, "the credential injector is unavailable"));
       return;
     }
     const status = getHeader(MapType.HttpCallResponseHeaders, ":status");
     const body = bodySize > 0 ? getBuffer(BufferType.HttpCallResponseBody, 0, bodySize) : null;
     if (status != "200" || body === null) {
-      metrics.miss(Tier.L3);
-      this.reject(injectorRejection(parseStatus(status), body));
+      this.failExchange(injectorRejection(parseStatus(status), body));
       return;
     }
-    metrics.hit(Tier.L3);
+    this.exchange.metrics!.hit(Tier.L3);
     const credential = Uint8Array.wrap(body);
     const expiresHeader = getHeader(MapType.HttpCallResponseHeaders, "x-hexr-expires-at");
     const headerExpiry = expiresHeader !== null ? parseEpochSeconds(expiresHeader) : 0;
     const expiresAt = headerExpiry > 0 ? headerExpiry : expiresAtInBody(body);
-    this.cacheCredential(credential, expiresAt);
+    this.exchange.cacheCredential(this.key, credential, expiresAt);
+    releaseClaim(this.key);
     this.reply(credential, Tier.L3, expiresAt);
+    this.exchange.wakeWaiters(this.key);
   }
 
-  /** Fills L1 and writes through to L2 (nobody waits for that answer); no usable expiry → not cached. */
-  private cacheCredential(body: Uint8Array, expiresAt: i64): void {
-    const now = nowSeconds();
-    const config = this.exchange.config;
-    if (expiresAt == 0 || !isServable(expiresAt, now, config.refreshBufferSeconds)) return;
-    const entry = encodeEntry(expiresAt, body);
-    storeL1(this.key, entry, expiresAt);
-    const l2 = config.l2;
-    if (l2 !== null) this.exchange.dispatchHttpCall(l2.cluster, l2PutRequest(l2, this.key, expiresAt, now), entry, l2.timeoutMs);
+  /** The exchange this request led failed: tell the waiters, then answer stale or with the error. */
+  private failExchange(rejection: Rejection): void {
+    this.exchange.metrics!.miss(Tier.L3);
+    releaseClaimWithFailure(this.key, rejection.status, nowMilliseconds());
+    this.replyStaleOr(rejection);
+    this.exchange.wakeWaiters(this.key);
+  }
+
+  /** Called by the root when the exchange this request waited for has finished (or was abandoned). */
+  resumeAfterPeer(): void {
+    if (this.stage != Stage.AwaitingPeer) return;
+    const metrics = this.exchange.metrics!;
+    const nowMs = nowMilliseconds();
+    const cached = lookupL1(this.key, nowMs / 1000, this.exchange.config.refreshBufferSeconds);
+    if (cached !== null) {
+      metrics.coalesced();
+      this.replyFromCache(cached, Tier.L1);
+      return;
+    }
+    const claim = readClaim(this.key, nowMs);
+    if (claim.state == ClaimState.Failed) {
+      metrics.coalesced();
+      this.replyStaleOr(upstreamFailure(claim.status));
+      return;
+    }
+    this.askInjector(); // the leader left nothing usable (or vanished): exchange ourselves
   }
 
   onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
@@ -219,8 +230,28 @@ export class ExchangeStream extends HttpContext {
   }
 
   private reply(body: Uint8Array, tier: Tier, expiresAt: i64): Action {
-    const headers = [new Header("content-type", "application/json"), new Header("x-hexr-cache", tierName(tier))];
+    return this.send(body, tierName(tier), expiresAt, null);
+  }
+
+  /**
+   * Stale-if-error: when the injector cannot answer, an entry past its refresh buffer but still
+   * inside the credential's real lifetime is better than an error. Nothing past expiry, ever.
+   */
+  private replyStaleOr(rejection: Rejection): void {
+    const entry = readL1(this.key);
+    if (entry !== null && nowSeconds() < entry.expiresAt && rejection.status >= 500) {
+      this.exchange.metrics!.staleServed();
+      this.send(entry.body, "L1-stale", entry.expiresAt,
+        "110 - \"stale credential: the credential injector is unavailable\"");
+      return;
+    }
+    this.reject(rejection);
+  }
+
+  private send(body: Uint8Array, tier: string, expiresAt: i64, warning: string | null): Action {
+    const headers = [new Header("content-type", "application/json"), new Header("x-hexr-cache", tier)];
     if (expiresAt > 0) headers.push(new Header("x-hexr-expires-at", expiresAt.toString()));
+    if (warning !== null) headers.push(new Header("warning", warning));
     sendLocalResponse(200, "hexr_credential", body, headers);
     return this.finish();
   }
@@ -240,10 +271,6 @@ export class ExchangeStream extends HttpContext {
 }
 
 // ---- helpers of the flow ----
-
-function nowSeconds(): i64 {
-  return <i64>(nowNanoseconds() / NANOS_PER_SECOND);
-}
 
 function isExchangePath(path: string, exchangePath: string): bool {
   const query = path.indexOf("?");
@@ -306,38 +333,4 @@ function readCallBody(numHeaders: u32, bodySize: u32, expectedStatus: string): A
   if (numHeaders == 0 || bodySize == 0) return null;
   if (getHeader(MapType.HttpCallResponseHeaders, ":status") != expectedStatus) return null;
   return getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
-}
-
-/** The validated request, re-encoded: both values are of [a-z0-9_-], so no escaping is needed. */
-function injectorRequestBody(request: ExchangeRequest): Uint8Array {
-  const json = "{\"service\":\"" + request.service + "\",\"region\":\"" + request.region + "\"}";
-  return Uint8Array.wrap(String.UTF8.encode(json));
-}
-
-function expiresAtInBody(body: ArrayBuffer): i64 {
-  const root = parseJson(String.UTF8.decode(body)).value;
-  if (root === null) return 0;
-  const expiresAt = root.member("expires_at");
-  if (expiresAt === null || !expiresAt.isInteger() || expiresAt.number <= 0) return 0;
-  return <i64>expiresAt.number;
-}
-
-/**
- * The injector's own errors already speak the contract: their type and message are passed on,
- * re-encoded so nothing else in its body can reach the agent. Anything else (Envoy's own 503 when
- * the cluster is down, a 504 on timeout, a proxy's HTML page) is mapped onto the contract.
- */
-function injectorRejection(status: u32, body: ArrayBuffer | null): Rejection {
-  if (body !== null && status >= 400 && status <= 599) {
-    const root = parseJson(String.UTF8.decode(body)).value;
-    const error = root !== null ? root.member("error") : null;
-    const type = error !== null ? error.member("type") : null;
-    const message = error !== null ? error.member("message") : null;
-    if (type !== null && message !== null && type.kind == JsonKind.String && message.kind == JsonKind.String) {
-      if (type.text == "BadRequest") return new Rejection(status, ErrorType.BadRequest, message.text);
-      if (type.text == "AuthenticationError") return new Rejection(status, ErrorType.AuthenticationError, message.text);
-      if (type.text == "CredentialError") return new Rejection(status, ErrorType.CredentialError, message.text);
-    }
-  }
-  return upstreamFailure(status);
 }

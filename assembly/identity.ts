@@ -47,17 +47,21 @@ function isPathSegment(segment: string): bool {
 /** Parses an agent SPIFFE ID strictly; anything else (including other workload shapes) is null. */
 export function parseSpiffeId(uri: string): SpiffeId | null {
   if (uri.length > MAX_SPIFFE_ID_LENGTH || !uri.startsWith(SCHEME)) return null;
-  const parts = uri.substring(SCHEME.length).split("/");
-  if (parts.length != 5 || parts[1] != "agent") return null;
-  const trustDomain = parts[0];
-  if (trustDomain.length == 0) return null;
-  for (let i = 0; i < trustDomain.length; i++) {
-    if (!isTrustDomainChar(trustDomain.charCodeAt(i))) return null;
+  const domainEnd = uri.indexOf("/", SCHEME.length);
+  if (domainEnd <= SCHEME.length) return null;
+  for (let i = SCHEME.length; i < domainEnd; i++) {
+    if (!isTrustDomainChar(uri.charCodeAt(i))) return null;
   }
-  for (let i = 2; i < 5; i++) {
-    if (!isPathSegment(parts[i])) return null;
-  }
-  return new SpiffeId(uri, trustDomain, parts[2], parts[3], parts[4]);
+  const kindEnd = uri.indexOf("/", domainEnd + 1);
+  if (kindEnd < 0 || uri.substring(domainEnd + 1, kindEnd) != "agent") return null;
+  const tenantEnd = uri.indexOf("/", kindEnd + 1);
+  const agentEnd = tenantEnd < 0 ? -1 : uri.indexOf("/", tenantEnd + 1);
+  if (agentEnd < 0 || uri.indexOf("/", agentEnd + 1) >= 0) return null;
+  const tenant = uri.substring(kindEnd + 1, tenantEnd);
+  const agent = uri.substring(tenantEnd + 1, agentEnd);
+  const role = uri.substring(agentEnd + 1);
+  if (!isPathSegment(tenant) || !isPathSegment(agent) || !isPathSegment(role)) return null;
+  return new SpiffeId(uri, uri.substring(SCHEME.length, domainEnd), tenant, agent, role);
 }
 
 export class IdentityResult {

@@ -214,12 +214,12 @@ class Parser {
       const start = this.pos;
       const written = this.digits(0);
       if (this.pos == start) return this.fail("invalid number");
-      const magnitude = written > 100000 ? 100000 : <i32>written;
+      const magnitude = written > 400 ? 400 : <i32>written;
       exponent += sign == 0x2d ? -magnitude : magnitude;
     }
     const value = new JsonValue();
     value.kind = JsonKind.Number;
-    const scaled = exponent == 0 ? mantissa : mantissa * Math.pow(10, <f64>exponent);
+    const scaled = scaleByPowerOfTen(mantissa, exponent);
     value.number = negative ? -scaled : scaled;
     return value;
   }
@@ -233,6 +233,14 @@ class Parser {
     }
     return value;
   }
+}
+
+/** mantissa × 10^exponent by repeated steps: exact enough for configuration and expiry values. */
+function scaleByPowerOfTen(mantissa: f64, exponent: i32): f64 {
+  let value = mantissa;
+  for (let i = 0; i < exponent && value != Infinity; i++) value *= 10;
+  for (let i = 0; i > exponent && value != 0; i--) value /= 10;
+  return value;
 }
 
 function literal(kind: JsonKind, boolean: bool): JsonValue {

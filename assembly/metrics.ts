@@ -16,6 +16,10 @@ export class Metrics {
   private hits: u32[] = [0, 0, 0];
   private misses: u32[] = [0, 0, 0];
   private durationId: u32;
+  private coalescedId: u32;
+  private refreshesId: u32;
+  private staleId: u32;
+  private evictedId: u32;
 
   constructor(services: string[]) {
     for (let i = 0; i < services.length; i++) {
@@ -26,6 +30,10 @@ export class Metrics {
       this.misses[tier] = defineMetric(MetricType.Counter, "hexr_cache_misses.tier." + tierName(tier));
     }
     this.durationId = defineMetric(MetricType.Histogram, "hexr_request_duration_ms");
+    this.coalescedId = defineMetric(MetricType.Counter, "hexr_coalesced_requests");
+    this.refreshesId = defineMetric(MetricType.Counter, "hexr_refresh_ahead_exchanges");
+    this.staleId = defineMetric(MetricType.Counter, "hexr_stale_served");
+    this.evictedId = defineMetric(MetricType.Counter, "hexr_l1_evictions");
   }
 
   invocation(service: string): void {
@@ -37,4 +45,13 @@ export class Metrics {
   miss(tier: Tier): void { incrementMetric(this.misses[tier], 1); }
 
   recordDuration(milliseconds: u64): void { recordMetric(this.durationId, milliseconds); }
+
+  /** A request answered from an exchange another request started. */
+  coalesced(): void { incrementMetric(this.coalescedId, 1); }
+
+  refreshAhead(): void { incrementMetric(this.refreshesId, 1); }
+
+  staleServed(): void { incrementMetric(this.staleId, 1); }
+
+  evicted(count: i64): void { if (count > 0) incrementMetric(this.evictedId, count); }
 }

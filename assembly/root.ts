@@ -1,15 +1,41 @@
-// The plugin (root) context: validates the configuration once, defines the metrics, and creates
-// one ExchangeStream per HTTP request. Its state is shared by every stream of this worker.
+// The plugin (root) context of one worker: the validated configuration and metric ids, and the
+// work that outlives a single request — requests waiting for another request's exchange,
+// background refreshes, and the tick that evicts expired L1 entries.
+import { encodeEntry, isServable, parseEpochSeconds } from "./cache/entry";
+import { claimExchange, ClaimState, prepareClaims, readClaim, releaseClaim } from "./cache/inflight";
+import { evictIfExpired, lookupL1, storeL1 } from "./cache/l1";
+import { l2PutRequest } from "./cache/l2";
 import { FilterConfig, parseConfig } from "./config";
 import { ExchangeStream } from "./exchange";
+import { expiresAtInBody, InjectorCall } from "./injector";
 import { Metrics } from "./metrics";
-import { HttpContext, RootContext } from "./proxy-wasm/context";
-import { log } from "./proxy-wasm/host";
-import { LogLevel } from "./proxy-wasm/types";
+import { findStream, HttpContext, RootContext } from "./proxy-wasm/context";
+import { getBuffer, getHeader, log, nowNanoseconds, setEffectiveContext, setTickPeriodMilliseconds } from "./proxy-wasm/host";
+import { BufferType, LogLevel, MapType } from "./proxy-wasm/types";
+
+const NANOS_PER_MILLISECOND: u64 = 1_000_000;
+
+export function nowMilliseconds(): i64 {
+  return <i64>(nowNanoseconds() / NANOS_PER_MILLISECOND);
+}
+
+export function nowSeconds(): i64 {
+  return nowMilliseconds() / 1000;
+}
 
 export class ExchangeRoot extends RootContext {
   config: FilterConfig = new FilterConfig();
   metrics: Metrics | null = null;
+  // This worker's requests waiting for an exchange another request runs, as (key, stream id) pairs.
+  // Parallel arrays, like the refreshes below: bursts are short and a Map<string, u32[]> would add
+  // kilobytes of code to a module whose size is a target.
+  private waitingKeys: string[] = [];
+  private waitingStreams: u32[] = [];
+  private refreshTokens: u32[] = [];
+  private refreshKeys: string[] = [];
+  /** Keys this worker stored in L1 → their credential's expiry (epoch s): the tick clears them after it. */
+  private storedKeys: Map<string, u32> = new Map<string, u32>();
+  private nextEvictionMs: i64 = 0;
 
   onConfigure(configuration: ArrayBuffer): bool {
     const result = parseConfig(configuration);
@@ -20,11 +46,144 @@ export class ExchangeRoot extends RootContext {
     }
     this.config = result.config!;
     this.metrics = new Metrics(this.config.services);
+    prepareClaims();
+    this.nextEvictionMs = nowMilliseconds() + this.config.evictionIntervalSeconds * 1000;
+    setTickPeriodMilliseconds(this.idleTickMs());
+    if (this.config.debugTrapPath !== null) {
+      log(LogLevel.Warn, "hexr exchange filter: debug_trap_path is set; requests to it trap the VM (tests only)");
+    }
     log(LogLevel.Info, "hexr exchange filter configured for " + this.config.exchangePath);
     return true;
   }
 
   newHttpContext(id: u32): HttpContext {
     return new ExchangeStream(id, this);
+  }
+
+  private idleTickMs(): u32 {
+    return <u32>(this.config.evictionIntervalSeconds * 1000);
+  }
+
+  // ---- filling the caches ----
+
+  /** Fills L1 and writes through to L2 (nobody waits for that answer); no usable expiry → not cached. */
+  cacheCredential(key: string, body: Uint8Array, expiresAt: i64): void {
+    const now = nowSeconds();
+    if (expiresAt == 0 || !isServable(expiresAt, now, this.config.refreshBufferSeconds)) return;
+    const entry = encodeEntry(expiresAt, now, body);
+    this.storeInL1(key, entry, expiresAt);
+    const l2 = this.config.l2;
+    if (l2 !== null) this.dispatchHttpCall(l2.cluster, l2PutRequest(l2, key, expiresAt, now), entry, l2.timeoutMs);
+  }
+
+  storeInL1(key: string, entry: Uint8Array, expiresAt: i64): void {
+    if (storeL1(key, entry, expiresAt)) this.storedKeys.set(key, <u32>expiresAt);
+  }
+
+  // ---- coalescing: one exchange per key, however many requests want it ----
+
+  addWaiter(key: string, streamId: u32): void {
+    this.waitingKeys.push(key);
+    this.waitingStreams.push(streamId);
+    // Waiters on other workers learn of the result by looking again, so look often while anyone waits.
+    setTickPeriodMilliseconds(<u32>this.config.coalescePollMs);
+  }
+
+  /** Lets this worker's waiters for `key` look at L1 (and the claim) again. */
+  wakeWaiters(key: string): void {
+    const woken = new Array<u32>();
+    let kept = 0;
+    for (let i = 0; i < this.waitingKeys.length; i++) {
+      if (this.waitingKeys[i] == key) {
+        woken.push(this.waitingStreams[i]);
+      } else {
+        this.waitingKeys[kept] = this.waitingKeys[i];
+        this.waitingStreams[kept++] = this.waitingStreams[i];
+      }
+    }
+    if (woken.length == 0) return;
+    this.waitingKeys.length = kept;
+    this.waitingStreams.length = kept;
+    if (kept == 0) setTickPeriodMilliseconds(this.idleTickMs());
+    for (let i = 0; i < woken.length; i++) {
+      const stream = findStream(woken[i]);
+      if (stream === null || !(stream instanceof ExchangeStream)) continue; // the agent hung up
+      setEffectiveContext(woken[i]);
+      (<ExchangeStream>stream).resumeAfterPeer();
+    }
+  }
+
+  private pollWaiters(): void {
+    const nowMs = nowMilliseconds();
+    const checked = new Array<string>();
+    for (let i = 0; i < this.waitingKeys.length; i++) {
+      const key = this.waitingKeys[i];
+      if (checked.includes(key)) continue;
+      checked.push(key);
+      const filled = lookupL1(key, nowMs / 1000, this.config.refreshBufferSeconds) !== null;
+      if (filled || readClaim(key, nowMs).state != ClaimState.Pending) this.wakeWaiters(key);
+    }
+  }
+
+  // ---- refresh-ahead ----
+
+  /** Starts one background re-exchange for `key` unless one is already running anywhere in this Envoy. */
+  refreshInBackground(key: string, call: InjectorCall): void {
+    const injector = this.config.injector;
+    if (!claimExchange(key, nowMilliseconds(), injector.timeoutMs)) return;
+    const token = this.dispatchHttpCall(injector.cluster, call.headers, call.body, injector.timeoutMs);
+    if (token == 0) {
+      releaseClaim(key);
+      return;
+    }
+    this.refreshTokens.push(token);
+    this.refreshKeys.push(key);
+    this.metrics!.refreshAhead();
+  }
+
+  onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
+    const index = this.refreshTokens.indexOf(token);
+    if (index < 0) return; // an L2 write-through: nothing waits for its answer
+    const key = this.refreshKeys[index];
+    const last = this.refreshTokens.length - 1;
+    this.refreshTokens[index] = this.refreshTokens[last];
+    this.refreshKeys[index] = this.refreshKeys[last];
+    this.refreshTokens.length = last;
+    this.refreshKeys.length = last;
+    if (numHeaders > 0 && bodySize > 0 && getHeader(MapType.HttpCallResponseHeaders, ":status") == "200") {
+      const body = getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
+      if (body !== null) {
+        const header = getHeader(MapType.HttpCallResponseHeaders, "x-hexr-expires-at");
+        const headerExpiry = header !== null ? parseEpochSeconds(header) : 0;
+        this.cacheCredential(key, Uint8Array.wrap(body), headerExpiry > 0 ? headerExpiry : expiresAtInBody(body));
+      }
+    }
+    // A failed refresh costs nothing: the entry is still servable and the next hit tries again.
+    releaseClaim(key);
+    this.wakeWaiters(key);
+  }
+
+  // ---- the tick ----
+
+  onTick(): void {
+    if (this.waitingKeys.length > 0) this.pollWaiters();
+    const nowMs = nowMilliseconds();
+    if (nowMs >= this.nextEvictionMs) {
+      this.nextEvictionMs = nowMs + this.config.evictionIntervalSeconds * 1000;
+      this.evictExpired(nowMs / 1000);
+    }
+  }
+
+  private evictExpired(nowSeconds: i64): void {
+    const keys = this.storedKeys.keys();
+    let evicted: i64 = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (<i64>this.storedKeys.get(key) > nowSeconds) continue;
+      // Another worker may have stored a fresher entry under the key since: evictIfExpired checks.
+      if (evictIfExpired(key, nowSeconds)) evicted++;
+      this.storedKeys.delete(key);
+    }
+    this.metrics!.evicted(evicted);
   }
 }

@@ -1,14 +1,19 @@
-// One cached credential, as stored in L1 (shared data) and L2 (the bridge): "{expires_at}\n{body}".
-// The body is the injector's reply byte for byte, so every tier answers exactly what L3 answered.
+// One cached credential, as stored in L1 (shared data) and L2 (the bridge):
+// "{expires_at},{stored_at}\n{body}" (",{stored_at}" optional). The body is the injector's reply
+// byte for byte, so every tier answers exactly what L3 answered; stored_at lets refresh-ahead
+// tell how much of the entry's servable life is left.
 
 export class CacheEntry {
-  constructor(public expiresAt: i64, public body: Uint8Array) {}
+  constructor(public expiresAt: i64, public storedAt: i64, public body: Uint8Array) {}
 }
 
 const MAX_EXPIRY_DIGITS = 12;
 
-export function encodeEntry(expiresAt: i64, body: Uint8Array): Uint8Array {
-  const prefix = Uint8Array.wrap(String.UTF8.encode(expiresAt.toString() + "\n"));
+/** Where the last readNumber stopped (a module field so the hot path returns no tuple object). */
+let numberEnd: i32 = 0;
+
+export function encodeEntry(expiresAt: i64, storedAt: i64, body: Uint8Array): Uint8Array {
+  const prefix = Uint8Array.wrap(String.UTF8.encode(expiresAt.toString() + "," + storedAt.toString() + "\n"));
   const entry = new Uint8Array(prefix.length + body.length);
   entry.set(prefix);
   entry.set(body, prefix.length);
@@ -19,22 +24,47 @@ export function encodeEntry(expiresAt: i64, body: Uint8Array): Uint8Array {
 export function decodeEntry(data: ArrayBuffer): CacheEntry | null {
   const size = data.byteLength;
   const base = changetype<usize>(data);
-  let expiresAt: i64 = 0;
-  let digits = 0;
-  while (digits < size && digits <= MAX_EXPIRY_DIGITS) {
-    const c = <i32>load<u8>(base + digits);
-    if (c == 0x0a) break;
-    if (c < 0x30 || c > 0x39) return null;
-    expiresAt = expiresAt * 10 + (c - 0x30);
-    digits++;
+  const expiresAt = readNumber(base, 0, size);
+  if (expiresAt < 0) return null;
+  let offset = numberEnd;
+  let storedAt: i64 = 0;
+  if (offset < size && load<u8>(base + offset) == 0x2c) {
+    storedAt = readNumber(base, offset + 1, size);
+    if (storedAt < 0) return null;
+    offset = numberEnd;
   }
-  if (digits == 0 || digits > MAX_EXPIRY_DIGITS || digits + 1 >= size || load<u8>(base + digits) != 0x0a) return null;
-  return new CacheEntry(expiresAt, Uint8Array.wrap(data, digits + 1, size - digits - 1));
+  if (offset + 1 >= size || load<u8>(base + offset) != 0x0a) return null;
+  return new CacheEntry(expiresAt, storedAt, Uint8Array.wrap(data, offset + 1, size - offset - 1));
+}
+
+/** Decimal digits from `start`; -1 when there are none or too many. */
+function readNumber(base: usize, start: i32, size: i32): i64 {
+  let value: i64 = 0;
+  let end = start;
+  while (end < size && end - start <= MAX_EXPIRY_DIGITS) {
+    const c = <i32>load<u8>(base + end);
+    if (c < 0x30 || c > 0x39) break;
+    value = value * 10 + (c - 0x30);
+    end++;
+  }
+  numberEnd = end;
+  return end == start || end - start > MAX_EXPIRY_DIGITS ? -1 : value;
 }
 
 /** Served only while now < expires_at − buffer: never an expired or nearly expired credential. */
 export function isServable(expiresAt: i64, nowSeconds: i64, bufferSeconds: i64): bool {
   return nowSeconds < expiresAt - bufferSeconds;
+}
+
+/**
+ * True in the last `percent` % of the entry's servable life, when a background re-exchange
+ * should start so that a busy agent never meets a miss. Entries without stored_at never qualify.
+ */
+export function isDueForRefresh(entry: CacheEntry, nowSeconds: i64, bufferSeconds: i64, percent: i64): bool {
+  if (percent <= 0 || entry.storedAt <= 0) return false;
+  const servableUntil = entry.expiresAt - bufferSeconds;
+  const life = servableUntil - entry.storedAt;
+  return life > 0 && (servableUntil - nowSeconds) * 100 < life * percent;
 }
 
 /** Parses an epoch-seconds value such as the x-hexr-expires-at header; 0 when unusable. */

@@ -7,11 +7,29 @@ import { CacheEntry, decodeEntry, isServable } from "./entry";
 const CAS_ATTEMPTS = 3;
 
 export function lookupL1(key: string, nowSeconds: i64, bufferSeconds: i64): CacheEntry | null {
+  const entry = readL1(key);
+  return entry !== null && isServable(entry.expiresAt, nowSeconds, bufferSeconds) ? entry : null;
+}
+
+/** The entry whatever its age: for stale-if-error, which still never passes the real expiry. */
+export function readL1(key: string): CacheEntry | null {
   const stored = getSharedData(key);
-  if (stored === null) return null;
+  return stored !== null ? decodeEntry(stored.data) : null;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Clears the entry if its credential has expired. The ABI (0.2.1) cannot delete a key, so the
+ * value is emptied: the body's memory is freed and only the key remains.
+ */
+export function evictIfExpired(key: string, nowSeconds: i64): bool {
+  const stored = getSharedData(key);
+  if (stored === null) return true;
   const entry = decodeEntry(stored.data);
-  if (entry === null || !isServable(entry.expiresAt, nowSeconds, bufferSeconds)) return null;
-  return entry;
+  if (entry !== null && nowSeconds < entry.expiresAt) return false;
+  if (stored.data.byteLength > 0) setSharedData(key, EMPTY, stored.cas);
+  return true;
 }
 
 /** Stores an entry unless a worker already holds one that lives at least as long. */

@@ -33,7 +33,7 @@ export class HttpContext {
   /** Dispatches an HTTP call whose answer is routed back to this stream (0 when the host refused it). */
   dispatchHttpCall(cluster: string, headers: Header[], body: Uint8Array | null, timeoutMs: u32): u32 {
     const token = httpCall(cluster, headers, body, timeoutMs);
-    if (token != 0) callOwners.set(token, this.id);
+    if (token != 0) callOwners.set(token, this);
     return token;
   }
 }
@@ -48,8 +48,8 @@ export function setRootContextFactory(factory: RootFactory): void {
 
 export const roots = new Map<u32, RootContext>();
 export const streams = new Map<u32, HttpContext>();
-/** HTTP call token → id of the stream waiting for it. */
-export const callOwners = new Map<u32, u32>();
+/** HTTP call token → the stream waiting for it. */
+export const callOwners = new Map<u32, HttpContext>();
 
 export function createContext(id: u32, parentId: u32): void {
   if (parentId == 0) {
@@ -70,9 +70,9 @@ export function findStream(id: u32): HttpContext | null {
 /** The stream waiting for this call, if it is still alive; the token is forgotten either way. */
 export function takeCallOwner(token: u32): HttpContext | null {
   if (!callOwners.has(token)) return null;
-  const streamId = callOwners.get(token);
+  const owner = callOwners.get(token);
   callOwners.delete(token);
-  return findStream(streamId);
+  return findStream(owner.id) === owner ? owner : null;
 }
 
 export function deleteContext(id: u32): void {

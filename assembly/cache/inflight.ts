@@ -1,0 +1,98 @@
+// The in-flight marker that makes one exchange serve a burst: before calling the injector for a
+// key, a worker claims "inflight:{key}" in shared data with compare-and-swap. Every worker of this
+// Envoy sees the claim, so N concurrent misses for one key cause one exchange; the others wait
+// for L1 to fill. A claim carries its deadline so a crashed or stuck leader cannot block a key.
+//
+//   "P{deadline_ms}"          an exchange is running
+//   "F{status}:{until_ms}"    the last exchange failed with this status (waiters answer with it)
+//   ""                        free
+//
+// Envoy's shared data cannot create a key atomically (a write with cas 0 always lands), so claims
+// are made under one lock key that exists from configuration on and is taken with CAS.
+import { getSharedData, setSharedData } from "../proxy-wasm/host";
+import { Status } from "../proxy-wasm/types";
+
+export const enum ClaimState { Free, Pending, Failed }
+
+export class Claim {
+  constructor(public state: ClaimState, public status: u32, public cas: u32) {}
+}
+
+/** How long a failure is remembered for waiters that arrive just after it. */
+const FAILURE_MEMORY_MS: i64 = 1000;
+const EMPTY = new Uint8Array(0);
+const LOCK_KEY = "inflight:lock";
+/** A lock older than this belonged to a worker that died between lock and unlock. */
+const LOCK_LEASE_MS: i64 = 100;
+const LOCK_ATTEMPTS = 16;
+
+/** Creates the lock key; called at configuration, before any request can race for it. */
+export function prepareClaims(): void {
+  if (getSharedData(LOCK_KEY) === null) setSharedData(LOCK_KEY, EMPTY, 0);
+}
+
+function markerKey(key: string): string {
+  return "inflight:" + key;
+}
+
+function parseDigits(text: string, from: i32, to: i32): i64 {
+  let value: i64 = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    value = value * 10 + (c - 0x30);
+  }
+  return to > from ? value : -1;
+}
+
+export function readClaim(key: string, nowMs: i64): Claim {
+  const stored = getSharedData(markerKey(key));
+  if (stored === null) return new Claim(ClaimState.Free, 0, 0);
+  const text = String.UTF8.decode(stored.data);
+  if (text.startsWith("P")) {
+    const deadline = parseDigits(text, 1, text.length);
+    if (deadline > nowMs) return new Claim(ClaimState.Pending, 0, stored.cas);
+  } else if (text.startsWith("F")) {
+    const colon = text.indexOf(":");
+    const until = colon > 0 ? parseDigits(text, colon + 1, text.length) : -1;
+    if (until > nowMs) return new Claim(ClaimState.Failed, <u32>parseDigits(text, 1, colon), stored.cas);
+  }
+  return new Claim(ClaimState.Free, 0, stored.cas);
+}
+
+/** Claims the exchange of `key` for this worker; false when another exchange is already running. */
+export function claimExchange(key: string, nowMs: i64, timeoutMs: i64): bool {
+  if (!lockClaims(nowMs)) return false;
+  const claimed = readClaim(key, nowMs).state != ClaimState.Pending;
+  if (claimed) {
+    const marker = Uint8Array.wrap(String.UTF8.encode("P" + (nowMs + timeoutMs).toString()));
+    setSharedData(markerKey(key), marker, 0);
+  }
+  setSharedData(LOCK_KEY, EMPTY, 0);
+  return claimed;
+}
+
+function lockClaims(nowMs: i64): bool {
+  const held = Uint8Array.wrap(String.UTF8.encode("L" + (nowMs + LOCK_LEASE_MS).toString()));
+  for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+    const stored = getSharedData(LOCK_KEY);
+    if (stored === null) {
+      prepareClaims();
+      continue;
+    }
+    const text = String.UTF8.decode(stored.data);
+    if (text.length > 1 && parseDigits(text, 1, text.length) > nowMs) continue; // another worker holds it
+    if (setSharedData(LOCK_KEY, held, stored.cas) == Status.Ok) return true;
+  }
+  return false;
+}
+
+export function releaseClaim(key: string): void {
+  setSharedData(markerKey(key), EMPTY, 0);
+}
+
+/** Releases the claim and tells the waiters how the exchange failed. */
+export function releaseClaimWithFailure(key: string, status: u32, nowMs: i64): void {
+  const marker = "F" + status.toString() + ":" + (nowMs + FAILURE_MEMORY_MS).toString();
+  setSharedData(markerKey(key), Uint8Array.wrap(String.UTF8.encode(marker)), 0);
+}
