@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, startProcess, type RunningProcess } from "./processes.ts";
+import { freePort, startProcess, type ProcessSpec, type RunningProcess } from "./processes.ts";
 import { tools } from "./tools.ts";
 
 export interface RecordedRequest {
@@ -28,21 +28,25 @@ export interface MotoServer {
 
 const BIND_ATTEMPTS = 3;
 
+/** How moto is started everywhere; it writes its recording into `dir`, which keeps it out of the repository. */
+export function motoProcessSpec(port: number, dir: string): ProcessSpec {
+  return {
+    name: "moto",
+    command: tools.motoServer(),
+    args: ["-H", "127.0.0.1", "-p", String(port)],
+    cwd: dir,
+    env: { MOTO_RECORDER_FILEPATH: path.join(dir, "recording.jsonl") },
+    ready: { url: `http://127.0.0.1:${port}/moto-api/` },
+    timeoutMs: 60_000,
+  };
+}
+
 export async function startMoto(): Promise<MotoServer> {
-  // moto writes its recording into the working directory: keep it out of the repository.
   const dir = await mkdtemp(path.join(tmpdir(), "hexr-moto-"));
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     try {
-      const process = await startProcess({
-        name: "moto",
-        command: tools.motoServer(),
-        args: ["-H", "127.0.0.1", "-p", String(port)],
-        cwd: dir,
-        env: { MOTO_RECORDER_FILEPATH: path.join(dir, "recording.jsonl") },
-        ready: { url: `http://127.0.0.1:${port}/moto-api/` },
-        timeoutMs: 60_000,
-      });
+      const process = await startProcess(motoProcessSpec(port, dir));
       return handle(process, port, dir);
     } catch (error) {
       if (attempt >= BIND_ATTEMPTS) {

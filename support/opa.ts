@@ -1,6 +1,6 @@
 // The real OPA server on loopback, serving the project's Rego policies (policy/) over its REST API.
 import path from "node:path";
-import { freePort, startProcess, type RunningProcess } from "./processes.ts";
+import { freePort, startProcess, type ProcessSpec, type RunningProcess } from "./processes.ts";
 import { projectRoot, tools } from "./tools.ts";
 
 export interface OpaServer {
@@ -18,6 +18,20 @@ export interface StartOpaOptions {
   port?: number;
 }
 
+/**
+ * How OPA is started everywhere (tests and the local stack): loopback only, no version check
+ * (it would call out to the internet), and without the policies' own unit tests.
+ */
+export function opaProcessSpec(port: number, policyDir = path.join(projectRoot, "policy")): ProcessSpec {
+  return {
+    name: "opa",
+    command: tools.opa(),
+    args: ["run", "--server", "--addr", `127.0.0.1:${port}`, "--skip-version-check", "--log-level", "error", "--ignore", "*_test.rego", policyDir],
+    ready: { url: `http://127.0.0.1:${port}/health` },
+    timeoutMs: 30_000,
+  };
+}
+
 // freePort() can race with another process taking the port before OPA binds it.
 const BIND_ATTEMPTS = 3;
 
@@ -26,13 +40,7 @@ export async function startOpa(options: StartOpaOptions = {}): Promise<OpaServer
   for (let attempt = 1; ; attempt++) {
     const port = options.port ?? (await freePort());
     try {
-      const process = await startProcess({
-        name: "opa",
-        command: tools.opa(),
-        args: ["run", "--server", "--addr", `127.0.0.1:${port}`, "--skip-version-check", "--log-level", "error", "--ignore", "*_test.rego", policyDir],
-        ready: { url: `http://127.0.0.1:${port}/health` },
-        timeoutMs: 30_000,
-      });
+      const process = await startProcess(opaProcessSpec(port, policyDir));
       return handle(process, port);
     } catch (error) {
       if (options.port !== undefined || attempt >= BIND_ATTEMPTS) throw error;

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { freePort, startProcess, type RunningProcess } from "./processes.ts";
+import { freePort, startProcess, type ProcessSpec, type RunningProcess } from "./processes.ts";
 import { tools } from "./tools.ts";
 
 const run = promisify(execFile);
@@ -99,12 +99,7 @@ async function startServer(spec: ServerSpec): Promise<{ process: RunningProcess;
   for (let attempt = 1; ; attempt++) {
     const port = spec.fixedPort ?? (await freePort());
     try {
-      const process = await startProcess({
-        name: `valkey:${port}`,
-        command: tools.valkeyServer(),
-        args: [...baseArgs(port, spec.dir), ...((await spec.extraArgs?.()) ?? [])],
-        ready: { logLine: READY_LINE },
-      });
+      const process = await startProcess(valkeyProcessSpec(port, spec.dir, (await spec.extraArgs?.()) ?? []));
       return { process, port };
     } catch (error) {
       const portTaken = /Address already in use/i.test(String(error));
@@ -113,14 +108,14 @@ async function startServer(spec: ServerSpec): Promise<{ process: RunningProcess;
   }
 }
 
-function baseArgs(port: number, dir: string): string[] {
-  return [
-    "--port", String(port),
-    "--bind", "127.0.0.1",
-    "--save", "",
-    "--appendonly", "no",
-    "--dir", dir,
-  ];
+/** How a Valkey server is started everywhere: loopback only, nothing persisted. */
+export function valkeyProcessSpec(port: number, dir: string, extraArgs: string[] = []): ProcessSpec {
+  return {
+    name: `valkey:${port}`,
+    command: tools.valkeyServer(),
+    args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, ...extraArgs],
+    ready: { logLine: READY_LINE },
+  };
 }
 
 function clusterArgs(dir: string): () => Promise<string[]> {

@@ -1,0 +1,71 @@
+// `npm start`: the whole local stack on its documented loopback ports (stack/defaults.ts), until
+// Ctrl-C. Logs go to .run/stack/logs/, one file per part.
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { canConnect } from "../support/processes.ts";
+import { projectRoot } from "../support/tools.ts";
+import { issueX509Svid } from "./dev-identity.ts";
+import { DEFAULT_PORTS, DEMO_AGENT_ID, startStack, type Stack, type StackPorts } from "../stack/index.ts";
+
+const runDir = path.join(projectRoot, ".run", "stack");
+const relative = (file: string) => path.relative(process.cwd(), file) || ".";
+
+async function portsInUse(ports: StackPorts): Promise<string[]> {
+  const checks = await Promise.all(Object.entries(ports).map(async ([name, port]) => ((await canConnect(port)) ? `${name} (${port})` : "")));
+  return checks.filter(Boolean);
+}
+
+function banner(stack: Stack, svid: { cert: string; key: string }): string {
+  const { ports, envoy } = stack;
+  const body = `'{"service":"aws_s3","region":"us-west-2"}'`;
+  return `
+Hexr local stack is up, everything on 127.0.0.1:
+  agent listener  ${envoy.agentUrl}/exchange     agents send their JWT-SVID (Authorization: Bearer)
+                  ${envoy.agentMtlsUrl}/exchange    agents present their X.509-SVID (mTLS)
+  Envoy admin     ${envoy.adminUrl}              the filter's metrics: ${envoy.adminUrl}/stats?filter=wasmcustom
+  injector ${ports.injector} (mTLS)   bridge ${ports.bridge}   OPA ${ports.opa}   moto (STS, S3) ${ports.moto}   Valkey ${ports.valkey}
+  logs            ${relative(path.join(stack.runDir, "logs"))}/  (envoy-pod-a.log, injector.log, ...; Envoy's access log: ${relative(envoy.accessLogPath)})
+
+Get a JWT-SVID for a dev agent and exchange it (first from L3, then from L1: see x-hexr-cache):
+  TOKEN=$(npm run -s token -- ${DEMO_AGENT_ID})
+  curl -si ${envoy.agentUrl}/exchange -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d ${body}
+
+The same agent with its X.509-SVID (the JWT-SVID still travels: the injector presents it to STS):
+  curl -si --cacert ${relative(stack.identity.ca)} --cert ${relative(svid.cert)} --key ${relative(svid.key)} \\
+       ${envoy.agentMtlsUrl}/exchange -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d ${body}
+
+Ctrl-C stops everything.
+`;
+}
+
+async function main(): Promise<void> {
+  const busy = await portsInUse(DEFAULT_PORTS);
+  if (busy.length > 0) {
+    console.error(`cannot start: something already listens on ${busy.join(", ")} (another \`npm start\`?)`);
+    process.exit(1);
+  }
+  rmSync(runDir, { recursive: true, force: true });
+  console.log("starting Valkey, the bridge, OPA, moto, the injector and Envoy ...");
+  const started = Date.now();
+  const stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true });
+  const svid = await issueX509Svid(DEMO_AGENT_ID);
+  console.log(banner(stack, svid));
+  console.log(`(up in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping ...`);
+    await stack.stop();
+    console.log(`stopped; logs kept in ${relative(path.join(runDir, "logs"))}/`);
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((error: Error) => {
+  console.error(`the stack did not start: ${error.message}`);
+  process.exit(1);
+});

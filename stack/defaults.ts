@@ -1,0 +1,45 @@
+// The local stack's fixed ports (`npm start`, docker-compose.yml) and the dev identities the
+// README and the tests use. Tests pass 0 for every port and get free ones instead.
+
+export interface StackPorts {
+  /** Envoy agent listener, plain HTTP (agents call it unchanged, with a JWT-SVID). */
+  agent: number;
+  /** Envoy agent listener for agents presenting an X.509-SVID (mTLS). */
+  agentMtls: number;
+  /** Envoy admin: /ready, /stats. */
+  admin: number;
+  /** Credential Injector, HTTPS with a required client certificate (the sidecar's SVID). */
+  injector: number;
+  /** Valkey HTTP bridge (L2). */
+  bridge: number;
+  opa: number;
+  /** moto: AWS STS and S3. */
+  moto: number;
+  valkey: number;
+}
+
+export const DEFAULT_PORTS: Readonly<StackPorts> = {
+  agent: 15080,
+  agentMtls: 15081,
+  admin: 15000,
+  injector: 15443,
+  bridge: 15090,
+  opa: 15181,
+  moto: 15500,
+  valkey: 16379,
+};
+
+/** Every port 0: each part gets a free loopback port (tests, several stacks side by side). */
+export const FREE_PORTS: Readonly<StackPorts> = {
+  agent: 0,
+  agentMtls: 0,
+  admin: 0,
+  injector: 0,
+  bridge: 0,
+  opa: 0,
+  moto: 0,
+  valkey: 0,
+};
+
+/** An agent the dev OPA policy (policy/data.json) grants aws_s3 in full. */
+export const DEMO_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/research-analyst/main";

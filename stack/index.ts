@@ -1,0 +1,243 @@
+// The whole local stack on loopback: Valkey, the L2 bridge, OPA, moto (STS and S3), the Credential
+// Injector and one or more Envoy sidecars running the exchange filter. Used by `npm start`
+// (scripts/stack.ts, fixed ports), by the e2e tests (free ports) and by the benchmark.
+//
+//   const stack = await startStack();            // every port free
+//   await fetch(`${stack.envoy.agentUrl}/exchange`, ...);
+//   await stack.parts.bridge.stop();             // any part can be stopped and started again
+//   await stack.envoy.restart();                 // L1 is gone, L2 remains
+//   const podB = await stack.addSidecar("pod-b"); // a second pod sharing L2
+//   await stack.stop();
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import path from "node:path";
+import { freePort } from "../support/processes.ts";
+import { projectRoot } from "../support/tools.ts";
+import { ensureDevKeyFile } from "../bridge/keyfile.ts";
+import {
+  DEV_AUDIENCE,
+  DEV_ISSUER,
+  INJECTOR_SPIFFE_ID,
+  defaultDevIdentityDir,
+  ensureDevIdentity,
+  type DevIdentityPaths,
+} from "../scripts/dev-identity.ts";
+import { FREE_PORTS, type StackPorts } from "./defaults.ts";
+import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
+import type { Part } from "./part.ts";
+import { loadFilterConfiguration, type FilterConfiguration, type SidecarValues } from "./render.ts";
+import { bridgePart, injectorPart, motoPart, opaPart, valkeyPart } from "./services.ts";
+
+export type { EnvoySidecar } from "./envoy.ts";
+export type { Part } from "./part.ts";
+export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, type StackPorts } from "./defaults.ts";
+
+export const defaultWasmPath = path.join(projectRoot, "build", "exchange_filter.wasm");
+
+export interface StackOptions {
+  /** Ports for each part; 0 (the default) picks a free one. */
+  ports?: Partial<StackPorts>;
+  /** Rendered configs, data and logs; default a fresh directory under .run/ (removed by stop()). */
+  runDir?: string;
+  /** Dev identity material (scripts/dev-identity.ts); default .dev/. */
+  identityDir?: string;
+  wasmPath?: string;
+  /** Envoy worker threads. */
+  concurrency?: number;
+  /** Envoy's log level; see EnvoyOptions.logLevel for why nothing below info. */
+  envoyLogLevel?: EnvoyLogLevel;
+  /** The exchange filter's log level (Envoy's wasm component). */
+  wasmLogLevel?: EnvoyOptions["wasmLogLevel"];
+  /** Changes to envoy/exchange-filter.json for this stack; `l2: null` turns L2 off. */
+  filterOverrides?: FilterConfiguration;
+  /** Copy each part's output to runDir/logs/{part}.log as it runs. */
+  logFiles?: boolean;
+}
+
+export interface Stack {
+  readonly runDir: string;
+  readonly identity: DevIdentityPaths;
+  readonly ports: Readonly<StackPorts>;
+  /** The first sidecar ("pod-a"), on ports.agent / ports.agentMtls / ports.admin. */
+  readonly envoy: EnvoySidecar;
+  readonly sidecars: readonly EnvoySidecar[];
+  readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part };
+  /** Another sidecar on free ports, sharing the injector, the bridge and Valkey: a second pod. */
+  addSidecar(name: string): Promise<EnvoySidecar>;
+  /** Output of every part and sidecar so far, by name. */
+  logs(): Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** Free ports are picked before the parts bind them, so another process can take one meanwhile. */
+const START_ATTEMPTS = 3;
+const PORT_TAKEN = /address already in use|EADDRINUSE/i;
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const choosesPorts = Object.values({ ...FREE_PORTS, ...options.ports }).includes(0);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOnce(options);
+    } catch (error) {
+      if (!choosesPorts || attempt >= START_ATTEMPTS || !PORT_TAKEN.test(String(error))) throw error;
+    }
+  }
+}
+
+async function startStackOnce(options: StackOptions): Promise<Stack> {
+  const identity = await ensureDevIdentity(options.identityDir ?? defaultDevIdentityDir);
+  const wasmPath = options.wasmPath ?? defaultWasmPath;
+  if (!existsSync(wasmPath)) throw new Error(`${wasmPath} does not exist: run \`npm run build\` first`);
+  const ownsRunDir = options.runDir === undefined;
+  const runDir = options.runDir ?? makeRunDir();
+  const logDir = options.logFiles ? path.join(runDir, "logs") : undefined;
+  const ports = await resolvePorts({ ...FREE_PORTS, ...options.ports });
+  const keyFile = ensureDevKeyFile(path.join(identity.dir, "l2-bridge.key"));
+  const filterConfiguration = withOverrides(loadFilterConfiguration(), options.filterOverrides);
+
+  const valkeyDir = path.join(runDir, "valkey");
+  mkdirSync(valkeyDir, { recursive: true });
+  const parts = {
+    valkey: valkeyPart(ports.valkey, valkeyDir, logDir),
+    bridge: bridgePart({ port: ports.bridge, valkeyUrl: `redis://127.0.0.1:${ports.valkey}`, keyFile, logDir }),
+    opa: opaPart(ports.opa, logDir),
+    moto: motoPart(ports.moto, logDir),
+    injector: await injectorPart({
+      port: ports.injector,
+      opaUrl: `http://127.0.0.1:${ports.opa}`,
+      stsEndpoint: `http://127.0.0.1:${ports.moto}`,
+      identityDir: identity.dir,
+      configFile: path.join(runDir, "injector.json"),
+      logDir,
+    }),
+  };
+  const sidecars: EnvoySidecar[] = [];
+
+  const sidecar = (name: string, sidecarPorts: SidecarPorts) =>
+    createEnvoySidecar({
+      name,
+      runDir,
+      concurrency: options.concurrency ?? 2,
+      logLevel: options.envoyLogLevel,
+      wasmLogLevel: options.wasmLogLevel,
+      logFile: logDir ? path.join(logDir, `envoy-${name}.log`) : undefined,
+      values: nativeSidecarValues({ sidecarPorts, ports, identity, wasmPath, filterConfiguration }),
+    });
+
+  const stopAll = async () => {
+    // Front to back, so nothing in front sees a dependency vanish before it is gone itself.
+    await Promise.allSettled(sidecars.map((s) => s.stop()));
+    await Promise.allSettled([parts.injector.stop(), parts.bridge.stop()]);
+    await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop()]);
+  };
+
+  try {
+    await startTogether([parts.valkey, parts.opa, parts.moto]);
+    await startTogether([parts.bridge, parts.injector]);
+    const first = sidecar("pod-a", ports);
+    sidecars.push(first);
+    await first.start();
+  } catch (error) {
+    await stopAll();
+    if (ownsRunDir) rmSync(runDir, { recursive: true, force: true });
+    throw error;
+  }
+
+  return {
+    runDir,
+    identity,
+    ports,
+    envoy: sidecars[0],
+    sidecars,
+    parts,
+    async addSidecar(name) {
+      if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
+      const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, admin: 0 }));
+      sidecars.push(added);
+      await added.start();
+      return added;
+    },
+    logs() {
+      const all: Record<string, string> = {};
+      for (const part of Object.values(parts)) all[part.name] = part.logs();
+      for (const s of sidecars) {
+        all[`envoy-${s.name}`] = s.logs();
+        all[`envoy-${s.name}-access`] = s.accessLog();
+      }
+      return all;
+    },
+    async stop() {
+      await stopAll();
+      if (ownsRunDir) rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts the parts side by side; fails only once each has started or failed, so none is left starting. */
+async function startTogether(parts: Part[]): Promise<void> {
+  const failed = (await Promise.allSettled(parts.map((part) => part.start()))).find((result) => result.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+/** The filter configuration with `overrides` applied; an override of null removes the field. */
+export function withOverrides(base: FilterConfiguration, overrides: FilterConfiguration = {}): FilterConfiguration {
+  const merged = { ...base, ...overrides };
+  for (const [field, value] of Object.entries(merged)) if (value === null) delete merged[field];
+  return merged;
+}
+
+export type SidecarPorts = Pick<StackPorts, "agent" | "agentMtls" | "admin">;
+
+/** envoy/sidecar.yaml's values for a sidecar of the native stack: everything on loopback. */
+export function nativeSidecarValues(input: {
+  sidecarPorts: SidecarPorts;
+  ports: Pick<StackPorts, "injector" | "bridge">;
+  identity: DevIdentityPaths;
+  wasmPath: string;
+  filterConfiguration: FilterConfiguration;
+}): Omit<SidecarValues, "nodeId" | "accessLogPath"> {
+  const { sidecarPorts, ports, identity } = input;
+  return {
+    adminAddress: "127.0.0.1",
+    adminPort: sidecarPorts.admin,
+    listenAddress: "127.0.0.1",
+    agentPort: sidecarPorts.agent,
+    agentMtlsPort: sidecarPorts.agentMtls,
+    injectorHost: "127.0.0.1",
+    injectorPort: ports.injector,
+    injectorSni: "localhost",
+    injectorSpiffeId: INJECTOR_SPIFFE_ID,
+    bridgeHost: "127.0.0.1",
+    bridgePort: ports.bridge,
+    wasmPath: input.wasmPath,
+    filterConfiguration: input.filterConfiguration,
+    jwtIssuer: DEV_ISSUER,
+    jwtAudience: DEV_AUDIENCE,
+    jwksPath: identity.jwks,
+    trustBundle: identity.ca,
+    listenerCert: identity.listenerCert,
+    listenerKey: identity.listenerKey,
+    sidecarCert: identity.sidecarCert,
+    sidecarKey: identity.sidecarKey,
+  };
+}
+
+function makeRunDir(): string {
+  const base = path.join(projectRoot, ".run");
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(path.join(base, "stack-"));
+}
+
+/** Fills every 0 with a distinct free port. */
+async function resolvePorts<T extends Record<string, number>>(wanted: T): Promise<T> {
+  const resolved = { ...wanted };
+  const taken = new Set(Object.values(wanted).filter((port) => port !== 0));
+  for (const key of Object.keys(resolved) as (keyof T)[]) {
+    if (resolved[key] !== 0) continue;
+    let port: number;
+    do port = await freePort();
+    while (taken.has(port));
+    taken.add(port);
+    resolved[key] = port as T[keyof T];
+  }
+  return resolved;
+}

@@ -1,0 +1,105 @@
+// Renders the Envoy configuration templates in envoy/ with concrete ports, addresses and paths.
+// A template names its values as {{name}}; rendering fails on a value the template does not use
+// or a placeholder nobody filled in, so a template and its callers cannot drift apart silently.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { projectRoot } from "../support/tools.ts";
+
+export const envoyDir = path.join(projectRoot, "envoy");
+export const sidecarTemplatePath = path.join(envoyDir, "sidecar.yaml");
+export const filterConfigPath = path.join(envoyDir, "exchange-filter.json");
+
+const PLACEHOLDER = /\{\{([a-z0-9_]+)\}\}/g;
+
+export type TemplateValues = Record<string, string | number>;
+
+export function renderTemplate(template: string, values: TemplateValues): string {
+  const used = new Set<string>();
+  const missing = new Set<string>();
+  const rendered = template.replace(PLACEHOLDER, (_, name: string) => {
+    if (!(name in values)) {
+      missing.add(name);
+      return "";
+    }
+    used.add(name);
+    return String(values[name]);
+  });
+  const unused = Object.keys(values).filter((name) => !used.has(name));
+  if (missing.size > 0) throw new Error(`template values missing: ${[...missing].join(", ")}`);
+  if (unused.length > 0) throw new Error(`template has no placeholder for: ${unused.join(", ")}`);
+  return rendered;
+}
+
+/** The exchange filter's plugin configuration (docs/filter-contract.md) the stack ships with. */
+export type FilterConfiguration = Record<string, unknown>;
+
+export function loadFilterConfiguration(): FilterConfiguration {
+  return JSON.parse(readFileSync(filterConfigPath, "utf8")) as FilterConfiguration;
+}
+
+/** Everything envoy/sidecar.yaml needs; see the comments in that file. */
+export interface SidecarValues {
+  nodeId: string;
+  adminAddress: string;
+  adminPort: number;
+  listenAddress: string;
+  agentPort: number;
+  agentMtlsPort: number;
+  accessLogPath: string;
+  injectorHost: string;
+  injectorPort: number;
+  /** The TLS server name sent to the injector (its certificate is checked by SPIFFE ID, not by name). */
+  injectorSni: string;
+  injectorSpiffeId: string;
+  bridgeHost: string;
+  bridgePort: number;
+  wasmPath: string;
+  filterConfiguration: FilterConfiguration;
+  jwtIssuer: string;
+  jwtAudience: string;
+  jwksPath: string;
+  trustBundle: string;
+  listenerCert: string;
+  listenerKey: string;
+  sidecarCert: string;
+  sidecarKey: string;
+}
+
+export function renderSidecarConfig(values: SidecarValues): string {
+  const filter = values.filterConfiguration;
+  // Envoy's clusters carry the names the filter calls (docs/filter-contract.md defaults otherwise);
+  // without L2 the bridge cluster still exists, unused.
+  const clusterName = (upstream: unknown, fallback: string) => {
+    const cluster = (upstream as { cluster?: unknown } | undefined)?.cluster;
+    return typeof cluster === "string" ? cluster : fallback;
+  };
+  return renderTemplate(readFileSync(sidecarTemplatePath, "utf8"), {
+    node_id: values.nodeId,
+    admin_address: values.adminAddress,
+    admin_port: values.adminPort,
+    listen_address: values.listenAddress,
+    agent_port: values.agentPort,
+    agent_mtls_port: values.agentMtlsPort,
+    access_log_path: values.accessLogPath,
+    exchange_path: typeof filter.exchange_path === "string" ? filter.exchange_path : "/exchange",
+    injector_host: values.injectorHost,
+    injector_port: values.injectorPort,
+    injector_sni: values.injectorSni,
+    injector_spiffe_id: values.injectorSpiffeId,
+    injector_cluster: clusterName(filter.injector, "hexr_injector"),
+    l2_cluster: clusterName(filter.l2, "hexr_bridge"),
+    bridge_host: values.bridgeHost,
+    bridge_port: values.bridgePort,
+    wasm_path: values.wasmPath,
+    // A JSON string literal is also a valid double-quoted YAML scalar.
+    filter_configuration: JSON.stringify(JSON.stringify(filter)),
+    jwt_issuer: values.jwtIssuer,
+    jwt_audience: values.jwtAudience,
+    jwks_path: values.jwksPath,
+    trust_bundle: values.trustBundle,
+    listener_cert: values.listenerCert,
+    listener_key: values.listenerKey,
+    sidecar_cert: values.sidecarCert,
+    sidecar_key: values.sidecarKey,
+  });
+}
