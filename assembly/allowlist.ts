@@ -8,7 +8,7 @@ export function isAllowedLocally(config: FilterConfig, id: SpiffeId, service: st
   if (config.resources.size == 0) return true;
   const agentKey = id.tenant + "/" + id.agent;
   const roleKey = agentKey + "/" + id.role;
-  if (config.resources.has(roleKey)) return config.resources.get(roleKey).includes(service);
-  if (config.resources.has(agentKey)) return config.resources.get(agentKey).includes(service);
-  return true;
+  const key = config.resources.has(roleKey) ? roleKey : agentKey;
+  if (!config.resources.has(key)) return true;
+  return config.resourceLists[config.resources.get(key)].includes(service);
 }

@@ -9,6 +9,11 @@ export class UpstreamConfig {
   constructor(public cluster: string, public authority: string, public timeoutMs: u32) {}
 }
 
+/** Who may revoke cached credentials, where they ask, and how often every VM looks for revocations. */
+export class RevocationConfig {
+  constructor(public path: string, public adminSpiffeIds: string[], public pollIntervalMs: i64) {}
+}
+
 export class FilterConfig {
   exchangePath: string = "/exchange";
   maxBodyBytes: i32 = 4096;
@@ -20,8 +25,10 @@ export class FilterConfig {
   /** Indexed like PROVIDERS. */
   defaultRegions: string[] = ["us-east-1", "us-central1", "eastus"];
   services: string[] = CATALOG.slice(0);
-  /** "{tenant}/{agent}" or "{tenant}/{agent}/{role}" → services allowed (scopes stripped). */
-  resources: Map<string, string[]> = new Map<string, string[]>();
+  /** "{tenant}/{agent}" or "{tenant}/{agent}/{role}" → index into resourceLists. */
+  resources: Map<string, u32> = new Map<string, u32>();
+  /** The services each resources key allows (scopes stripped). */
+  resourceLists: string[][] = [];
   refreshBufferSeconds: i64 = 600;
   /** Start a background re-exchange in the last this-many percent of an entry's servable life. */
   refreshAheadPercent: i64 = 25;
@@ -34,6 +41,7 @@ export class FilterConfig {
   injector: UpstreamConfig = new UpstreamConfig("hexr_injector", "credential-injector", 5000);
   injectorPath: string = "/exchange";
   l2: UpstreamConfig | null = null;
+  revocation: RevocationConfig | null = null;
 
   defaultRegion(provider: string): string {
     const index = PROVIDERS.indexOf(provider);
@@ -49,7 +57,7 @@ const KNOWN_FIELDS: string[] = [
   "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
   "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
   "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms",
-  "debug_trap_path", "injector", "l2",
+  "debug_trap_path", "injector", "l2", "revocation",
 ];
 
 /** Collects the first error; every reader returns a usable default so parsing can go on. */
@@ -127,6 +135,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   readResources(root.member("resources"), config, read);
   readInjector(root.member("injector"), config, read);
   readL2(root.member("l2"), config, read);
+  readRevocation(root.member("revocation"), config, read);
   return read.error.length > 0 ? new ConfigResult(null, read.error) : new ConfigResult(config, "");
 }
 
@@ -222,7 +231,8 @@ function readResources(value: JsonValue | null, config: FilterConfig, read: Read
       }
       services.push(service);
     }
-    config.resources.set(key, services);
+    config.resources.set(key, config.resourceLists.length);
+    config.resourceLists.push(services);
   }
 }
 
@@ -252,4 +262,23 @@ function readL2(value: JsonValue | null, config: FilterConfig, read: Reader): vo
   }
   if (value.member("cluster") === null) read.fail("l2.cluster", "is required");
   config.l2 = readUpstream(value, "l2", new UpstreamConfig("", "", 50), read);
+}
+
+function readRevocation(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  if (value === null || value.kind == JsonKind.Null) return;
+  if (value.kind != JsonKind.Object) {
+    read.fail("revocation", "must be an object {path, admin_spiffe_ids, poll_interval_ms} or null");
+    return;
+  }
+  // Revocations travel through L2: the bridge purges Valkey and keeps the log every sidecar polls.
+  if (config.l2 === null) read.fail("revocation", "needs l2 (revocations are shared through the bridge)");
+  const path = read.string(value.member("path"), "revocation.path", "/revoke");
+  if (!path.startsWith("/") || path == config.exchangePath) read.fail("revocation.path", "must start with '/' and differ from exchange_path");
+  const admins = read.strings(value.member("admin_spiffe_ids"), "revocation.admin_spiffe_ids");
+  if (admins.length == 0) read.fail("revocation.admin_spiffe_ids", "must name at least one admin SPIFFE ID");
+  for (let i = 0; i < admins.length; i++) {
+    if (parseSpiffeId(admins[i]) === null) read.fail("revocation.admin_spiffe_ids[" + i.toString() + "]", "must be an agent SPIFFE ID");
+  }
+  const pollMs = read.integer(value.member("poll_interval_ms"), "revocation.poll_interval_ms", 1000, 100, 60000);
+  config.revocation = new RevocationConfig(path, admins, pollMs);
 }

@@ -17,12 +17,14 @@ import { isAllowedLocally } from "./allowlist";
 import { cacheKey, CacheEntry, decodeEntry, isDueForRefresh, isServable, parseEpochSeconds } from "./cache/entry";
 import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./cache/inflight";
 import { lookupL1, readL1 } from "./cache/l1";
-import { l2GetRequest } from "./cache/l2";
+import { l2GetRequest, l2RevokeRequest } from "./cache/l2";
 import { FilterConfig } from "./config";
 import { badRequest, credentialError, ErrorType, Rejection, unauthenticated, upstreamFailure } from "./errors";
 import { Identity, resolveIdentity } from "./identity";
 import { expiresAtInBody, injectorCall, InjectorCall, injectorRejection } from "./injector";
+import { parseJson } from "./json";
 import { Tier, tierName } from "./metrics";
+import { parseRevocationRequest, revocationBody, revokedBody } from "./revocation";
 import { HttpContext } from "./proxy-wasm/context";
 import {
   getBuffer, getHeader, getHeaderNames, Header, nowNanoseconds, removeHeader, sendLocalResponse,
@@ -31,9 +33,11 @@ import { Action, BufferType, MapType } from "./proxy-wasm/types";
 import { ExchangeRequest, parseExchangeRequest } from "./request";
 import { ExchangeRoot, nowMilliseconds, nowSeconds } from "./root";
 
-const enum Stage { PassThrough, AwaitingBody, AwaitingL2, AwaitingInjector, AwaitingPeer, Done }
+const enum Stage { PassThrough, AwaitingBody, AwaitingL2, AwaitingInjector, AwaitingPeer, AwaitingRevocation, Done }
 
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
+/** Purging Valkey scans every master: give it longer than a cache lookup. */
+const REVOCATION_TIMEOUT_MS: u32 = 5000;
 
 export class ExchangeStream extends HttpContext {
   private stage: Stage = Stage.PassThrough;
@@ -42,6 +46,9 @@ export class ExchangeStream extends HttpContext {
   private authorization: string | null = null;
   private request: ExchangeRequest | null = null;
   private key: string = "";
+  /** This request is an admin's revocation, not an exchange. */
+  private revoking: bool = false;
+  private revokedPrefix: string = "";
 
   constructor(id: u32, private exchange: ExchangeRoot) {
     super(id, exchange);
@@ -54,7 +61,9 @@ export class ExchangeStream extends HttpContext {
     if (path === null) return Action.Continue;
     const trapPath = this.exchange.config.debugTrapPath;
     if (trapPath !== null && isExchangePath(path, trapPath)) unreachable();
-    if (!isExchangePath(path, this.exchange.config.exchangePath)) return Action.Continue;
+    const revocation = this.exchange.config.revocation;
+    this.revoking = revocation !== null && isExchangePath(path, revocation.path);
+    if (!this.revoking && !isExchangePath(path, this.exchange.config.exchangePath)) return Action.Continue;
     this.startedAt = nowNanoseconds();
     removeClientHexrHeaders();
 
@@ -90,6 +99,7 @@ export class ExchangeStream extends HttpContext {
     const config = this.exchange.config;
     const body = bodySize > 0 ? getBuffer(BufferType.HttpRequestBody, 0, bodySize) : null;
     if (body !== null && body.byteLength > config.maxBodyBytes) return this.reject(bodyTooLarge());
+    if (this.revoking) return this.revoke(body !== null ? body : new ArrayBuffer(0));
     const parsed = parseExchangeRequest(body !== null ? body : new ArrayBuffer(0), config);
     if (parsed.rejection !== null) return this.reject(parsed.rejection!);
     const request = parsed.request!;
@@ -221,6 +231,35 @@ export class ExchangeStream extends HttpContext {
   onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
     if (this.stage == Stage.AwaitingL2) this.onL2Answer(numHeaders, bodySize);
     else if (this.stage == Stage.AwaitingInjector) this.onInjectorAnswer(numHeaders, bodySize);
+    else if (this.stage == Stage.AwaitingRevocation) this.onRevocationAnswer(numHeaders, bodySize);
+  }
+
+  // ---- revocation (an admin's request on the revocation path) ----
+
+  private revoke(body: ArrayBuffer): Action {
+    const config = this.exchange.config;
+    const parsed = parseRevocationRequest(body, this.identity!.spiffe, config.revocation!);
+    if (parsed.rejection !== null) return this.reject(parsed.rejection!);
+    this.revokedPrefix = parsed.prefix!;
+    const l2 = config.l2!;
+    const token = this.dispatchHttpCall(l2.cluster, l2RevokeRequest(l2), revocationBody(this.revokedPrefix), REVOCATION_TIMEOUT_MS);
+    if (token == 0) return this.reject(credentialError(503, "the revocation could not be recorded"));
+    this.stage = Stage.AwaitingRevocation;
+    return Action.Pause;
+  }
+
+  private onRevocationAnswer(numHeaders: u32, bodySize: u32): void {
+    const answer = readCallBody(numHeaders, bodySize, "200");
+    const recorded = answer !== null ? parseJson(String.UTF8.decode(answer)).value : null;
+    const epoch = recorded !== null ? recorded.member("epoch") : null;
+    if (epoch === null || !epoch.isInteger()) {
+      this.reject(credentialError(503, "the revocation could not be recorded"));
+      return;
+    }
+    this.exchange.forgetPrefix(this.revokedPrefix);
+    sendLocalResponse(200, "hexr_revoked", revokedBody(this.revokedPrefix, <i64>epoch.number),
+      [new Header("content-type", "application/json")]);
+    this.finish();
   }
 
   // ---- replies ----

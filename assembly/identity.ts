@@ -33,7 +33,8 @@ function isTrustDomainChar(c: i32): bool {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2e || c == 0x2d || c == 0x5f;
 }
 
-function isPathSegment(segment: string): bool {
+/** A tenant, agent or role: [A-Za-z0-9._-]+, never "." or "..". */
+export function isPathSegment(segment: string): bool {
   if (segment.length == 0 || segment == "." || segment == "..") return false;
   for (let i = 0; i < segment.length; i++) {
     const c = segment.charCodeAt(i);

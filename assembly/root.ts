@@ -4,16 +4,20 @@
 import { encodeEntry, isServable, parseEpochSeconds } from "./cache/entry";
 import { claimExchange, ClaimState, prepareClaims, readClaim, releaseClaim } from "./cache/inflight";
 import { evictIfExpired, lookupL1, storeL1 } from "./cache/l1";
-import { l2PutRequest } from "./cache/l2";
+import { l2PutRequest, l2RevocationsSinceRequest } from "./cache/l2";
 import { FilterConfig, parseConfig } from "./config";
 import { ExchangeStream } from "./exchange";
 import { expiresAtInBody, InjectorCall } from "./injector";
 import { Metrics } from "./metrics";
+import { parseRevocationLog } from "./revocation";
 import { findStream, HttpContext, RootContext } from "./proxy-wasm/context";
-import { getBuffer, getHeader, log, nowNanoseconds, setEffectiveContext, setTickPeriodMilliseconds } from "./proxy-wasm/host";
+import {
+  getBuffer, getHeader, getSharedData, log, nowNanoseconds, setEffectiveContext, setSharedData, setTickPeriodMilliseconds,
+} from "./proxy-wasm/host";
 import { BufferType, LogLevel, MapType } from "./proxy-wasm/types";
 
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
+const EMPTY_VALUE = new Uint8Array(0);
 
 export function nowMilliseconds(): i64 {
   return <i64>(nowNanoseconds() / NANOS_PER_MILLISECOND);
@@ -36,6 +40,10 @@ export class ExchangeRoot extends RootContext {
   /** Keys this worker stored in L1 → their credential's expiry (epoch s): the tick clears them after it. */
   private storedKeys: Map<string, u32> = new Map<string, u32>();
   private nextEvictionMs: i64 = 0;
+  /** The bridge's revocation epoch this VM has applied; -1 until the first poll answered. */
+  private revocationEpoch: i64 = -1;
+  private revocationPoll: u32 = 0;
+  private nextRevocationPollMs: i64 = 0;
 
   onConfigure(configuration: ArrayBuffer): bool {
     const result = parseConfig(configuration);
@@ -61,7 +69,9 @@ export class ExchangeRoot extends RootContext {
   }
 
   private idleTickMs(): u32 {
-    return <u32>(this.config.evictionIntervalSeconds * 1000);
+    const evictionMs = this.config.evictionIntervalSeconds * 1000;
+    const revocation = this.config.revocation;
+    return <u32>(revocation !== null && revocation.pollIntervalMs < evictionMs ? revocation.pollIntervalMs : evictionMs);
   }
 
   // ---- filling the caches ----
@@ -142,6 +152,11 @@ export class ExchangeRoot extends RootContext {
   }
 
   onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
+    if (token == this.revocationPoll) {
+      this.revocationPoll = 0;
+      this.onRevocationLog(numHeaders, bodySize);
+      return;
+    }
     const index = this.refreshTokens.indexOf(token);
     if (index < 0) return; // an L2 write-through: nothing waits for its answer
     const key = this.refreshKeys[index];
@@ -168,10 +183,47 @@ export class ExchangeRoot extends RootContext {
   onTick(): void {
     if (this.waitingKeys.length > 0) this.pollWaiters();
     const nowMs = nowMilliseconds();
+    if (this.config.revocation !== null && nowMs >= this.nextRevocationPollMs && this.revocationPoll == 0) {
+      this.nextRevocationPollMs = nowMs + this.config.revocation!.pollIntervalMs;
+      this.pollRevocations();
+    }
     if (nowMs >= this.nextEvictionMs) {
       this.nextEvictionMs = nowMs + this.config.evictionIntervalSeconds * 1000;
       this.evictExpired(nowMs / 1000);
     }
+  }
+
+  // ---- revocation ----
+
+  private pollRevocations(): void {
+    const l2 = this.config.l2!;
+    this.revocationPoll = this.dispatchHttpCall(l2.cluster, l2RevocationsSinceRequest(l2, this.revocationEpoch), null, l2.timeoutMs);
+  }
+
+  private onRevocationLog(numHeaders: u32, bodySize: u32): void {
+    if (numHeaders == 0 || bodySize == 0 || getHeader(MapType.HttpCallResponseHeaders, ":status") != "200") return;
+    const body = getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
+    const revocations = body !== null ? parseRevocationLog(body) : null;
+    if (revocations === null) return;
+    // The first answer only tells where the log stands: this VM holds nothing older than itself.
+    if (this.revocationEpoch >= 0) {
+      for (let i = 0; i < revocations.prefixes.length; i++) this.forgetPrefix(revocations.prefixes[i]);
+    }
+    this.revocationEpoch = revocations.epoch;
+  }
+
+  /** Empties this VM's L1 entries under `prefix` (each VM empties what it stored). */
+  forgetPrefix(prefix: string): void {
+    const keys = this.storedKeys.keys();
+    let forgotten: i64 = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (!key.startsWith(prefix)) continue;
+      if (getSharedData(key) !== null) setSharedData(key, EMPTY_VALUE, 0);
+      this.storedKeys.delete(key);
+      forgotten++;
+    }
+    this.metrics!.evicted(forgotten);
   }
 
   private evictExpired(nowSeconds: i64): void {

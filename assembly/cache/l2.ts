@@ -40,3 +40,14 @@ export function l2PutRequest(l2: UpstreamConfig, key: string, expiresAt: i64, no
   headers.push(new Header("content-type", "application/octet-stream"));
   return headers;
 }
+
+/** Purges Valkey under `prefix` and records the revocation for every sidecar to see. */
+export function l2RevokeRequest(l2: UpstreamConfig): Header[] {
+  const headers = requestHeaders(l2, "POST", "/v1/revocations");
+  headers.push(new Header("content-type", "application/json"));
+  return headers;
+}
+
+export function l2RevocationsSinceRequest(l2: UpstreamConfig, epoch: i64): Header[] {
+  return requestHeaders(l2, "GET", "/v1/revocations?since=" + epoch.toString());
+}

@@ -46,21 +46,26 @@ export function setRootContextFactory(factory: RootFactory): void {
   rootFactory = factory;
 }
 
-export const roots = new Map<u32, RootContext>();
+/** One root context per plugin in this VM (Envoy creates one per filter configuration). */
+export const roots = new Array<RootContext>();
 export const streams = new Map<u32, HttpContext>();
 /** HTTP call token → the stream waiting for it. */
 export const callOwners = new Map<u32, HttpContext>();
 
 export function createContext(id: u32, parentId: u32): void {
   if (parentId == 0) {
-    roots.set(id, rootFactory(id));
-  } else if (roots.has(parentId)) {
-    streams.set(id, roots.get(parentId).newHttpContext(id));
+    roots.push(rootFactory(id));
+    return;
   }
+  const root = findRoot(parentId);
+  if (root !== null) streams.set(id, root.newHttpContext(id));
 }
 
 export function findRoot(id: u32): RootContext | null {
-  return roots.has(id) ? roots.get(id) : null;
+  for (let i = 0; i < roots.length; i++) {
+    if (roots[i].id == id) return roots[i];
+  }
+  return null;
 }
 
 export function findStream(id: u32): HttpContext | null {
@@ -76,6 +81,10 @@ export function takeCallOwner(token: u32): HttpContext | null {
 }
 
 export function deleteContext(id: u32): void {
-  if (streams.has(id)) streams.delete(id);
-  else if (roots.has(id)) roots.delete(id);
+  if (streams.has(id)) {
+    streams.delete(id);
+    return;
+  }
+  const root = findRoot(id);
+  if (root !== null) roots.splice(roots.indexOf(root), 1);
 }
