@@ -17,7 +17,7 @@ import { isAllowedLocally } from "./allowlist";
 import { cacheKey, CacheEntry, decodeEntry, isDueForRefresh, isServable, parseEpochSeconds } from "./cache/entry";
 import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./cache/inflight";
 import { lookupL1, readL1 } from "./cache/l1";
-import { l2GetRequest, l2RevokeRequest } from "./cache/l2";
+import { l2GetRequest, l2LockRequest, l2RevokeRequest, l2UnlockRequest } from "./cache/l2";
 import { FilterConfig } from "./config";
 import { badRequest, credentialError, ErrorType, Rejection, unauthenticated, upstreamFailure } from "./errors";
 import { Identity, resolveIdentity } from "./identity";
@@ -33,9 +33,14 @@ import { Action, BufferType, MapType } from "./proxy-wasm/types";
 import { ExchangeRequest, parseExchangeRequest } from "./request";
 import { ExchangeRoot, nowMilliseconds, nowSeconds } from "./root";
 
-const enum Stage { PassThrough, AwaitingBody, AwaitingL2, AwaitingInjector, AwaitingPeer, AwaitingRevocation, Done }
+const enum Stage {
+  PassThrough, AwaitingBody, AwaitingL2, AwaitingPeer, AwaitingLock, AwaitingRemote, RecheckingL2, AwaitingInjector,
+  AwaitingRevocation, Done,
+}
 
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
+/** The value of a cross-pod lock: only its existence matters. */
+const LOCK_VALUE = Uint8Array.wrap(String.UTF8.encode("1"));
 /** Purging Valkey scans every master: give it longer than a cache lookup. */
 const REVOCATION_TIMEOUT_MS: u32 = 5000;
 
@@ -49,6 +54,10 @@ export class ExchangeStream extends HttpContext {
   /** This request is an admin's revocation, not an exchange. */
   private revoking: bool = false;
   private revokedPrefix: string = "";
+  /** When another sidecar's exchange lock for this key runs out. */
+  private remoteDeadlineMs: i64 = 0;
+  /** This request took the cross-pod lock and must release it when its exchange ends. */
+  private holdsRemoteLock: bool = false;
 
   constructor(id: u32, private exchange: ExchangeRoot) {
     super(id, exchange);
@@ -142,15 +151,24 @@ export class ExchangeStream extends HttpContext {
   }
 
   private onL2Answer(numHeaders: u32, bodySize: u32): void {
+    const holdsClaim = this.stage == Stage.RecheckingL2;
     const value = readCallBody(numHeaders, bodySize, "200");
     const entry = value !== null ? decodeEntry(value) : null;
     if (entry !== null && isServable(entry.expiresAt, nowSeconds(), this.exchange.config.refreshBufferSeconds)) {
       this.exchange.metrics!.hit(Tier.L2);
       this.exchange.storeInL1(this.key, Uint8Array.wrap(value!), entry.expiresAt);
       this.replyFromCache(entry, Tier.L2);
+      if (holdsClaim) {
+        releaseClaim(this.key);
+        this.exchange.wakeWaiters(this.key);
+      }
       return;
     }
     // A miss, a timeout, an error or garbage: L2 trouble never fails a request.
+    if (holdsClaim) {
+      this.waitForRemote();
+      return;
+    }
     this.exchange.metrics!.miss(Tier.L2);
     this.askInjector();
   }
@@ -162,13 +180,65 @@ export class ExchangeStream extends HttpContext {
   }
 
   private askInjector(): void {
-    const injector = this.exchange.config.injector;
-    if (!claimExchange(this.key, nowMilliseconds(), injector.timeoutMs)) {
+    const config = this.exchange.config;
+    if (!claimExchange(this.key, nowMilliseconds(), config.injector.timeoutMs)) {
       // Another request is exchanging this very key: wait for its result instead of adding a call.
       this.stage = Stage.AwaitingPeer;
       this.exchange.addWaiter(this.key, this.id);
       return;
     }
+    // Across pods, one sidecar at a time exchanges a key: the lock lives in L2 (when there is one).
+    const l2 = config.l2;
+    if (l2 !== null) {
+      const lock = l2LockRequest(l2, this.key, config.injector.timeoutMs);
+      if (this.dispatchHttpCall(l2.cluster, lock, LOCK_VALUE, l2.timeoutMs) != 0) {
+        this.stage = Stage.AwaitingLock;
+        return;
+      }
+    }
+    this.callInjector();
+  }
+
+  private onLockAnswer(numHeaders: u32): void {
+    const status = numHeaders > 0 ? getHeader(MapType.HttpCallResponseHeaders, ":status") : null;
+    if (status != "409") {
+      this.holdsRemoteLock = status == "201";
+      this.callInjector(); // ours, or the bridge is in trouble: L2 trouble never fails a request
+      return;
+    }
+    this.remoteDeadlineMs = nowMilliseconds() + this.exchange.config.injector.timeoutMs;
+    this.waitForRemote();
+  }
+
+  private waitForRemote(): void {
+    this.stage = Stage.AwaitingRemote;
+    this.exchange.addRemoteWaiter(this.id);
+  }
+
+  /** Called by the root's tick while another sidecar holds the exchange lock: look in L2 again. */
+  recheckRemote(): void {
+    if (this.stage != Stage.AwaitingRemote) return;
+    const l2 = this.exchange.config.l2!;
+    if (nowMilliseconds() >= this.remoteDeadlineMs) {
+      this.callInjector(); // the other sidecar's lease ran out without an entry
+      return;
+    }
+    if (this.dispatchHttpCall(l2.cluster, l2GetRequest(l2, this.key), null, l2.timeoutMs) == 0) {
+      this.callInjector();
+      return;
+    }
+    this.stage = Stage.RecheckingL2;
+  }
+
+  private releaseRemoteLock(): void {
+    if (!this.holdsRemoteLock) return;
+    this.holdsRemoteLock = false;
+    const l2 = this.exchange.config.l2!;
+    this.exchange.dispatchHttpCall(l2.cluster, l2UnlockRequest(l2, this.key), null, l2.timeoutMs);
+  }
+
+  private callInjector(): void {
+    const injector = this.exchange.config.injector;
     const call = this.injectorCall();
     const token = this.dispatchHttpCall(injector.cluster, call.headers, call.body, injector.timeoutMs);
     if (token == 0) {
@@ -195,6 +265,7 @@ export class ExchangeStream extends HttpContext {
     const headerExpiry = expiresHeader !== null ? parseEpochSeconds(expiresHeader) : 0;
     const expiresAt = headerExpiry > 0 ? headerExpiry : expiresAtInBody(body);
     this.exchange.cacheCredential(this.key, credential, expiresAt);
+    this.releaseRemoteLock();
     releaseClaim(this.key);
     this.reply(credential, Tier.L3, expiresAt);
     this.exchange.wakeWaiters(this.key);
@@ -203,6 +274,7 @@ export class ExchangeStream extends HttpContext {
   /** The exchange this request led failed: tell the waiters, then answer stale or with the error. */
   private failExchange(rejection: Rejection): void {
     this.exchange.metrics!.miss(Tier.L3);
+    this.releaseRemoteLock();
     releaseClaimWithFailure(this.key, rejection.status, nowMilliseconds());
     this.replyStaleOr(rejection);
     this.exchange.wakeWaiters(this.key);
@@ -229,7 +301,8 @@ export class ExchangeStream extends HttpContext {
   }
 
   onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
-    if (this.stage == Stage.AwaitingL2) this.onL2Answer(numHeaders, bodySize);
+    if (this.stage == Stage.AwaitingL2 || this.stage == Stage.RecheckingL2) this.onL2Answer(numHeaders, bodySize);
+    else if (this.stage == Stage.AwaitingLock) this.onLockAnswer(numHeaders);
     else if (this.stage == Stage.AwaitingInjector) this.onInjectorAnswer(numHeaders, bodySize);
     else if (this.stage == Stage.AwaitingRevocation) this.onRevocationAnswer(numHeaders, bodySize);
   }

@@ -18,6 +18,8 @@ import { BufferType, LogLevel, MapType } from "./proxy-wasm/types";
 
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
 const EMPTY_VALUE = new Uint8Array(0);
+/** L2 is a network hop: look for another sidecar's result less often than at L1. */
+const REMOTE_RECHECK_MS: i64 = 25;
 
 export function nowMilliseconds(): i64 {
   return <i64>(nowNanoseconds() / NANOS_PER_MILLISECOND);
@@ -35,6 +37,9 @@ export class ExchangeRoot extends RootContext {
   // kilobytes of code to a module whose size is a target.
   private waitingKeys: string[] = [];
   private waitingStreams: u32[] = [];
+  /** Leaders of a key another sidecar is exchanging: they look in L2 again every REMOTE_RECHECK_MS. */
+  private remoteWaiters: u32[] = [];
+  private nextRemoteRecheckMs: i64 = 0;
   private refreshTokens: u32[] = [];
   private refreshKeys: string[] = [];
   /** Keys this worker stored in L1 → their credential's expiry (epoch s): the tick clears them after it. */
@@ -95,8 +100,32 @@ export class ExchangeRoot extends RootContext {
   addWaiter(key: string, streamId: u32): void {
     this.waitingKeys.push(key);
     this.waitingStreams.push(streamId);
-    // Waiters on other workers learn of the result by looking again, so look often while anyone waits.
-    setTickPeriodMilliseconds(<u32>this.config.coalescePollMs);
+    this.updateTickPeriod();
+  }
+
+  addRemoteWaiter(streamId: u32): void {
+    this.remoteWaiters.push(streamId);
+    this.updateTickPeriod();
+  }
+
+  /** Waiters learn of results on other workers or pods by looking again, so look often while anyone waits. */
+  private updateTickPeriod(): void {
+    const waiting = this.waitingKeys.length > 0 || this.remoteWaiters.length > 0;
+    setTickPeriodMilliseconds(waiting ? <u32>this.config.coalescePollMs : this.idleTickMs());
+  }
+
+  private recheckRemoteWaiters(nowMs: i64): void {
+    if (nowMs < this.nextRemoteRecheckMs) return;
+    this.nextRemoteRecheckMs = nowMs + REMOTE_RECHECK_MS;
+    const ids = this.remoteWaiters;
+    this.remoteWaiters = [];
+    for (let i = 0; i < ids.length; i++) {
+      const stream = findStream(ids[i]);
+      if (stream === null || !(stream instanceof ExchangeStream)) continue;
+      setEffectiveContext(ids[i]);
+      (<ExchangeStream>stream).recheckRemote();
+    }
+    this.updateTickPeriod();
   }
 
   /** Lets this worker's waiters for `key` look at L1 (and the claim) again. */
@@ -114,7 +143,7 @@ export class ExchangeRoot extends RootContext {
     if (woken.length == 0) return;
     this.waitingKeys.length = kept;
     this.waitingStreams.length = kept;
-    if (kept == 0) setTickPeriodMilliseconds(this.idleTickMs());
+    this.updateTickPeriod();
     for (let i = 0; i < woken.length; i++) {
       const stream = findStream(woken[i]);
       if (stream === null || !(stream instanceof ExchangeStream)) continue; // the agent hung up
@@ -183,6 +212,7 @@ export class ExchangeRoot extends RootContext {
   onTick(): void {
     if (this.waitingKeys.length > 0) this.pollWaiters();
     const nowMs = nowMilliseconds();
+    if (this.remoteWaiters.length > 0) this.recheckRemoteWaiters(nowMs);
     if (this.config.revocation !== null && nowMs >= this.nextRevocationPollMs && this.revocationPoll == 0) {
       this.nextRevocationPollMs = nowMs + this.config.revocation!.pollIntervalMs;
       this.pollRevocations();

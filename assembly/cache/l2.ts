@@ -51,3 +51,18 @@ export function l2RevokeRequest(l2: UpstreamConfig): Header[] {
 export function l2RevocationsSinceRequest(l2: UpstreamConfig, epoch: i64): Header[] {
   return requestHeaders(l2, "GET", "/v1/revocations?since=" + epoch.toString());
 }
+
+/**
+ * The cross-pod exchange lock: "lock:{key}" set only if absent, for as long as one exchange may
+ * take. The bridge answers 201 (ours) or 409 (another sidecar is exchanging this key).
+ */
+export function l2LockRequest(l2: UpstreamConfig, key: string, ttlMs: u32): Header[] {
+  const headers = requestHeaders(l2, "PUT", "/v1/cred/" + encodePathSegment("lock:" + key) + "?ttl_ms=" + ttlMs.toString() + "&nx=1");
+  headers.push(new Header("content-type", "application/octet-stream"));
+  return headers;
+}
+
+/** Releases the lock as soon as the exchange ended, so a failure does not hold the other sidecars back. */
+export function l2UnlockRequest(l2: UpstreamConfig, key: string): Header[] {
+  return requestHeaders(l2, "DELETE", "/v1/cred/" + encodePathSegment("lock:" + key));
+}
