@@ -18,6 +18,12 @@ import { BufferType, LogLevel, MapType } from "./proxy-wasm/types";
 
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
 const EMPTY_VALUE = new Uint8Array(0);
+/**
+ * Envoy runs the local replies a callback sends as nested actions after it returns, and each one
+ * re-enters the VM; answering hundreds of waiters in one callback overflows the stack. So one
+ * callback answers at most this many, and the poll tick (still short while anyone waits) the rest.
+ */
+const MAX_ANSWERS_PER_CALLBACK = 16;
 /** L2 is a network hop: look for another sidecar's result less often than at L1. */
 const REMOTE_RECHECK_MS: i64 = 25;
 
@@ -117,8 +123,9 @@ export class ExchangeRoot extends RootContext {
   private recheckRemoteWaiters(nowMs: i64): void {
     if (nowMs < this.nextRemoteRecheckMs) return;
     this.nextRemoteRecheckMs = nowMs + REMOTE_RECHECK_MS;
-    const ids = this.remoteWaiters;
-    this.remoteWaiters = [];
+    const count = this.remoteWaiters.length < MAX_ANSWERS_PER_CALLBACK ? this.remoteWaiters.length : MAX_ANSWERS_PER_CALLBACK;
+    const ids = this.remoteWaiters.slice(0, count);
+    this.remoteWaiters = this.remoteWaiters.slice(count);
     for (let i = 0; i < ids.length; i++) {
       const stream = findStream(ids[i]);
       if (stream === null || !(stream instanceof ExchangeStream)) continue;
@@ -128,19 +135,22 @@ export class ExchangeRoot extends RootContext {
     this.updateTickPeriod();
   }
 
-  /** Lets this worker's waiters for `key` look at L1 (and the claim) again. */
-  wakeWaiters(key: string): void {
+  /**
+   * Lets up to `budget` of this worker's waiters for `key` look at L1 (and the claim) again;
+   * returns how many it woke. Those left over stay registered for the next tick.
+   */
+  wakeWaiters(key: string, budget: i32 = MAX_ANSWERS_PER_CALLBACK): i32 {
     const woken = new Array<u32>();
     let kept = 0;
     for (let i = 0; i < this.waitingKeys.length; i++) {
-      if (this.waitingKeys[i] == key) {
+      if (this.waitingKeys[i] == key && woken.length < budget) {
         woken.push(this.waitingStreams[i]);
       } else {
         this.waitingKeys[kept] = this.waitingKeys[i];
         this.waitingStreams[kept++] = this.waitingStreams[i];
       }
     }
-    if (woken.length == 0) return;
+    if (woken.length == 0) return 0;
     this.waitingKeys.length = kept;
     this.waitingStreams.length = kept;
     this.updateTickPeriod();
@@ -150,17 +160,22 @@ export class ExchangeRoot extends RootContext {
       setEffectiveContext(woken[i]);
       (<ExchangeStream>stream).resumeAfterPeer();
     }
+    return woken.length;
   }
 
   private pollWaiters(): void {
     const nowMs = nowMilliseconds();
     const checked = new Array<string>();
-    for (let i = 0; i < this.waitingKeys.length; i++) {
+    let budget = MAX_ANSWERS_PER_CALLBACK;
+    for (let i = 0; i < this.waitingKeys.length && budget > 0; i++) {
       const key = this.waitingKeys[i];
       if (checked.includes(key)) continue;
       checked.push(key);
       const filled = lookupL1(key, nowMs / 1000, this.config.refreshBufferSeconds) !== null;
-      if (filled || readClaim(key, nowMs).state != ClaimState.Pending) this.wakeWaiters(key);
+      if (filled || readClaim(key, nowMs).state != ClaimState.Pending) {
+        budget -= this.wakeWaiters(key, budget);
+        i = -1; // the list changed: start over (keys already checked are skipped)
+      }
     }
   }
 

@@ -1,5 +1,6 @@
 // Which Valkey keys the bridge may touch: credential keys in the seeds' format
-// (`cred:{spiffe-id}:{service}:{region}`), their `lock:` twins for exchange locks, and purge prefixes.
+// (`cred:{spiffe-id}:{service}:{region}`), their `lock:` twins for exchange locks, and the prefixes
+// that purge and revocation requests name.
 import { badRequest } from "./errors.ts";
 
 export const MAX_KEY_BYTES = 512;
@@ -34,6 +35,7 @@ export function parseKey(encoded: string, allowLock: boolean): string {
   return key;
 }
 
+/** The `prefix` of a purge or revocation request: a plain string prefix of credential keys, never a glob. */
 export function parsePurgePrefix(prefix: unknown): string {
   if (typeof prefix !== "string") throw badRequest('body must be a JSON object with a string "prefix"');
   if (prefix.length > MAX_KEY_BYTES || !PURGE_PREFIX.test(prefix)) {

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { createValueCipher } from "./cipher.ts";
 import { loadKeyFile } from "./keyfile.ts";
 import { createLogger } from "./log.ts";
+import { createRevocationLog, revocationLogLimit } from "./revocation-log.ts";
 import { createRequestHandler } from "./routes.ts";
 import { createBlobStore } from "./store.ts";
 import { connectValkey, type ValkeyNode, type ValkeyTarget } from "./valkey-connection.ts";
@@ -29,6 +30,8 @@ export interface BridgeOptions {
   host?: string;
   /** Upper bound on every Valkey command; past it the request gets 503. */
   commandTimeoutMs?: number;
+  /** How many revocations the log keeps (the newest); 10,000 unless a test wants to see trimming. */
+  revocationLogLimit?: number;
   logger?: Logger;
 }
 
@@ -41,12 +44,16 @@ export interface RunningBridge {
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const log = options.logger ?? createLogger();
   const cipher = createValueCipher(loadKeyFile(options.keyFile));
+  const logLimit = revocationLogLimit(options.revocationLogLimit);
   const connection = connectValkey(valkeyTarget(options), log);
   if (!(await connection.whenReady(STARTUP_WAIT_MS))) {
     log.warn("valkey not ready yet; serving 503 until it is");
   }
-  const store = createBlobStore(connection, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
-  const server = createServer({ keepAlive: true, noDelay: true }, createRequestHandler(createVault(store, cipher, log), store, log));
+  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const store = createBlobStore(connection, commandTimeoutMs);
+  const revocationLog = createRevocationLog(connection, commandTimeoutMs, logLimit);
+  const handler = createRequestHandler(createVault(store, cipher, log), store, revocationLog, log);
+  const server = createServer({ keepAlive: true, noDelay: true }, handler);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   const host = options.host ?? "127.0.0.1";
   try {

@@ -1,6 +1,7 @@
 // The Valkey operations the bridge needs, each bounded by a deadline so a hung Valkey costs
 // at most commandTimeoutMs before the caller gets 503. Values here are already-sealed blobs.
 import type { Redis } from "iovalkey";
+import { withDeadline } from "./deadline.ts";
 import { ValkeyUnavailableError } from "./errors.ts";
 import type { ValkeyConnection } from "./valkey-connection.ts";
 
@@ -69,21 +70,4 @@ async function deleteEach(node: Redis, keys: string[]): Promise<number> {
     deleted += count as number;
   }
   return deleted;
-}
-
-/** Settles with the operation, or rejects with ValkeyUnavailableError after ms; every Valkey error becomes one too. */
-function withDeadline<T>(operation: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ValkeyUnavailableError(`no reply within ${ms} ms`)), ms);
-    operation.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: Error) => {
-        clearTimeout(timer);
-        reject(error instanceof ValkeyUnavailableError ? error : new ValkeyUnavailableError(error.message));
-      },
-    );
-  });
 }

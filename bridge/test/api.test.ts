@@ -116,12 +116,19 @@ describe("bridge API (standalone Valkey)", () => {
       expect((await bridge.api.get(key)).body.toString()).toBe("first");
     });
 
-    it("allows lock: keys on nx writes only", async () => {
+    it("allows lock: keys on nx writes and on release only", async () => {
       const lock = `lock:${credKey("acme", "lock-only-nx")}`;
       expectErrorBody(await bridge.api.put(lock, "v"), "BadRequest");
       expectErrorBody(await bridge.api.get(lock), "BadRequest");
-      expectErrorBody(await bridge.api.delete(lock), "BadRequest");
       expect(await raw.exists(lock)).toBe(0);
+    });
+
+    it("releases a lock on DELETE, so the next nx write takes it at once", async () => {
+      const lock = `lock:${credKey("acme", "released")}`;
+      expect((await bridge.api.lock(lock, "pod-a", 60_000)).status).toBe(201);
+      expect((await bridge.api.delete(lock)).status).toBe(204);
+      expect(await raw.exists(lock)).toBe(0);
+      expect((await bridge.api.lock(lock, "pod-b", 60_000)).status).toBe(201);
     });
 
     it("still validates the key behind lock:", async () => {

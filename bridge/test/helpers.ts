@@ -16,7 +16,7 @@ export interface TestBridge extends RunningBridge {
 }
 
 export async function startTestBridge(
-  target: Pick<BridgeOptions, "valkey" | "cluster" | "commandTimeoutMs">,
+  target: Pick<BridgeOptions, "valkey" | "cluster" | "commandTimeoutMs" | "revocationLogLimit">,
 ): Promise<TestBridge> {
   const dir = mkdtempSync(path.join(tmpdir(), "hexr-bridge-test-"));
   const secret = randomBytes(32);
@@ -58,6 +58,9 @@ export function bridgeClient(baseUrl: string) {
       call("PUT", `${credPath(key)}?ttl_ms=${ttlMs}&nx=1`, value),
     delete: (key: string) => call("DELETE", credPath(key)),
     purge: (body: unknown) => call("POST", "/v1/purge", typeof body === "string" ? body : JSON.stringify(body)),
+    revoke: (body: unknown) => call("POST", "/v1/revocations", typeof body === "string" ? body : JSON.stringify(body)),
+    /** `since` as sent: a number, or any string to test validation. */
+    revocations: (since: number | string) => call("GET", `/v1/revocations?since=${since}`),
     health: () => call("GET", "/healthz"),
   };
 }
