@@ -19,7 +19,7 @@ import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFai
 import { lookupL1, readL1 } from "./cache/l1";
 import { l2GetRequest, l2LockRequest, l2RevokeRequest, l2UnlockRequest } from "./cache/l2";
 import { FilterConfig } from "./config";
-import { badRequest, credentialError, ErrorType, Rejection, unauthenticated, upstreamFailure } from "./errors";
+import { badRequest, credentialError, ErrorType, Rejection, unauthenticated } from "./errors";
 import { Identity, resolveIdentity } from "./identity";
 import { expiresAtInBody, injectorCall, InjectorCall, injectorRejection } from "./injector";
 import { parseJson } from "./json";
@@ -275,7 +275,7 @@ export class ExchangeStream extends HttpContext {
   private failExchange(rejection: Rejection): void {
     this.exchange.metrics!.miss(Tier.L3);
     this.releaseRemoteLock();
-    releaseClaimWithFailure(this.key, rejection.status, nowMilliseconds());
+    releaseClaimWithFailure(this.key, rejection, nowMilliseconds());
     this.replyStaleOr(rejection);
     this.exchange.wakeWaiters(this.key);
   }
@@ -294,7 +294,7 @@ export class ExchangeStream extends HttpContext {
     const claim = readClaim(this.key, nowMs);
     if (claim.state == ClaimState.Failed) {
       metrics.coalesced();
-      this.replyStaleOr(upstreamFailure(claim.status));
+      this.replyStaleOr(claim.failure!);
       return;
     }
     this.askInjector(); // the leader left nothing usable (or vanished): exchange ourselves

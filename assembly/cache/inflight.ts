@@ -3,19 +3,20 @@
 // Envoy sees the claim, so N concurrent misses for one key cause one exchange; the others wait
 // for L1 to fill. A claim carries its deadline so a crashed or stuck leader cannot block a key.
 //
-//   "P{deadline_ms}"          an exchange is running
-//   "F{status}:{until_ms}"    the last exchange failed with this status (waiters answer with it)
-//   ""                        free
+//   "P{deadline_ms}"                           an exchange is running
+//   "F{until_ms}:{status}:{type}:{message}"    the last exchange failed (waiters answer with that error)
+//   ""                                         free
 //
 // Envoy's shared data cannot create a key atomically (a write with cas 0 always lands), so claims
 // are made under one lock key that exists from configuration on and is taken with CAS.
+import { ErrorType, Rejection } from "../errors";
 import { getSharedData, setSharedData } from "../proxy-wasm/host";
 import { Status } from "../proxy-wasm/types";
 
 export const enum ClaimState { Free, Pending, Failed }
 
 export class Claim {
-  constructor(public state: ClaimState, public status: u32, public cas: u32) {}
+  constructor(public state: ClaimState, public failure: Rejection | null, public cas: u32) {}
 }
 
 /** How long a failure is remembered for waiters that arrive just after it. */
@@ -47,17 +48,27 @@ function parseDigits(text: string, from: i32, to: i32): i64 {
 
 export function readClaim(key: string, nowMs: i64): Claim {
   const stored = getSharedData(markerKey(key));
-  if (stored === null) return new Claim(ClaimState.Free, 0, 0);
+  if (stored === null) return new Claim(ClaimState.Free, null, 0);
   const text = String.UTF8.decode(stored.data);
   if (text.startsWith("P")) {
-    const deadline = parseDigits(text, 1, text.length);
-    if (deadline > nowMs) return new Claim(ClaimState.Pending, 0, stored.cas);
+    if (parseDigits(text, 1, text.length) > nowMs) return new Claim(ClaimState.Pending, null, stored.cas);
   } else if (text.startsWith("F")) {
-    const colon = text.indexOf(":");
-    const until = colon > 0 ? parseDigits(text, colon + 1, text.length) : -1;
-    if (until > nowMs) return new Claim(ClaimState.Failed, <u32>parseDigits(text, 1, colon), stored.cas);
+    const failure = parseFailure(text, nowMs);
+    if (failure !== null) return new Claim(ClaimState.Failed, failure, stored.cas);
   }
-  return new Claim(ClaimState.Free, 0, stored.cas);
+  return new Claim(ClaimState.Free, null, stored.cas);
+}
+
+/** "F{until_ms}:{status}:{type}:{message}" while it is remembered; null once forgotten or malformed. */
+function parseFailure(text: string, nowMs: i64): Rejection | null {
+  const untilEnd = text.indexOf(":");
+  const statusEnd = untilEnd < 0 ? -1 : text.indexOf(":", untilEnd + 1);
+  const typeEnd = statusEnd < 0 ? -1 : text.indexOf(":", statusEnd + 1);
+  if (typeEnd < 0 || parseDigits(text, 1, untilEnd) <= nowMs) return null;
+  const status = parseDigits(text, untilEnd + 1, statusEnd);
+  const type = parseDigits(text, statusEnd + 1, typeEnd);
+  if (status < 400 || status > 599 || type < 0 || type > <i64>ErrorType.CredentialError) return null;
+  return new Rejection(<u32>status, <ErrorType>type, text.substring(typeEnd + 1));
 }
 
 /** Claims the exchange of `key` for this worker; false when another exchange is already running. */
@@ -91,8 +102,9 @@ export function releaseClaim(key: string): void {
   setSharedData(markerKey(key), EMPTY, 0);
 }
 
-/** Releases the claim and tells the waiters how the exchange failed. */
-export function releaseClaimWithFailure(key: string, status: u32, nowMs: i64): void {
-  const marker = "F" + status.toString() + ":" + (nowMs + FAILURE_MEMORY_MS).toString();
+/** Releases the claim and leaves the exact error for the waiters, on every worker, to answer with. */
+export function releaseClaimWithFailure(key: string, failure: Rejection, nowMs: i64): void {
+  const marker = "F" + (nowMs + FAILURE_MEMORY_MS).toString() + ":" + failure.status.toString() + ":" +
+    (<i32>failure.type).toString() + ":" + failure.message;
   setSharedData(markerKey(key), Uint8Array.wrap(String.UTF8.encode(marker)), 0);
 }

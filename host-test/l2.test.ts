@@ -1,0 +1,294 @@
+// L2, the Valkey bridge behind an HTTP call: a hit fills L1 and answers with x-hexr-cache: L2;
+// anything else (miss, 5xx, garbage, expired entry, reset, timeout) falls through to the injector,
+// after the cross-pod lock; an injector 200 is written through with a PUT that nobody waits for.
+// Bridge trouble never fails a request that L3 can serve.
+
+import { describe, expect, it } from "vitest";
+import type { HttpCallout, HttpStream, ProxyWasmHost } from "./host/index.ts";
+import {
+  AGENT,
+  answerWithCredential,
+  BRIDGE_CLUSTER,
+  cacheKey,
+  cacheValue,
+  credential,
+  credentialEntries,
+  expectCachedReply,
+  expectInjectorCall,
+  expectInjectorReply,
+  INJECTOR,
+  L2_CONFIG,
+  sendExchange,
+  startFilter,
+} from "./support/exchange.ts";
+
+const KEY = cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1");
+const MTLS_S3 = { spiffeId: AGENT.dataPipeline, source: "mtls", service: "aws_s3", region: "us-east-1" } as const;
+const CRED_PREFIX = "/v1/cred/";
+
+function startWithL2() {
+  return startFilter({ l2: L2_CONFIG });
+}
+
+/** The single pending call to the bridge, checked as the contract's GET for `key`. */
+function expectL2Get(host: ProxyWasmHost, key = KEY): HttpCallout {
+  const calls = host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER);
+  expect(calls.length, "pending calls to the bridge").toBe(1);
+  const call = calls[0];
+  expect(call.method).toBe("GET");
+  expect(call.authority).toBe(L2_CONFIG.authority);
+  expect(call.timeoutMs).toBe(L2_CONFIG.timeout_ms);
+  expect(call.path!.startsWith(CRED_PREFIX)).toBe(true);
+  const encoded = call.path!.slice(CRED_PREFIX.length);
+  expect(encoded).not.toMatch(/[:/?#\s]/);
+  expect(decodeURIComponent(encoded)).toBe(key);
+  return call;
+}
+
+/** The pending cross-pod lock request for `key`: PUT lock:{key} with nx and the injector's timeout as TTL. */
+function expectLock(host: ProxyWasmHost, key = KEY): HttpCallout {
+  const calls = host.pendingHttpCalls();
+  expect(calls.length, "pending calls").toBe(1);
+  const call = calls[0];
+  expect([call.cluster, call.method, call.authority]).toEqual([BRIDGE_CLUSTER, "PUT", L2_CONFIG.authority]);
+  const [path, query] = call.path!.split("?");
+  expect(path.startsWith(CRED_PREFIX)).toBe(true);
+  expect(decodeURIComponent(path.slice(CRED_PREFIX.length))).toBe(`lock:${key}`);
+  expect(new URLSearchParams(query).get("nx")).toBe("1");
+  expect(new URLSearchParams(query).get("ttl_ms")).toBe(String(INJECTOR.timeoutMs));
+  return call;
+}
+
+/** After an L2 miss: the cross-pod lock is granted, so the filter goes on to the injector. */
+function grantLock(host: ProxyWasmHost): void {
+  expectLock(host).respond({ status: 201 });
+}
+
+/** An exchange that missed L1 and is waiting for the bridge. */
+function missL1(host: ProxyWasmHost, stream: HttpStream): HttpCallout {
+  expect(stream.response).toBeUndefined();
+  expect(host.pendingHttpCalls().filter((call) => call.cluster !== BRIDGE_CLUSTER)).toEqual([]);
+  return expectL2Get(host);
+}
+
+describe("L2 lookup", () => {
+  it("asks the bridge after an L1 miss, before the injector", () => {
+    const { host, vm } = startWithL2();
+    missL1(host, sendExchange(vm));
+  });
+
+  it("does not ask the bridge on an L1 hit", () => {
+    const { host, vm } = startWithL2();
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    host.sharedData.write(KEY, cacheValue(issued));
+    expectCachedReply(sendExchange(vm), "L1", issued);
+    expect(host.httpCalls).toEqual([]);
+  });
+
+  it("answers a hit with x-hexr-cache: L2 and fills L1 with the value", () => {
+    const { host, vm } = startWithL2();
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 200, headers: { "content-type": "application/octet-stream" }, body: cacheValue(issued, host.clock.nowSeconds - 30) });
+    expectCachedReply(stream, "L2", issued);
+    expect(host.sharedData.read(KEY)?.text).toMatch(new RegExp(`^${issued.expiresAt}(,\\d+)?\n`));
+    expect(host.sharedData.read(KEY)?.text.endsWith(`\n${issued.body}`)).toBe(true);
+    expect(host.pendingHttpCalls()).toEqual([]);
+
+    expectCachedReply(sendExchange(vm), "L1", issued);
+  });
+
+  const fallThrough: [string, (call: HttpCallout, host: ProxyWasmHost) => void][] = [
+    ["a miss (404)", (call) => call.respond({ status: 404 })],
+    ["a 500", (call) => call.respond({ status: 500, body: "valkey unavailable" })],
+    ["a 503 from Envoy", (call) => call.respond({ status: 503, headers: { "content-type": "text/plain" }, body: "no healthy upstream" })],
+    ["a 200 with garbage", (call) => call.respond({ status: 200, body: "\u0000\u00ff not an entry" })],
+    ["a 200 with an empty body", (call) => call.respond({ status: 200 })],
+    ["a 200 with JSON but no expiry line", (call) => call.respond({ status: 200, body: '{"service":"aws_s3"}' })],
+    ["a 200 with an expired entry", (call, host) => call.respond({ status: 200, body: cacheValue(credential({ expiresAt: host.clock.nowSeconds - 1 })) })],
+    ["a 200 with an entry inside the refresh buffer", (call, host) => call.respond({ status: 200, body: cacheValue(credential({ expiresAt: host.clock.nowSeconds + 599 })) })],
+    ["a 204", (call, host) => call.respond({ status: 204, body: cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })) })],
+    ["a reset (no headers)", (call) => call.reset()],
+    ["the timeout", (_, host) => host.advance(L2_CONFIG.timeout_ms)],
+  ];
+
+  it.each(fallThrough)("falls through to the injector on %s", (_, answer) => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    answer(missL1(host, stream), host);
+    expect(stream.response).toBeUndefined();
+    grantLock(host);
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(stream, issued);
+  });
+
+  it("goes straight to the injector when the bridge's cluster does not exist", () => {
+    const { host, vm } = startFilter({ l2: L2_CONFIG }, { clusters: ["hexr_injector"] });
+    const stream = sendExchange(vm);
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(stream, issued);
+  });
+
+  it("survives an L2 answer for a client that has gone away", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    const call = missL1(host, stream);
+    stream.resetByClient();
+    call.respond({ status: 200, body: cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })) });
+    expect(stream.response).toBeUndefined();
+    expect(vm.failed).toBeUndefined();
+  });
+});
+
+describe("L2 write-through", () => {
+  function l3Answered(host: ProxyWasmHost, stream: HttpStream, expiresAt: number) {
+    missL1(host, stream).respond({ status: 404 });
+    grantLock(host);
+    const issued = credential({ expiresAt });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    return issued;
+  }
+
+  it("PUTs the value to the bridge after an injector 200, without holding the reply back", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    const issued = l3Answered(host, stream, host.clock.nowSeconds + 3600);
+
+    expectInjectorReply(stream, issued);
+    expect(stream.state).toBe("complete");
+    const puts = host.pendingHttpCalls().filter((call) => call.method === "PUT");
+    expect(puts.length).toBe(1);
+    const put = puts[0];
+    expect(put.cluster).toBe(BRIDGE_CLUSTER);
+    expect(put.method).toBe("PUT");
+    expect(put.authority).toBe(L2_CONFIG.authority);
+    const [path, query] = put.path!.split("?");
+    expect(decodeURIComponent(path.slice(CRED_PREFIX.length))).toBe(KEY);
+    const ttl = /^ttl_ms=(\d+)$/.exec(query ?? "");
+    expect(ttl, `query ${query}`).not.toBeNull();
+    expect(Number(ttl![1])).toBeGreaterThan(0);
+    expect(Number(ttl![1])).toBeLessThanOrEqual(3600 * 1000);
+    expect(put.bodyText).toBe(cacheValue(issued, host.clock.nowSeconds));
+  });
+
+  it.each([
+    ["succeeds", (put: HttpCallout) => put.respond({ status: 204 })],
+    ["fails", (put: HttpCallout) => put.respond({ status: 500, body: "OOM command not allowed" })],
+    ["is reset", (put: HttpCallout) => put.reset()],
+  ])("carries on whether the PUT %s", (_, answer) => {
+    const { host, vm } = startWithL2();
+    const issued = l3Answered(host, sendExchange(vm), host.clock.nowSeconds + 3600);
+    answer(host.pendingHttpCalls().find((call) => call.method === "PUT")!);
+    expectCachedReply(sendExchange(vm), "L1", issued);
+    expect(vm.failed).toBeUndefined();
+  });
+
+  it("does not write through what it does not cache", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    l3Answered(host, stream, host.clock.nowSeconds + 120);
+    expect(stream.response?.status).toBe(200);
+    expect(host.pendingHttpCalls().filter((call) => call.method === "PUT")).toEqual([]);
+    expect(credentialEntries(host)).toEqual([]);
+  });
+
+  it("does not write an L2 hit back to L2", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 200, body: cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })) });
+    expect(stream.response?.status).toBe(200);
+    expect(host.pendingHttpCalls()).toEqual([]);
+  });
+});
+
+describe("the cross-pod exchange lock", () => {
+  it("asks for the lock after an L2 miss, and calls the injector only once it has it", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    const lock = expectLock(host);
+    expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
+    lock.respond({ status: 201 });
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(stream, issued);
+  });
+
+  it("while another pod holds the lock, polls L2 and answers from it when the entry appears", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    expectLock(host).respond({ status: 409 });
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    for (let polls = 0; polls < 3; polls++) {
+      for (let waited = 0; waited < INJECTOR.timeoutMs && host.pendingHttpCalls().length === 0; waited += 5) host.advance(5);
+      expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster), "the injector while another pod holds the lock").toEqual([]);
+      const poll = expectL2Get(host);
+      if (polls < 2) poll.respond({ status: 404 });
+      else poll.respond({ status: 200, body: cacheValue(issued, host.clock.nowSeconds) });
+    }
+    expectCachedReply(stream, "L2", issued);
+    expect(host.httpCalls.filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
+  });
+
+  it("calls the injector itself once the other pod's lock has lapsed without an entry", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    expectLock(host).respond({ status: 409 });
+    const start = host.clock.nowMs;
+    while (host.pendingHttpCalls().every((call) => call.cluster !== INJECTOR.cluster) && host.clock.nowMs - start < 3 * INJECTOR.timeoutMs) {
+      for (const poll of host.pendingHttpCalls()) poll.respond({ status: 404 });
+      host.advance(5);
+    }
+    for (const poll of host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER)) poll.respond({ status: 404 });
+    expect(host.clock.nowMs - start).toBeGreaterThanOrEqual(INJECTOR.timeoutMs);
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(stream, issued);
+  });
+
+  it.each([
+    ["a 500", (call: HttpCallout) => call.respond({ status: 500 })],
+    ["a reset", (call: HttpCallout) => call.reset()],
+  ])("calls the injector when the lock request fails with %s", (_, fail) => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    fail(expectLock(host));
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(stream, issued);
+  });
+
+  it("calls the injector when the lock request times out", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    expectLock(host);
+    host.advance(L2_CONFIG.timeout_ms);
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), credential({ expiresAt: host.clock.nowSeconds + 3600 }));
+    expect(stream.response?.status).toBe(200);
+  });
+
+  it.each([
+    ["a 200", 200],
+    ["a 503", 503],
+  ])("releases the lock (DELETE, nobody waits) when its exchange ends with %s", (_, status) => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    grantLock(host);
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    const call = expectInjectorCall(host, MTLS_S3);
+    if (status === 200) answerWithCredential(call, issued);
+    else call.respond({ status, body: "no healthy upstream" });
+    expect(stream.response?.status).toBe(status);
+    const releases = host.pendingHttpCalls().filter((pending) => pending.method === "DELETE");
+    expect(releases.length).toBe(1);
+    expect([releases[0].cluster, releases[0].authority]).toEqual([BRIDGE_CLUSTER, L2_CONFIG.authority]);
+    expect(decodeURIComponent(releases[0].path!.slice(CRED_PREFIX.length))).toBe(`lock:${KEY}`);
+  });
+});

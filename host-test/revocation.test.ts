@@ -1,0 +1,158 @@
+// Revocation: an admin identity asks the filter to revoke an identity's, a tenant's or all
+// credentials; the filter records it through the bridge and empties the matching L1 entries. Every
+// VM polls the bridge's revocation log and empties what others revoked.
+
+import { describe, expect, it } from "vitest";
+import type { HttpCallout, ProxyWasmHost, Vm } from "./host/index.ts";
+import {
+  AGENT,
+  answerWithCredential,
+  BRIDGE_CLUSTER,
+  cacheKey,
+  credential,
+  expectContractError,
+  expectInjectorCall,
+  L2_CONFIG,
+  missL2,
+  sendExchange,
+  startFilter,
+} from "./support/exchange.ts";
+
+const ADMIN = "spiffe://hexr.local/agent/acme-corp/ops/admin";
+const POLL_MS = 1000;
+const CONFIG = { l2: L2_CONFIG, revocation: { path: "/revoke", admin_spiffe_ids: [ADMIN], poll_interval_ms: POLL_MS } };
+const LOOKALIKE = "spiffe://hexr.local/agent/acme-corp/data-pipeline/main-2";
+const OTHER_TENANT_LOOKALIKE = "spiffe://hexr.local/agent/acme-corp-2/data-pipeline/main";
+const IDENTITIES: string[] = [AGENT.dataPipeline, LOOKALIKE, AGENT.dataPipelineWorker, AGENT.reporter, AGENT.otherTenant, OTHER_TENANT_LOOKALIKE, AGENT.otherTrustDomain];
+
+/**
+ * The VM learns a credential for every identity in IDENTITIES from the injector and stores it in
+ * L1 (a VM can only empty entries it stored: ABI 0.2.1 cannot list shared data).
+ */
+function fillL1(host: ProxyWasmHost, vm: Vm): void {
+  for (const id of IDENTITIES) {
+    const stream = sendExchange(vm, { mtls: id });
+    missL2(host);
+    answerWithCredential(expectInjectorCall(host, { spiffeId: id, source: "mtls", service: "aws_s3", region: "us-east-1" }), credential({ spiffeId: id, expiresAt: host.clock.nowSeconds + 3600 }));
+    expect(stream.response?.status).toBe(200);
+    for (const put of bridgeCalls(host, "PUT", "/v1/cred/")) put.respond({ status: 204 });
+  }
+  expect(stillCached(host)).toEqual(IDENTITIES);
+}
+
+/** The identities whose L1 entry still holds a value. */
+function stillCached(host: ProxyWasmHost): string[] {
+  return IDENTITIES.filter((id) => (host.sharedData.read(cacheKey(id, "aws_s3", "us-east-1"))?.value.byteLength ?? 0) > 0);
+}
+
+function bridgeCalls(host: ProxyWasmHost, method: string, path: string): HttpCallout[] {
+  return host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER && call.method === method && call.path!.startsWith(path));
+}
+
+/** Sends the admin's revocation (an object is sent as JSON, a string as is). */
+function revoke(body: object | string, identity = ADMIN) {
+  const filter = startFilter(CONFIG);
+  fillL1(filter.host, filter.vm);
+  const stream = sendExchange(filter.vm, { mtls: identity, path: "/revoke", body });
+  return { ...filter, stream };
+}
+
+function expectRecorded(host: ProxyWasmHost): { call: HttpCallout; prefix: string } {
+  const calls = bridgeCalls(host, "POST", "/v1/revocations");
+  expect(calls.length).toBe(1);
+  const request = JSON.parse(calls[0].bodyText) as { prefix?: unknown };
+  expect(Object.keys(request)).toEqual(["prefix"]);
+  expect(typeof request.prefix).toBe("string");
+  return { call: calls[0], prefix: request.prefix as string };
+}
+
+describe("an admin's revocation", () => {
+  it.each<[string, object, string[]]>([
+    ["one identity", { spiffe_id: AGENT.dataPipeline }, [AGENT.dataPipeline]],
+    ["a tenant (in the admin's trust domain)", { tenant: "acme-corp" }, [AGENT.dataPipeline, LOOKALIKE, AGENT.dataPipelineWorker, AGENT.reporter]],
+    ["everything", { all: true }, IDENTITIES],
+  ])("of %s is recorded through the bridge, answered, and empties exactly those L1 entries", (_, body, revoked) => {
+    const { host, stream } = revoke(body);
+    const { call, prefix } = expectRecorded(host);
+    for (const id of IDENTITIES) {
+      expect(cacheKey(id, "gcp_storage", "eu-west-1").startsWith(prefix), `${prefix} covers ${id}`).toBe(revoked.includes(id));
+    }
+    call.respond({ status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ epoch: 7, deleted: 3 }) });
+    expect(stream.response?.status).toBe(200);
+    expect(stream.response?.json()).toEqual({ revoked: prefix, epoch: 7 });
+    expect(stillCached(host)).toEqual(IDENTITIES.filter((id) => !revoked.includes(id)));
+  });
+
+  it("is refused to an identity that is not an admin", () => {
+    const { host, stream } = revoke({ spiffe_id: AGENT.reporter }, AGENT.dataPipeline);
+    expectContractError(stream, 403, "CredentialError");
+    expect(host.httpCalls.filter((call) => call.path === "/v1/revocations")).toEqual([]);
+    expect(stillCached(host)).toEqual(IDENTITIES);
+  });
+
+  it("is refused without a verified identity", () => {
+    const { vm } = startFilter(CONFIG);
+    expectContractError(sendExchange(vm, { path: "/revoke", properties: {}, body: { all: true } }), 401, "AuthenticationError");
+  });
+
+  it.each([["{}"], ['{"spiffe_id": 5}'], ['{"spiffe_id": "not a spiffe id"}'], ['{"tenant": ""}'], ['{"all": false}'], ["revoke everything"]])(
+    "answers a bad body %s with 400",
+    (body) => {
+      const { host, stream } = revoke(body);
+      expectContractError(stream, 400, "BadRequest");
+      expect(host.httpCalls.filter((call) => call.path === "/v1/revocations")).toEqual([]);
+    },
+  );
+
+  it.each([
+    ["a 500", (call: HttpCallout) => call.respond({ status: 500 })],
+    ["a reset", (call: HttpCallout) => call.reset()],
+  ])("answers 503 when the bridge fails with %s, and empties nothing", (_, fail) => {
+    const { host, stream } = revoke({ spiffe_id: AGENT.dataPipeline });
+    fail(expectRecorded(host).call);
+    expectContractError(stream, 503, "CredentialError");
+    expect(stillCached(host)).toEqual(IDENTITIES);
+  });
+});
+
+describe("polling the revocation log", () => {
+  function nextPoll(host: ProxyWasmHost): HttpCallout {
+    for (let waited = 0; waited <= 2 * POLL_MS && bridgeCalls(host, "GET", "/v1/revocations").length === 0; waited += 100) host.advance(100);
+    const polls = bridgeCalls(host, "GET", "/v1/revocations");
+    expect(polls.length, "pending revocation polls").toBe(1);
+    return polls[0];
+  }
+
+  it("starts from since=-1, follows the epoch, and empties the entries under each new prefix", () => {
+    const { host, vm } = startFilter(CONFIG);
+    fillL1(host, vm);
+    const first = nextPoll(host);
+    expect(first.path).toBe("/v1/revocations?since=-1");
+    first.respond({ status: 200, body: JSON.stringify({ epoch: 4, prefixes: [] }) });
+    expect(stillCached(host)).toEqual(IDENTITIES);
+
+    const second = nextPoll(host);
+    expect(second.path).toBe("/v1/revocations?since=4");
+    second.respond({ status: 200, body: JSON.stringify({ epoch: 6, prefixes: [`cred:${AGENT.reporter}:`, "cred:spiffe://hexr.local/agent/globex/"] }) });
+    expect(stillCached(host)).toEqual(IDENTITIES.filter((id) => id !== AGENT.reporter && id !== AGENT.otherTenant));
+
+    expect(nextPoll(host).path).toBe("/v1/revocations?since=6");
+  });
+
+  it("keeps its epoch when a poll fails, and survives garbage", () => {
+    const { host, vm } = startFilter(CONFIG);
+    nextPoll(host).respond({ status: 200, body: JSON.stringify({ epoch: 2, prefixes: [] }) });
+    nextPoll(host).respond({ status: 503, body: "no healthy upstream" });
+    nextPoll(host).reset();
+    nextPoll(host).respond({ status: 200, body: '{"epoch": "x", "prefixes": [1]}' });
+    expect(nextPoll(host).path).toBe("/v1/revocations?since=2");
+    expect(vm.failed).toBeUndefined();
+  });
+
+  it("is done by every VM", () => {
+    const { host } = startFilter(CONFIG);
+    host.startVm();
+    host.advance(POLL_MS);
+    expect(bridgeCalls(host, "GET", "/v1/revocations").map((call) => call.vmIndex).sort()).toEqual([0, 1]);
+  });
+});
