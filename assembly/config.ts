@@ -1,7 +1,7 @@
 // The plugin configuration: one JSON document, validated completely in proxy_on_configure so that
 // Envoy rejects a bad one at load time. Every field has a default that suits the local stack.
 import { CATALOG, isValidRegion, isWellFormedServiceName, PROVIDERS } from "./catalog";
-import { IdentitySource, parseSpiffeId } from "./identity";
+import { IdentitySource, jwtSubjectPath, parseSpiffeId } from "./identity";
 import { JsonKind, JsonValue, parseJson } from "./json";
 
 /** An Envoy cluster the filter calls itself (proxy_http_call), with the :authority it sends. */
@@ -20,6 +20,7 @@ export class FilterConfig {
   identitySources: IdentitySource[] = [IdentitySource.Mtls, IdentitySource.Jwt];
   jwtMetadataNamespace: string = "envoy.filters.http.jwt_authn";
   jwtPayloadKey: string = "jwt_payload";
+  jwtSubjectPath: ArrayBuffer = new ArrayBuffer(0);
   staticSpiffeId: string | null = null;
   trustDomains: string[] = [];
   /** Indexed like PROVIDERS. */
@@ -107,6 +108,7 @@ class Reader {
 
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const config = new FilterConfig();
+  config.jwtSubjectPath = jwtSubjectPath(config.jwtMetadataNamespace, config.jwtPayloadKey);
   if (bytes.byteLength == 0) return new ConfigResult(config, "");
   const parsed = parseJson(String.UTF8.decode(bytes));
   const root = parsed.value;
@@ -122,6 +124,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   config.maxBodyBytes = <i32>read.integer(root.member("max_body_bytes"), "max_body_bytes", config.maxBodyBytes, 64, 65536);
   config.jwtMetadataNamespace = read.string(root.member("jwt_metadata_namespace"), "jwt_metadata_namespace", config.jwtMetadataNamespace);
   config.jwtPayloadKey = read.string(root.member("jwt_payload_key"), "jwt_payload_key", config.jwtPayloadKey);
+  config.jwtSubjectPath = jwtSubjectPath(config.jwtMetadataNamespace, config.jwtPayloadKey);
   config.refreshBufferSeconds = read.integer(root.member("refresh_buffer_seconds"), "refresh_buffer_seconds", config.refreshBufferSeconds, 0, 43200);
   config.refreshAheadPercent = read.integer(root.member("refresh_ahead_percent"), "refresh_ahead_percent", config.refreshAheadPercent, 0, 90);
   config.evictionIntervalSeconds = read.integer(root.member("eviction_interval_seconds"), "eviction_interval_seconds", config.evictionIntervalSeconds, 1, 3600);

@@ -27,9 +27,10 @@ import { Tier, tierName } from "./metrics";
 import { parseRevocationRequest, revocationBody, revokedBody } from "./revocation";
 import { HttpContext } from "./proxy-wasm/context";
 import {
-  getBuffer, getHeader, getHeaderNames, Header, nowNanoseconds, removeHeader, sendLocalResponse,
+  getBuffer, getHeader, getHeaderBytes, Header, nowNanoseconds, removeHeadersWithPrefix, sendLocalResponse,
 } from "./proxy-wasm/host";
 import { Action, BufferType, MapType } from "./proxy-wasm/types";
+import { bytesEqual, decimalValue, isJsonMediaType, pathMatches } from "./ascii";
 import { ExchangeRequest, parseExchangeRequest } from "./request";
 import { ExchangeRoot, nowMilliseconds, nowSeconds } from "./root";
 
@@ -48,7 +49,7 @@ export class ExchangeStream extends HttpContext {
   private stage: Stage = Stage.PassThrough;
   private startedAt: u64 = 0;
   private identity: Identity | null = null;
-  private authorization: string | null = null;
+  private authorization: ArrayBuffer | null = null;
   private request: ExchangeRequest | null = null;
   private key: string = "";
   /** This request is an admin's revocation, not an exchange. */
@@ -66,15 +67,16 @@ export class ExchangeStream extends HttpContext {
   // ---- 1. request headers ----
 
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
-    const path = getHeader(MapType.HttpRequestHeaders, ":path");
+    const path = getHeaderBytes(MapType.HttpRequestHeaders, ":path");
     if (path === null) return Action.Continue;
     const trapPath = this.exchange.config.debugTrapPath;
-    if (trapPath !== null && isExchangePath(path, trapPath)) unreachable();
+    if (trapPath !== null && pathMatches(path, trapPath)) unreachable();
     const revocation = this.exchange.config.revocation;
-    this.revoking = revocation !== null && isExchangePath(path, revocation.path);
-    if (!this.revoking && !isExchangePath(path, this.exchange.config.exchangePath)) return Action.Continue;
+    this.revoking = revocation !== null && pathMatches(path, revocation.path);
+    if (!this.revoking && !pathMatches(path, this.exchange.config.exchangePath)) return Action.Continue;
     this.startedAt = nowNanoseconds();
-    removeClientHexrHeaders();
+    // Only this filter may speak x-hexr-*: whatever a client sent under that prefix is dropped.
+    removeHeadersWithPrefix(MapType.HttpRequestHeaders, "x-hexr-");
 
     const rejection = checkEnvelope(this.exchange.config, endOfStream);
     if (rejection !== null) return this.reject(rejection);
@@ -83,7 +85,7 @@ export class ExchangeStream extends HttpContext {
     this.identity = resolved.identity;
     // jwt_authn verified this token (or left no metadata); the injector re-verifies it and
     // presents it to the cloud's STS, so it travels with the L3 call.
-    this.authorization = getHeader(MapType.HttpRequestHeaders, "authorization");
+    this.authorization = getHeaderBytes(MapType.HttpRequestHeaders, "authorization");
     this.stage = Stage.AwaitingBody;
     return Action.Continue;
   }
@@ -384,41 +386,19 @@ export class ExchangeStream extends HttpContext {
 
 // ---- helpers of the flow ----
 
-function isExchangePath(path: string, exchangePath: string): bool {
-  const query = path.indexOf("?");
-  return query < 0 ? path == exchangePath : path.substring(0, query) == exchangePath;
-}
 
-/** ASCII-only case folding: header names and media types are ASCII, and the std's Unicode tables are large. */
-function startsWithIgnoringCase(text: string, lowercasePrefix: string): bool {
-  if (text.length < lowercasePrefix.length) return false;
-  for (let i = 0; i < lowercasePrefix.length; i++) {
-    let c = text.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != lowercasePrefix.charCodeAt(i)) return false;
-  }
-  return true;
-}
-
-/** Only this filter may speak x-hexr-*: whatever a client sent under that prefix is dropped. */
-function removeClientHexrHeaders(): void {
-  const names = getHeaderNames(MapType.HttpRequestHeaders);
-  for (let i = 0; i < names.length; i++) {
-    if (startsWithIgnoringCase(names[i], "x-hexr-")) removeHeader(MapType.HttpRequestHeaders, names[i]);
-  }
-}
 
 function checkEnvelope(config: FilterConfig, endOfStream: bool): Rejection | null {
-  if (getHeader(MapType.HttpRequestHeaders, ":method") != "POST") {
+  if (!bytesEqual(getHeaderBytes(MapType.HttpRequestHeaders, ":method"), "POST")) {
     return new Rejection(405, ErrorType.BadRequest, "use POST for " + config.exchangePath);
   }
-  if (!isJsonContentType(getHeader(MapType.HttpRequestHeaders, "content-type"))) {
+  if (!isJsonMediaType(getHeaderBytes(MapType.HttpRequestHeaders, "content-type"))) {
     return new Rejection(415, ErrorType.BadRequest, "the request body must be application/json");
   }
-  const length = getHeader(MapType.HttpRequestHeaders, "content-length");
+  const length = getHeaderBytes(MapType.HttpRequestHeaders, "content-length");
   if (length !== null) {
-    const declared = parseEpochSeconds(length);
-    if (declared == 0 && length != "0") return badRequest("invalid content-length");
+    const declared = decimalValue(length);
+    if (declared < 0) return badRequest("invalid content-length");
     if (declared > <i64>config.maxBodyBytes) return bodyTooLarge();
   }
   if (endOfStream) return badRequest("the request body is empty; send {\"service\": ...}");
@@ -429,12 +409,6 @@ function bodyTooLarge(): Rejection {
   return new Rejection(413, ErrorType.BadRequest, "the request body is too large");
 }
 
-function isJsonContentType(value: string | null): bool {
-  if (value === null) return false;
-  const semicolon = value.indexOf(";");
-  const mediaType = (semicolon < 0 ? value : value.substring(0, semicolon)).trim();
-  return mediaType.length == 16 && startsWithIgnoringCase(mediaType, "application/json");
-}
 
 function parseStatus(status: string | null): u32 {
   return status !== null ? <u32>parseEpochSeconds(status) : 502;

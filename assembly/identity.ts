@@ -1,6 +1,6 @@
 // Who is calling: a SPIFFE ID that Envoy verified (mTLS peer certificate or jwt_authn), or the
 // configured static one. Nothing a client can set in a header is ever consulted.
-import { getProperty } from "./proxy-wasm/host";
+import { getProperty, propertyPath } from "./proxy-wasm/host";
 import { FilterConfig } from "./config";
 
 export const enum IdentitySource { Mtls, Jwt, Static }
@@ -69,11 +69,17 @@ export class IdentityResult {
   constructor(public identity: Identity | null, public reason: string) {}
 }
 
+/** The URI SAN of the peer certificate Envoy validated (Envoy's connection attributes). */
+const PEER_URI_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
+
+/** Where jwt_authn's verified `sub` is: its dynamic metadata, which no client can write. */
+export function jwtSubjectPath(namespace: string, payloadKey: string): ArrayBuffer {
+  return propertyPath(["metadata", "filter_metadata", namespace, payloadKey, "sub"]);
+}
+
 function readIdentityClaim(source: IdentitySource, config: FilterConfig): string | null {
   if (source == IdentitySource.Static) return config.staticSpiffeId;
-  const value = source == IdentitySource.Mtls
-    ? getProperty(["connection", "uri_san_peer_certificate"])
-    : getProperty(["metadata", "filter_metadata", config.jwtMetadataNamespace, config.jwtPayloadKey, "sub"]);
+  const value = getProperty(source == IdentitySource.Mtls ? PEER_URI_SAN : config.jwtSubjectPath);
   if (value === null || value.byteLength == 0) return null;
   return String.UTF8.decode(value);
 }

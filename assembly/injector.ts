@@ -12,7 +12,7 @@ export class InjectorCall {
   constructor(public headers: Header[], public body: Uint8Array) {}
 }
 
-export function injectorCall(config: FilterConfig, identity: Identity, request: ExchangeRequest, authorization: string | null): InjectorCall {
+export function injectorCall(config: FilterConfig, identity: Identity, request: ExchangeRequest, authorization: ArrayBuffer | null): InjectorCall {
   const spiffe = identity.spiffe;
   const headers: Header[] = [
     new Header(":method", "POST"),
@@ -27,7 +27,7 @@ export function injectorCall(config: FilterConfig, identity: Identity, request: 
     new Header("x-hexr-service", request.service),
     new Header("x-hexr-region", request.region),
   ];
-  if (authorization !== null) headers.push(new Header("authorization", authorization));
+  if (authorization !== null) headers.push(new Header("authorization", String.UTF8.decode(authorization)));
   // Both values are validated to [a-z0-9_-], so no escaping is needed.
   const json = "{\"service\":\"" + request.service + "\",\"region\":\"" + request.region + "\"}";
   return new InjectorCall(headers, Uint8Array.wrap(String.UTF8.encode(json)));

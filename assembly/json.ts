@@ -3,13 +3,17 @@
 
 export const enum JsonKind { Null, Bool, Number, String, Array, Object }
 
+const NO_ITEMS = new Array<JsonValue>(0);
+const NO_KEYS = new Array<string>(0);
+
 export class JsonValue {
   kind: JsonKind = JsonKind.Null;
   boolean: bool = false;
   number: f64 = 0;
   text: string = "";
-  items: JsonValue[] = [];
-  keys: string[] = [];
+  /** Members (objects) or elements (arrays); leaves share one empty list, so they allocate none. */
+  items: JsonValue[] = NO_ITEMS;
+  keys: string[] = NO_KEYS;
 
   /** The member named `key` of an object, or null (also for non-objects). */
   member(key: string): JsonValue | null {
@@ -92,6 +96,8 @@ class Parser {
     if (!this.enter()) return null;
     const object = new JsonValue();
     object.kind = JsonKind.Object;
+    object.items = [];
+    object.keys = [];
     this.skipWhitespace();
     if (this.peek() == 0x7d) { this.pos++; this.depth--; return object; }
     while (true) {
@@ -121,6 +127,7 @@ class Parser {
     if (!this.enter()) return null;
     const array = new JsonValue();
     array.kind = JsonKind.Array;
+    array.items = [];
     this.skipWhitespace();
     if (this.peek() == 0x5d) { this.pos++; this.depth--; return array; }
     while (true) {

@@ -19,6 +19,11 @@ export class Claim {
   constructor(public state: ClaimState, public failure: Rejection | null, public cas: u32) {}
 }
 
+/**
+ * A claim outlives its leader's injector call by this much, so the leader's own timeout settles the
+ * exchange (and its waiters adopt the outcome) before anyone may take the claim over.
+ */
+const CLAIM_MARGIN_MS: i64 = 1000;
 /** How long a failure is remembered for waiters that arrive just after it. */
 const FAILURE_MEMORY_MS: i64 = 1000;
 const EMPTY = new Uint8Array(0);
@@ -76,7 +81,7 @@ export function claimExchange(key: string, nowMs: i64, timeoutMs: i64): bool {
   if (!lockClaims(nowMs)) return false;
   const claimed = readClaim(key, nowMs).state != ClaimState.Pending;
   if (claimed) {
-    const marker = Uint8Array.wrap(String.UTF8.encode("P" + (nowMs + timeoutMs).toString()));
+    const marker = Uint8Array.wrap(String.UTF8.encode("P" + (nowMs + timeoutMs + CLAIM_MARGIN_MS).toString()));
     setSharedData(markerKey(key), marker, 0);
   }
   setSharedData(LOCK_KEY, EMPTY, 0);

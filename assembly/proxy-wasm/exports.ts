@@ -3,13 +3,13 @@
 import {
   createContext, deleteContext, findRoot, findStream, takeCallOwner,
 } from "./context";
-import { getBuffer, setEffectiveContext } from "./host";
+import { allocateForHost, getBuffer, setEffectiveContext } from "./host";
 import { Action, BufferType } from "./types";
 
 export function proxy_abi_version_0_2_1(): void {}
 
 export function proxy_on_memory_allocate(size: usize): usize {
-  return heap.alloc(size);
+  return allocateForHost(size);
 }
 
 export function proxy_on_context_create(contextId: u32, parentContextId: u32): void {
@@ -35,6 +35,8 @@ export function proxy_on_configure(rootId: u32, configurationSize: u32): bool {
 export function proxy_on_tick(rootId: u32): void {
   const root = findRoot(rootId);
   if (root) root.onTick();
+  streamsSinceCollection = 0;
+  __collect();
 }
 
 export function proxy_on_queue_ready(rootId: u32, queueId: u32): void {
@@ -92,6 +94,16 @@ export function proxy_on_log(contextId: u32): void {
   if (stream) stream.onLog();
 }
 
+// The module runs AssemblyScript's minimal runtime: no collection interrupts a callback (the
+// incremental collector spent more time than the whole request on small, steady allocation);
+// garbage is collected here, where no managed reference is on the stack.
+const STREAMS_PER_COLLECTION: u32 = 64;
+let streamsSinceCollection: u32 = 0;
+
 export function proxy_on_delete(contextId: u32): void {
   deleteContext(contextId);
+  if (++streamsSinceCollection >= STREAMS_PER_COLLECTION) {
+    streamsSinceCollection = 0;
+    __collect();
+  }
 }

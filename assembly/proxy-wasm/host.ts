@@ -13,25 +13,68 @@ export class Header {
   constructor(public name: string, public value: string) {}
 }
 
+// Strings handed to the host (header names, cache keys, values) are encoded into one of two
+// static scratch areas rather than into a fresh buffer: the host reads them during the call and
+// keeps nothing, and the request path allocates far less. Longer strings get a buffer of their own.
+const SCRATCH_SIZE: usize = 1024;
+const SCRATCH_FIRST: usize = memory.data(<i32>SCRATCH_SIZE);
+const SCRATCH_SECOND: usize = memory.data(<i32>SCRATCH_SIZE);
+let encodedSize: usize = 0;
+let oversizedFirst: ArrayBuffer | null = null;
+let oversizedSecond: ArrayBuffer | null = null;
+
+/** UTF-8 of `text` for the next host call; its size is in `encodedSize`. */
+function encodeFirst(text: string): usize {
+  const size = <usize>String.UTF8.byteLength(text);
+  encodedSize = size;
+  if (size <= SCRATCH_SIZE) {
+    String.UTF8.encodeUnsafe(changetype<usize>(text), text.length, SCRATCH_FIRST);
+    return SCRATCH_FIRST;
+  }
+  oversizedFirst = String.UTF8.encode(text);
+  return changetype<usize>(oversizedFirst);
+}
+
+/** Like encodeFirst, into the other area, for calls that take two strings. */
+function encodeSecond(text: string): usize {
+  const size = <usize>String.UTF8.byteLength(text);
+  encodedSize = size;
+  if (size <= SCRATCH_SIZE) {
+    String.UTF8.encodeUnsafe(changetype<usize>(text), text.length, SCRATCH_SECOND);
+    return SCRATCH_SECOND;
+  }
+  oversizedSecond = String.UTF8.encode(text);
+  return changetype<usize>(oversizedSecond);
+}
+
 function utf8(text: string): ArrayBuffer {
   return String.UTF8.encode(text);
 }
 
-/** Takes ownership of a block the host returned and copies it into a managed buffer. */
+/**
+ * Memory the host asks for (proxy_on_memory_allocate) to return a value in: a managed ArrayBuffer,
+ * pinned until takeReturned adopts it, so a returned value is neither copied nor freed by hand.
+ * The host only allocates to hand a value back from the call in progress.
+ */
+export function allocateForHost(size: usize): usize {
+  return __pin(__new(size, idof<ArrayBuffer>()));
+}
+
+/** Adopts the value the host just returned. */
 function takeReturned(): ArrayBuffer {
   const data = load<usize>(OUT_DATA);
+  if (data == 0) return new ArrayBuffer(0);
+  __unpin(data);
+  const buffer = changetype<ArrayBuffer>(data);
   const size = <i32>load<u32>(OUT_SIZE);
-  const copy = new ArrayBuffer(size);
-  if (size > 0) memory.copy(changetype<usize>(copy), data, size);
-  if (data != 0) heap.free(data);
-  return copy;
+  return size < buffer.byteLength ? buffer.slice(0, size) : buffer;
 }
 
 // ---- logging and time ----
 
 export function log(level: LogLevel, message: string): void {
-  const bytes = utf8(message);
-  abi.proxy_log(level, changetype<usize>(bytes), bytes.byteLength);
+  const data = encodeFirst(message);
+  abi.proxy_log(level, data, encodedSize);
 }
 
 export function nowNanoseconds(): u64 {
@@ -49,10 +92,13 @@ export function setEffectiveContext(contextId: u32): void {
 
 // ---- properties ----
 
-/** Reads a host property; path segments are joined with NUL as the ABI expects. */
-export function getProperty(path: string[]): ArrayBuffer | null {
-  const encoded = utf8(path.join("\0"));
-  const status = abi.proxy_get_property(changetype<usize>(encoded), encoded.byteLength, OUT_DATA, OUT_SIZE);
+/** A property path as the ABI expects it (segments joined with NUL), encoded once. */
+export function propertyPath(segments: string[]): ArrayBuffer {
+  return utf8(segments.join("\0"));
+}
+
+export function getProperty(path: ArrayBuffer): ArrayBuffer | null {
+  const status = abi.proxy_get_property(changetype<usize>(path), path.byteLength, OUT_DATA, OUT_SIZE);
   return status == Status.Ok ? takeReturned() : null;
 }
 
@@ -66,46 +112,70 @@ export function getBuffer(buffer: BufferType, start: i32, maxSize: i32): ArrayBu
 // ---- header maps ----
 
 export function getHeader(map: MapType, name: string): string | null {
-  const key = utf8(name);
-  const status = abi.proxy_get_header_map_value(map, changetype<usize>(key), key.byteLength, OUT_DATA, OUT_SIZE);
+  const key = encodeFirst(name);
+  const status = abi.proxy_get_header_map_value(map, key, encodedSize, OUT_DATA, OUT_SIZE);
   if (status != Status.Ok) return null;
   return String.UTF8.decode(takeReturned());
 }
 
-export function getHeaderNames(map: MapType): string[] {
-  const names = new Array<string>();
-  if (abi.proxy_get_header_map_pairs(map, OUT_DATA, OUT_SIZE) != Status.Ok) return names;
-  const serialized = takeReturned();
-  const pairs = deserializePairs(serialized);
-  for (let i = 0; i < pairs.length; i++) names.push(pairs[i].name);
-  return names;
+/** A header's value as bytes, for values only passed on (a bearer token need not become a string). */
+export function getHeaderBytes(map: MapType, name: string): ArrayBuffer | null {
+  const key = encodeFirst(name);
+  const status = abi.proxy_get_header_map_value(map, key, encodedSize, OUT_DATA, OUT_SIZE);
+  return status == Status.Ok ? takeReturned() : null;
 }
 
-export function addHeader(map: MapType, name: string, value: string): void {
-  const key = utf8(name);
-  const data = utf8(value);
-  abi.proxy_add_header_map_value(map, changetype<usize>(key), key.byteLength, changetype<usize>(data), data.byteLength);
+/**
+ * Removes every header whose name starts with `lowercasePrefix` (ASCII case-insensitive). Names are
+ * compared in the serialized map itself, so headers that do not match cost no string at all.
+ */
+export function removeHeadersWithPrefix(map: MapType, lowercasePrefix: string): void {
+  if (abi.proxy_get_header_map_pairs(map, OUT_DATA, OUT_SIZE) != Status.Ok) return;
+  const serialized = takeReturned();
+  const total = <usize>serialized.byteLength;
+  if (total < 4) return;
+  const base = changetype<usize>(serialized);
+  const count = <usize>load<u32>(base);
+  if (count > (total - 4) / 8) return;
+  let bytes = base + 4 + count * 8;
+  const end = base + total;
+  for (let i: usize = 0; i < count; i++) {
+    const nameSize = <usize>load<u32>(base + 4 + i * 8);
+    const valueSize = <usize>load<u32>(base + 8 + i * 8);
+    if (nameSize + valueSize + 2 > end - bytes) return;
+    if (hasPrefixIgnoringCase(bytes, nameSize, lowercasePrefix)) {
+      abi.proxy_remove_header_map_value(map, bytes, nameSize);
+    }
+    bytes += nameSize + valueSize + 2;
+  }
+}
+
+function hasPrefixIgnoringCase(data: usize, size: usize, lowercasePrefix: string): bool {
+  const length = <usize>lowercasePrefix.length;
+  if (size < length) return false;
+  for (let i: usize = 0; i < length; i++) {
+    let c = <i32>load<u8>(data + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c != lowercasePrefix.charCodeAt(<i32>i)) return false;
+  }
+  return true;
 }
 
 export function replaceHeader(map: MapType, name: string, value: string): void {
-  const key = utf8(name);
-  const data = utf8(value);
-  abi.proxy_replace_header_map_value(map, changetype<usize>(key), key.byteLength, changetype<usize>(data), data.byteLength);
-}
-
-export function removeHeader(map: MapType, name: string): void {
-  const key = utf8(name);
-  abi.proxy_remove_header_map_value(map, changetype<usize>(key), key.byteLength);
+  const key = encodeFirst(name);
+  const keySize = encodedSize;
+  const data = encodeSecond(value);
+  abi.proxy_replace_header_map_value(map, key, keySize, data, encodedSize);
 }
 
 // ---- stream control ----
 
 export function sendLocalResponse(status: u32, details: string, body: Uint8Array, headers: Header[]): void {
-  const detailBytes = utf8(details);
+  const detailData = encodeFirst(details);
   const serialized = serializePairs(headers);
   abi.proxy_send_local_response(
     status,
-    changetype<usize>(detailBytes), detailBytes.byteLength,
+    detailData, encodedSize,
     body.dataStart, body.byteLength,
     changetype<usize>(serialized), serialized.byteLength,
     -1,
@@ -118,12 +188,13 @@ export function continueStream(stream: StreamType): void {
 
 /** Dispatches an HTTP call to a cluster; returns its token, or 0 when the host refused it. */
 export function httpCall(cluster: string, headers: Header[], body: Uint8Array | null, timeoutMs: u32): u32 {
-  const upstream = utf8(cluster);
+  const upstream = encodeFirst(cluster);
+  const upstreamSize = encodedSize;
   const serialized = serializePairs(headers);
   const bodyData: usize = body ? body.dataStart : 0;
   const bodySize: usize = body ? <usize>body.byteLength : 0;
   const status = abi.proxy_http_call(
-    changetype<usize>(upstream), upstream.byteLength,
+    upstream, upstreamSize,
     changetype<usize>(serialized), serialized.byteLength,
     bodyData, bodySize, 0, 0, timeoutMs, OUT_DATA,
   );
@@ -137,8 +208,8 @@ export class SharedValue {
 }
 
 export function getSharedData(key: string): SharedValue | null {
-  const encoded = utf8(key);
-  const status = abi.proxy_get_shared_data(changetype<usize>(encoded), encoded.byteLength, OUT_DATA, OUT_SIZE, OUT_EXTRA);
+  const encoded = encodeFirst(key);
+  const status = abi.proxy_get_shared_data(encoded, encodedSize, OUT_DATA, OUT_SIZE, OUT_EXTRA);
   if (status != Status.Ok) return null;
   const cas = load<u32>(OUT_EXTRA);
   return new SharedValue(takeReturned(), cas);
@@ -146,15 +217,15 @@ export function getSharedData(key: string): SharedValue | null {
 
 /** cas 0 writes unconditionally; otherwise the write only lands if nobody wrote since that cas. */
 export function setSharedData(key: string, value: Uint8Array, cas: u32): Status {
-  const encoded = utf8(key);
-  return abi.proxy_set_shared_data(changetype<usize>(encoded), encoded.byteLength, value.dataStart, value.byteLength, cas);
+  const encoded = encodeFirst(key);
+  return abi.proxy_set_shared_data(encoded, encodedSize, value.dataStart, value.byteLength, cas);
 }
 
 // ---- metrics ----
 
 export function defineMetric(type: MetricType, name: string): u32 {
-  const encoded = utf8(name);
-  const status = abi.proxy_define_metric(type, changetype<usize>(encoded), encoded.byteLength, OUT_DATA);
+  const encoded = encodeFirst(name);
+  const status = abi.proxy_define_metric(type, encoded, encodedSize, OUT_DATA);
   return status == Status.Ok ? load<u32>(OUT_DATA) : 0;
 }
 
@@ -168,17 +239,12 @@ export function recordMetric(id: u32, value: u64): void {
 
 // ---- serialization of header maps (spec: "Serialization") ----
 
+/** One buffer, sized first and then written in place: no intermediate buffer per name or value. */
 function serializePairs(headers: Header[]): ArrayBuffer {
   const count = headers.length;
-  const names = new Array<ArrayBuffer>(count);
-  const values = new Array<ArrayBuffer>(count);
   let size = 4 + count * 8;
   for (let i = 0; i < count; i++) {
-    const name = utf8(headers[i].name);
-    const value = utf8(headers[i].value);
-    names[i] = name;
-    values[i] = value;
-    size += name.byteLength + value.byteLength + 2;
+    size += String.UTF8.byteLength(headers[i].name) + String.UTF8.byteLength(headers[i].value) + 2;
   }
   const out = new ArrayBuffer(size);
   const base = changetype<usize>(out);
@@ -186,40 +252,16 @@ function serializePairs(headers: Header[]): ArrayBuffer {
   let sizes = base + 4;
   let bytes = base + 4 + count * 8;
   for (let i = 0; i < count; i++) {
-    const name = names[i];
-    const value = values[i];
-    store<u32>(sizes, name.byteLength);
-    store<u32>(sizes + 4, value.byteLength);
+    const header = headers[i];
+    const nameSize = String.UTF8.encodeUnsafe(changetype<usize>(header.name), header.name.length, bytes);
+    bytes += nameSize;
+    store<u8>(bytes++, 0);
+    const valueSize = String.UTF8.encodeUnsafe(changetype<usize>(header.value), header.value.length, bytes);
+    bytes += valueSize;
+    store<u8>(bytes++, 0);
+    store<u32>(sizes, <u32>nameSize);
+    store<u32>(sizes + 4, <u32>valueSize);
     sizes += 8;
-    memory.copy(bytes, changetype<usize>(name), name.byteLength);
-    bytes += name.byteLength;
-    store<u8>(bytes++, 0);
-    memory.copy(bytes, changetype<usize>(value), value.byteLength);
-    bytes += value.byteLength;
-    store<u8>(bytes++, 0);
   }
   return out;
-}
-
-/** Parses a serialized map; a malformed one yields the pairs read so far instead of trapping. */
-function deserializePairs(serialized: ArrayBuffer): Header[] {
-  const pairs = new Array<Header>();
-  const total = <usize>serialized.byteLength;
-  if (total < 4) return pairs;
-  const base = changetype<usize>(serialized);
-  const count = <usize>load<u32>(base);
-  if (count > (total - 4) / 8) return pairs;
-  let bytes = base + 4 + count * 8;
-  const end = base + total;
-  for (let i: usize = 0; i < count; i++) {
-    const nameSize = <usize>load<u32>(base + 4 + i * 8);
-    const valueSize = <usize>load<u32>(base + 8 + i * 8);
-    if (nameSize + valueSize + 2 > end - bytes) break;
-    const name = String.UTF8.decodeUnsafe(bytes, nameSize);
-    bytes += nameSize + 1;
-    const value = String.UTF8.decodeUnsafe(bytes, valueSize);
-    bytes += valueSize + 1;
-    pairs.push(new Header(name, value));
-  }
-  return pairs;
 }
