@@ -183,10 +183,28 @@ export class ExchangeStream extends HttpContext {
 
   private askInjector(): void {
     const config = this.exchange.config;
-    if (!claimExchange(this.key, nowMilliseconds(), config.injector.timeoutMs)) {
+    const nowMs = nowMilliseconds();
+    const recent = readClaim(this.key, nowMs);
+    if (recent.state == ClaimState.Failed && recent.failure!.status >= 500) {
+      // The injector, OPA or STS failed this key a moment ago: answer with that rather than call
+      // them again at the full request rate. (A 4xx depends on the token presented: never reused.)
+      this.replyStaleOr(recent.failure!);
+      return;
+    }
+    if (!claimExchange(this.key, nowMs, config.injector.timeoutMs)) {
       // Another request is exchanging this very key: wait for its result instead of adding a call.
       this.stage = Stage.AwaitingPeer;
       this.exchange.addWaiter(this.key, this.id);
+      return;
+    }
+    // A leader may have finished between this request's L1 miss and its claim (an L2 lookup
+    // takes a while): its answer is in L1 by now.
+    const filled = lookupL1(this.key, nowMs / 1000, config.refreshBufferSeconds);
+    if (filled !== null) {
+      releaseClaim(this.key);
+      this.exchange.metrics!.coalesced();
+      this.replyFromCache(filled, Tier.L1);
+      this.exchange.wakeWaiters(this.key);
       return;
     }
     // Across pods, one sidecar at a time exchanges a key: the lock lives in L2 (when there is one).

@@ -250,6 +250,13 @@ export class ExchangeRoot extends RootContext {
     const body = getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
     const revocations = body !== null ? parseRevocationLog(body) : null;
     if (revocations === null) return;
+    if (revocations.epoch < this.revocationEpoch) {
+      // The log went back: Valkey lost it and started again. Everything in the new log is newer
+      // than this VM's epoch, so read it whole on the next tick.
+      this.revocationEpoch = 0;
+      this.nextRevocationPollMs = 0;
+      return;
+    }
     // The first answer only tells where the log stands: this VM holds nothing older than itself.
     if (this.revocationEpoch >= 0) {
       for (let i = 0; i < revocations.prefixes.length; i++) this.forgetPrefix(revocations.prefixes[i]);

@@ -23,6 +23,8 @@ export interface RequestOptions {
   /** TLS: the CA to trust (PEM file), and for mTLS the client certificate and key (PEM files). */
   tls?: { cert?: string; key?: string; ca: string };
   timeoutMs?: number;
+  /** A keep-alive agent to reuse connections (load loops); default one connection per request. */
+  agent?: http.Agent;
 }
 
 export function request(url: string, options: RequestOptions = {}): Promise<HttpAnswer> {
@@ -41,7 +43,7 @@ export function request(url: string, options: RequestOptions = {}): Promise<Http
     port: target.port,
     path: target.pathname + target.search,
     headers: rawHeaders,
-    agent: false as const,
+    agent: options.agent ?? (false as const),
     timeout: options.timeoutMs ?? 15_000,
   };
   return new Promise((resolve, reject) => {
@@ -97,6 +99,8 @@ export interface ExchangeOptions {
   tls?: RequestOptions["tls"];
   /** Which listener: the plain one (default) or the mTLS one. */
   listener?: "http" | "mtls";
+  agent?: http.Agent;
+  timeoutMs?: number;
 }
 
 /** POST /exchange exactly as the Hexr SDK does. */
@@ -106,7 +110,7 @@ export function exchange(sidecar: EnvoySidecar, options: ExchangeOptions = {}): 
   if (options.token) headers.push(["authorization", `Bearer ${options.token}`]);
   headers.push(...(options.headers ?? []));
   const base = options.listener === "mtls" ? sidecar.agentMtlsUrl : sidecar.agentUrl;
-  return request(`${base}/exchange`, { method: "POST", headers, body, tls: options.tls });
+  return request(`${base}/exchange`, { method: "POST", headers, body, tls: options.tls, agent: options.agent, timeoutMs: options.timeoutMs });
 }
 
 /**
@@ -208,6 +212,24 @@ export class SecretLedger {
     return this.secrets.size;
   }
 
+  /**
+   * leaks() for logs too long to search once per secret (the soak run's): every word of the logs
+   * (and every dot-separated part of one, for token signatures) is looked up in the ledger. A secret
+   * run together with other characters of a word is not found; the tests use leaks().
+   */
+  leaksByWord(logs: Record<string, string>): string[] {
+    const found = new Set<string>();
+    for (const [name, text] of Object.entries(logs)) {
+      for (const word of text.split(/[^A-Za-z0-9+/=._-]+/)) {
+        if (word.length < SecretLedger.MIN_LENGTH) continue;
+        if (this.secrets.has(word) || word.split(".").some((part) => this.secrets.has(part))) {
+          found.add(`${name} contains a secret of ${word.length} characters`);
+        }
+      }
+    }
+    return [...found];
+  }
+
   /** Names of the logs that contain a secret, with the kind of secret (never the secret itself). */
   leaks(logs: Record<string, string>): string[] {
     const found: string[] = [];
@@ -243,4 +265,66 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
     await sleep(50);
   }
   throw new Error(`${what}: not true within ${timeoutMs} ms`);
+}
+
+/** The injector's one structured log line per exchange (injector/exchange-service.ts); never a secret in it. */
+export interface InjectorExchangeLine {
+  spiffe_id?: string;
+  service?: string;
+  region?: string;
+  status: number;
+  outcome?: string;
+  error?: string;
+  latency_ms?: number;
+}
+
+/** Every exchange the injector logged, over all of its runs in this stack. */
+export function injectorExchangeLines(stack: Stack): InjectorExchangeLine[] {
+  const lines: InjectorExchangeLine[] = [];
+  for (const line of stack.parts.injector.logs().split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let entry: { msg?: string } & InjectorExchangeLine;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue; // a line cut by a kill
+    }
+    if (entry.msg === "exchange") lines.push(entry);
+  }
+  return lines;
+}
+
+/** Exchanges the injector answered with `status` (default 200), optionally for one identity and/or region. */
+export function injectorExchanges(stack: Stack, filter: { spiffeId?: string; region?: string; status?: number } = {}): number {
+  const status = filter.status ?? 200;
+  return injectorExchangeLines(stack).filter(
+    (e) => e.status === status && (filter.spiffeId === undefined || e.spiffe_id === filter.spiffeId) && (filter.region === undefined || e.region === filter.region),
+  ).length;
+}
+
+/** "status tier" → how many answers, e.g. {"200 L1": 998, "200 L3": 1, "503 -": 1}: printable, no secret in it. */
+export function tally(answers: readonly { status: number; headers: http.IncomingHttpHeaders }[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const answer of answers) {
+    const key = `${answer.status} ${answer.headers["x-hexr-cache"] ?? "-"}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** One of the filter's counters (admin /stats, wasmcustom.{name}); throws when Envoy does not list it. */
+export async function filterMetric(sidecar: EnvoySidecar, name: string): Promise<number> {
+  const stats = await sidecar.stats(`^wasmcustom\\.${name.replace(/\./g, "\\.")}$`);
+  const value = stats.get(`wasmcustom.${name}`);
+  if (value === undefined) throw new Error(`wasmcustom.${name} is not in admin /stats`);
+  return value;
+}
+
+/** Connections each Envoy worker thread accepted on the plain agent listener, by worker index. */
+export async function connectionsPerWorker(sidecar: EnvoySidecar): Promise<number[]> {
+  const port = new URL(sidecar.agentUrl).port;
+  const stats = await sidecar.stats(`^listener\\.127\\.0\\.0\\.1_${port}\\.worker_\\d+\\.downstream_cx_total$`);
+  const perWorker: number[] = [];
+  for (const [name, value] of stats) perWorker[Number(/worker_(\d+)\./.exec(name)![1])] = value;
+  return perWorker;
 }

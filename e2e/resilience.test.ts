@@ -76,6 +76,9 @@ describe("with the bridge hung (stopped with SIGSTOP: connections open, no answe
   });
 });
 
+/** How long the filter answers a key with its last 5xx instead of calling again (assembly/cache/inflight.ts). */
+const FAILURE_MEMORY_MS = 1100;
+
 describe("with the injector down", () => {
   it("answers misses with the contract's 503 while L1 hits keep being served", async () => {
     await expectServed("us-west-1", "L3"); // now in L1
@@ -90,7 +93,9 @@ describe("with the injector down", () => {
     } finally {
       await stack.parts.injector.start();
     }
-    // Back up: the miss is served again.
+    // Back up: the miss is served again, once the filter's one-second memory of the failure
+    // (which spares a failing injector the full request rate) has passed.
+    await new Promise((resolve) => setTimeout(resolve, FAILURE_MEMORY_MS));
     await expectServed("eu-south-1", "L3");
   });
 });

@@ -19,6 +19,9 @@ import {
 
 const MTLS_S3 = { spiffeId: AGENT.dataPipeline, source: "mtls", service: "aws_s3", region: "us-east-1" } as const;
 
+/** How long the filter remembers a failed exchange (assembly/cache/inflight.ts). */
+const FAILURE_MEMORY_MS = 1000;
+
 describe("400/405/413/415 BadRequest", () => {
   it.each(["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])("answers %s with 405 and allow: POST", (method) => {
     const { vm } = startFilter();
@@ -210,6 +213,21 @@ describe("the injector's non-200 answers and failed calls", () => {
     expectContractError(stream, 503, "CredentialError");
     for (const secret of issued.secrets) expect(stream.response!.bodyText).not.toContain(secret);
     expect(credentialEntries(host)).toEqual([]);
+    host.advance(FAILURE_MEMORY_MS + 1);
+    sendExchange(vm);
+    expectInjectorCall(host, MTLS_S3);
+  });
+
+  it("answers with a failure for a second after it, instead of calling a failing injector again", () => {
+    const { host, vm } = startFilter();
+    const first = sendExchange(vm);
+    answerInjector(expectInjectorCall(host, MTLS_S3), { status: 503, body: "no healthy upstream", contentType: "text/plain" });
+    expectContractError(first, 503, "CredentialError");
+    host.advance(FAILURE_MEMORY_MS - 1);
+    const remembered = sendExchange(vm);
+    expectContractError(remembered, 503, "CredentialError");
+    expect(host.pendingHttpCalls()).toEqual([]);
+    host.advance(2);
     sendExchange(vm);
     expectInjectorCall(host, MTLS_S3);
   });

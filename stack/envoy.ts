@@ -42,6 +42,8 @@ export interface EnvoySidecar {
   readonly agentMtlsUrl: string;
   readonly adminUrl: string;
   readonly running: boolean;
+  /** The Envoy process's id (memory readings of the soak run); undefined while stopped. */
+  readonly pid: number | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Stop then start on the same ports: L1 (proxy shared data) is gone afterwards. */
@@ -91,6 +93,9 @@ export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
     adminUrl,
     get running() {
       return process !== undefined;
+    },
+    get pid() {
+      return process?.child.pid;
     },
     async start() {
       if (process) return;

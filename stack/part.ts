@@ -10,7 +10,10 @@ export interface Part {
   readonly url: string;
   readonly running: boolean;
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /** SIGTERM (the default) and wait for the exit; SIGKILL to kill it without a chance to clean up. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** The running process's id (memory readings of the soak run); undefined while stopped. */
+  readonly pid: number | undefined;
   /** SIGSTOP: it keeps its sockets open but answers nothing, like a hung or partitioned service. */
   pause(): void;
   resume(): void;
@@ -37,14 +40,17 @@ export function createPart(spec: PartSpec): Part {
     get running() {
       return process !== undefined;
     },
+    get pid() {
+      return process?.child.pid;
+    },
     async start() {
       if (!process) process = log.attach(await spec.launch());
     },
-    async stop() {
+    async stop(signal) {
       const running = process;
       process = undefined;
       running?.child.kill("SIGCONT"); // a stopped process cannot act on SIGTERM
-      await running?.stop();
+      await running?.stop(signal);
     },
     pause() {
       if (!process) throw new Error(`${spec.name} is not running`);

@@ -73,6 +73,10 @@ export function renderSidecarConfig(values: SidecarValues): string {
     const cluster = (upstream as { cluster?: unknown } | undefined)?.cluster;
     return typeof cluster === "string" ? cluster : fallback;
   };
+  const exchangePath = typeof filter.exchange_path === "string" ? filter.exchange_path : "/exchange";
+  // The revocation route exists only when the filter has a revocation path; otherwise it repeats
+  // the exchange route, which Envoy never reaches (the first match wins).
+  const revocationPath = (filter.revocation as { path?: unknown } | null | undefined)?.path;
   return renderTemplate(readFileSync(sidecarTemplatePath, "utf8"), {
     node_id: values.nodeId,
     admin_address: values.adminAddress,
@@ -81,7 +85,8 @@ export function renderSidecarConfig(values: SidecarValues): string {
     agent_port: values.agentPort,
     agent_mtls_port: values.agentMtlsPort,
     access_log_path: values.accessLogPath,
-    exchange_path: typeof filter.exchange_path === "string" ? filter.exchange_path : "/exchange",
+    exchange_path: exchangePath,
+    revocation_path: filter.revocation ? (typeof revocationPath === "string" ? revocationPath : "/revoke") : exchangePath,
     injector_host: values.injectorHost,
     injector_port: values.injectorPort,
     injector_sni: values.injectorSni,
