@@ -1,0 +1,368 @@
+// From raw measurements to the results: medians per scenario, ratios to the floor of the same
+// run, the issue's targets (met or missed, with the measured ratio), and the Markdown table.
+import type { GrowthResult } from "./l1-growth.ts";
+import type { Measurement } from "./measure.ts";
+import { totalWasmHeap, type MemorySample } from "./memory.ts";
+import type { Plan } from "./plan.ts";
+import type { ProfileOutcome } from "./profile.ts";
+import type { Scenario, ScenarioId } from "./scenarios.ts";
+
+export interface ScenarioSummary {
+  id: ScenarioId;
+  title: string;
+  what: string;
+  /** Closed loop, one connection; medians over rounds, µs. */
+  latencyUs: { p50: number; p90: number; p99: number };
+  /** Several connections; median over rounds. */
+  rps: number;
+  /** Envoy CPU per request in the throughput runs, µs (median). */
+  envoyCpuUs: number;
+  /** Share of its core the Envoy used in the throughput runs (median): near 1, it set the pace. */
+  envoyBusy: number;
+  /** Ratios to the floor: the median over rounds of the ratio within each round. */
+  p50VsFloor: number;
+  rpsVsFloor: number;
+  cpuVsFloor: number;
+  /** Lowest share of answers from the expected cache tier over every run (absent: not a sidecar). */
+  tierShare?: number;
+  errors: number;
+  /** Every run kept its connections open (Envoy accepted no more than wrk opened). */
+  keptAlive: boolean;
+}
+
+export interface Conditions {
+  startedAt: string;
+  durationSeconds: number;
+  cpuModel: string;
+  cpus: number;
+  envoyVersion: string;
+  pinning: string;
+  loadBefore: number[];
+  loadAfter: number[];
+  /** Median share of both cores busy during the measured runs. */
+  machineBusy: { latency: number; throughput: number };
+}
+
+export interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface Results {
+  conditions: Conditions;
+  plan: Plan;
+  scenarios: ScenarioSummary[];
+  targets: Target[];
+  growth: GrowthResult;
+  memory: MemoryFindings;
+  profile: { l1Hit: ProfileOutcome; floorJwt: ProfileOutcome };
+  measurements: Measurement[];
+}
+
+const median = (values: number[]) => {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** One scenario's value of `metric`, round by round (the warm-up, round 0, is left out). */
+function byRound(measurements: Measurement[], id: ScenarioId, kind: Measurement["kind"], metric: (m: Measurement) => number): Map<number, number> {
+  return new Map(measurements.filter((m) => m.scenario === id && m.kind === kind && m.round > 0).map((m) => [m.round, metric(m)]));
+}
+
+/**
+ * The median over rounds of combine(a, b) for the two runs of the same round. Runs of one round
+ * are a minute apart at most, so a ratio within a round is less exposed to the load other work
+ * puts on the machine than a ratio of medians taken minutes apart.
+ */
+function pairedMedian(a: Map<number, number>, b: Map<number, number>, combine: (a: number, b: number) => number): number {
+  return median([...a.keys()].filter((round) => b.has(round)).map((round) => combine(a.get(round)!, b.get(round)!)));
+}
+
+const p50 = (m: Measurement) => m.wrk.latencyUs.p50;
+const rps = (m: Measurement) => m.wrk.rps;
+const cpu = (m: Measurement) => m.envoyCpuUsPerRequest;
+
+export function summarize(scenarios: Scenario[], measurements: Measurement[]): ScenarioSummary[] {
+  const runs = (id: ScenarioId, kind: Measurement["kind"]) => measurements.filter((m) => m.scenario === id && m.kind === kind && m.round > 0);
+  const floorP50 = byRound(measurements, "floor", "latency", p50);
+  const floorRps = byRound(measurements, "floor", "throughput", rps);
+  const floorCpu = byRound(measurements, "floor", "throughput", cpu);
+  return scenarios.map((scenario) => {
+    const latency = runs(scenario.id, "latency");
+    const throughput = runs(scenario.id, "throughput");
+    const all = [...latency, ...throughput];
+    const shares = all.map((m) => m.tierShare).filter((share): share is number => share !== undefined);
+    return {
+      id: scenario.id,
+      title: scenario.title,
+      what: scenario.what,
+      latencyUs: {
+        p50: median(latency.map(p50)),
+        p90: median(latency.map((m) => m.wrk.latencyUs.p90)),
+        p99: median(latency.map((m) => m.wrk.latencyUs.p99)),
+      },
+      rps: median(throughput.map(rps)),
+      envoyCpuUs: median(throughput.map(cpu)),
+      envoyBusy: median(throughput.map((m) => m.envoyBusy)),
+      p50VsFloor: pairedMedian(byRound(measurements, scenario.id, "latency", p50), floorP50, (a, b) => a / b),
+      rpsVsFloor: pairedMedian(byRound(measurements, scenario.id, "throughput", rps), floorRps, (a, b) => a / b),
+      cpuVsFloor: pairedMedian(byRound(measurements, scenario.id, "throughput", cpu), floorCpu, (a, b) => a / b),
+      tierShare: shares.length > 0 ? Math.min(...shares) : undefined,
+      errors: all.reduce((sum, m) => sum + m.errors, 0),
+      // wrk opens one connection of its own first, to pick an address.
+      keptAlive: all.every((m) => m.newConnections <= m.wrk.connections + 1),
+    };
+  });
+}
+
+export function machineBusy(measurements: Measurement[]): Conditions["machineBusy"] {
+  const of = (kind: Measurement["kind"]) => median(measurements.filter((m) => m.kind === kind && m.round > 0).map((m) => m.machineBusy));
+  return { latency: of("latency"), throughput: of("throughput") };
+}
+
+export interface MemoryFindings {
+  /** Per entry added between the two largest memory checkpoints: Envoy's allocator (shared data lives there). */
+  perEntryAllocatedBytes: number;
+  /** … the resident part of the wasm heaps (the filter's own bookkeeping per stored key). */
+  perEntryWasmHeapBytes: number;
+  /** … the whole process's resident memory: everything an entry costs. */
+  perEntryRssBytes: number;
+  bodyBytes: number;
+  /** RSS per entry beyond the credential body itself (key, expiry prefix, map, allocator, guest bookkeeping). */
+  overheadBeyondBodyBytes: number;
+  /** Over the warm requests: first to last sample. */
+  warmGrowth: { requests: number; allocatedBytes: number; rssBytes: number; wasmHeapBytes: number };
+}
+
+export function memoryFindings(growth: GrowthResult): MemoryFindings {
+  const [low, high] = growth.memory.slice(-2);
+  const entries = high.entries - low.entries;
+  const perEntry = (value: (sample: MemorySample) => number) => (value(high.sample) - value(low.sample)) / entries;
+  const perEntryRssBytes = perEntry((sample) => sample.rssBytes);
+  const first = growth.warm[0];
+  const last = growth.warm[growth.warm.length - 1];
+  return {
+    perEntryAllocatedBytes: perEntry((sample) => sample.allocatedBytes),
+    perEntryWasmHeapBytes: perEntry((sample) => totalWasmHeap(sample).residentBytes),
+    perEntryRssBytes,
+    bodyBytes: growth.entryBytes.body,
+    overheadBeyondBodyBytes: perEntryRssBytes - growth.entryBytes.body,
+    warmGrowth: {
+      requests: last.requests,
+      allocatedBytes: last.memory.allocatedBytes - first.memory.allocatedBytes,
+      rssBytes: last.memory.rssBytes - first.memory.rssBytes,
+      wasmHeapBytes: totalWasmHeap(last.memory).sizeBytes - totalWasmHeap(first.memory).sizeBytes,
+    },
+  };
+}
+
+/** "Flat": the allocator grew by less than this over the warm requests, and the wasm heaps not at all. */
+const FLAT_ALLOCATED_BYTES = 1024 * 1024;
+
+export function evaluateTargets(summaries: ScenarioSummary[], measurements: Measurement[], memory: MemoryFindings): Target[] {
+  const by = (id: ScenarioId) => summaries.find((s) => s.id === id)!;
+  const rounds = (id: ScenarioId, kind: Measurement["kind"], metric: (m: Measurement) => number) => byRound(measurements, id, kind, metric);
+  const floor = by("floor");
+  const l1 = by("l1-hit");
+  const l2 = by("l2-hit");
+  const plain = by("pass-through-plain");
+  const wasm = by("pass-through-wasm");
+  const noFilter = by("no-filter");
+  const l2OverFloorUs = pairedMedian(rounds("l2-hit", "latency", p50), rounds("floor", "latency", p50), (a, b) => a - b);
+  const measuredTax = 1 - pairedMedian(rounds("pass-through-wasm", "throughput", rps), rounds("pass-through-plain", "throughput", rps), (a, b) => a / b);
+  // Capacity of one core = 10⁶ / CPU µs per request: the tax is the capacity the filter takes away.
+  const tax = 1 - pairedMedian(rounds("pass-through-plain", "throughput", cpu), rounds("pass-through-wasm", "throughput", cpu), (a, b) => a / b);
+  const l1Capacity = 1 / l1.cpuVsFloor;
+  const speedup = pairedMedian(rounds("no-filter", "latency", p50), rounds("l1-hit", "latency", p50), (a, b) => a / b);
+  const warm = memory.warmGrowth;
+  return [
+    {
+      name: "L1 hit latency",
+      goal: "p50 ≤ 1.15 × floor p50",
+      measured: `${fmtUs(l1.latencyUs.p50)} vs ${fmtUs(floor.latencyUs.p50)}: ${l1.p50VsFloor.toFixed(2)} ×`,
+      met: l1.p50VsFloor <= 1.15,
+    },
+    {
+      name: "L1 hit throughput",
+      goal: "≥ 0.85 × floor",
+      measured:
+        `capacity ${l1Capacity.toFixed(2)} × (CPU per request ${Math.round(l1.envoyCpuUs)} µs vs ${Math.round(floor.envoyCpuUs)} µs); ` +
+        `measured ${fmtRps(l1.rps)} vs ${fmtRps(floor.rps)}: ${l1.rpsVsFloor.toFixed(2)} ×`,
+      met: l1Capacity >= 0.85,
+    },
+    {
+      name: "L2 hit latency",
+      goal: "p50 ≤ floor p50 + 0.5 ms",
+      measured: `${fmtUs(l2.latencyUs.p50)} = floor + ${fmtUs(l2OverFloorUs)}`,
+      met: l2OverFloorUs <= 500,
+    },
+    {
+      name: "pass-through tax",
+      goal: "≤ 5 % throughput",
+      measured:
+        `capacity −${(tax * 100).toFixed(1)} % (CPU per request ${Math.round(wasm.envoyCpuUs)} µs vs ${Math.round(plain.envoyCpuUs)} µs); ` +
+        `measured ${fmtRps(wasm.rps)} vs ${fmtRps(plain.rps)}: ${(measuredTax * 100).toFixed(1)} %`,
+      met: tax <= 0.05,
+    },
+    {
+      name: "L1 hit vs no filter",
+      goal: "p50 ≥ 5 × faster",
+      measured: `${fmtUs(l1.latencyUs.p50)} vs ${fmtUs(noFilter.latencyUs.p50)}: ${speedup.toFixed(1)} × faster`,
+      met: speedup >= 5,
+    },
+    {
+      name: "memory over warm requests",
+      goal: `flat (allocator < ${FLAT_ALLOCATED_BYTES / 1024} KiB growth, wasm heap unchanged)`,
+      measured: `${warm.requests.toLocaleString("en-US")} requests: allocator ${fmtBytes(warm.allocatedBytes)}, wasm heap ${fmtBytes(warm.wasmHeapBytes)}, RSS ${fmtBytes(warm.rssBytes)}`,
+      met: warm.allocatedBytes < FLAT_ALLOCATED_BYTES && warm.wasmHeapBytes === 0,
+    },
+    {
+      name: "L1 entry overhead",
+      goal: "≤ 1 KiB beyond the body",
+      measured:
+        `${Math.round(memory.perEntryRssBytes)} B RSS per entry (body ${memory.bodyBytes} B): ${Math.round(memory.overheadBeyondBodyBytes)} B beyond it; ` +
+        `of which shared data ${Math.round(memory.perEntryAllocatedBytes)} B, wasm heap ${Math.round(memory.perEntryWasmHeapBytes)} B`,
+      met: memory.overheadBeyondBodyBytes <= 1024,
+    },
+  ];
+}
+
+// ---- Markdown ----
+
+export function fmtUs(us: number): string {
+  if (!Number.isFinite(us)) return "–";
+  return us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${Math.round(us)} µs`;
+}
+
+export function fmtRps(rps: number): string {
+  return Number.isFinite(rps) ? `${Math.round(rps).toLocaleString("en-US")}/s` : "–";
+}
+
+export function fmtBytes(bytes: number): string {
+  const sign = bytes < 0 ? "−" : bytes > 0 ? "+" : "";
+  const abs = Math.abs(bytes);
+  if (abs >= 1024 * 1024) return `${sign}${(abs / 1024 / 1024).toFixed(1)} MiB`;
+  if (abs >= 1024) return `${sign}${(abs / 1024).toFixed(1)} KiB`;
+  return `${sign}${Math.round(abs)} B`;
+}
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+export function scenarioTable(results: Results): string {
+  const c = results.plan.throughputConnections;
+  const rows = results.scenarios.map((s) =>
+    [
+      s.keptAlive ? s.title : `${s.title} (connections not kept alive!)`,
+      fmtRps(s.rps),
+      `${s.rpsVsFloor.toFixed(2)} ×`,
+      `${Math.round(s.envoyBusy * 100)} %`,
+      fmtUs(s.latencyUs.p50),
+      fmtUs(s.latencyUs.p90),
+      fmtUs(s.latencyUs.p99),
+      `${s.p50VsFloor.toFixed(2)} ×`,
+      `${Math.round(s.envoyCpuUs)} µs`,
+      `${s.cpuVsFloor.toFixed(2)} ×`,
+      s.tierShare === undefined ? "" : `${(s.tierShare * 100).toFixed(1)} %`,
+      String(s.errors),
+    ].join(" | "),
+  );
+  return [
+    `| scenario | req/s (${c} conn) | × floor | Envoy busy | p50 | p90 | p99 (1 conn) | p50 × floor | Envoy CPU/req | × floor | from its tier | errors |`,
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ...rows.map((r) => `| ${r} |`),
+  ].join("\n");
+}
+
+export function toMarkdown(results: Results): string {
+  const { conditions: c, plan, growth, memory } = results;
+  const lines: string[] = [];
+  lines.push("# Exchange filter benchmark", "");
+  lines.push(
+    `Measured ${c.startedAt} in one run of \`npm run bench\` (${Math.round(c.durationSeconds)} s), on ${c.cpus} × ${c.cpuModel}, ${c.envoyVersion}.`,
+    `${c.pinning} Load average before ${c.loadBefore.map((l) => l.toFixed(2)).join(" / ")}, after ${c.loadAfter.map((l) => l.toFixed(2)).join(" / ")}; ` +
+      `both cores were ${(c.machineBusy.latency * 100).toFixed(0)} % busy during latency runs and ${(c.machineBusy.throughput * 100).toFixed(0)} % during throughput runs (median).`,
+    "",
+    `Latency: closed loop, 1 connection, ${plan.latencySeconds} s per run. Throughput: ${plan.throughputConnections} connections, ${plan.throughputSeconds} s per run. ` +
+      `Every scenario warmed ${plan.warmupSeconds} s, then measured in ${plan.rounds} interleaved rounds (each compared pair back to back, the order reversed every other round). ` +
+      "Values are medians over the rounds; each ratio to the floor is the median of the ratios within a round, so a ratio never mixes runs minutes apart. " +
+      `"Envoy busy" is how much of its core the Envoy under test used in the throughput runs: well below 100 %, something else (the load generator, the services behind it, other work on this shared machine) set the pace. ` +
+      `"Envoy CPU/req" is the Envoy process's CPU time per request in the throughput runs (all threads), the figure least disturbed by other work on the machine; ` +
+      "a core's capacity is 10⁶ / that, and the throughput targets are judged on it (the measured req/s ratio is shown beside it). " +
+      `"from its tier" is the lowest share, over all runs, of answers that came from the cache tier the scenario is about.`,
+    "",
+    scenarioTable(results),
+    "",
+    "| scenario | what it is |",
+    "|---|---|",
+    ...results.scenarios.map((s) => `| ${s.title} | ${s.what} |`),
+    "",
+    "## Targets",
+    "",
+    "| target | goal | measured | |",
+    "|---|---|---|---|",
+    ...results.targets.map((t) => `| ${t.name} | ${t.goal} | ${t.measured} | ${t.met ? "met" : "**missed**"} |`),
+    "",
+    "## Memory (a sidecar of its own, L1 loaded from L2)",
+    "",
+    "| L1 entries | Envoy RSS | allocator in use | wasm heaps (memory.size, resident) |",
+    "|--:|--:|--:|--:|",
+    // In the order they were taken: the warm requests ran once L1 held warmEntries entries.
+    ...growth.memory.filter(({ entries }) => entries <= growth.warmEntries).map(({ entries, sample }) => memoryRow(entries.toLocaleString("en-US"), sample)),
+    ...growth.warm.map(({ requests, memory: sample }) =>
+      memoryRow(`${growth.warmEntries.toLocaleString("en-US")}, ${requests === 0 ? "warm-up done" : `after ${requests.toLocaleString("en-US")} requests on them`}`, sample)),
+    ...growth.memory.filter(({ entries }) => entries > growth.warmEntries).map(({ entries, sample }) => memoryRow(entries.toLocaleString("en-US"), sample)),
+    "",
+    `One entry's own data: key ${growth.entryBytes.key} B + value ${growth.entryBytes.value} B (body ${growth.entryBytes.body} B). ` +
+      `Per added entry (last two checkpoints): ${Math.round(memory.perEntryRssBytes)} B RSS, of which ${Math.round(memory.perEntryAllocatedBytes)} B in Envoy's allocator ` +
+      `(shared data) and ${Math.round(memory.perEntryWasmHeapBytes)} B resident in the wasm heaps. ` +
+      "L1 is proxy shared data, held by Envoy outside the VM; each wasm heap is read from /proc/PID/smaps (V8's 8 GiB reservation per wasm memory), " +
+      "as neither Envoy's stats nor the ABI report it.",
+    "",
+    "## L1 hit latency as L1 grows (1 connection, requests cycling over every key)",
+    "",
+    "| distinct keys in L1 | p50 | p90 | p99 | req/s | Envoy CPU/req | from L1 |",
+    "|--:|--:|--:|--:|--:|--:|--:|",
+    ...growth.latency.map((g) =>
+      `| ${g.keys.toLocaleString("en-US")}${g.afterSeconds > 5 ? `, ${g.afterSeconds} s later` : ""} | ${fmtUs(g.wrk.latencyUs.p50)} | ${fmtUs(g.wrk.latencyUs.p90)} | ${fmtUs(g.wrk.latencyUs.p99)} | ${fmtRps(g.wrk.rps)} | ${Math.round(g.envoyCpuUs)} µs | ${(g.l1Share * 100).toFixed(1)} % |`),
+    "",
+    `Requests on the ${growth.warmEntries.toLocaleString("en-US")} warm keys (${growth.warm.length - 1} runs of ${plan.growth.warmChunkSeconds} s, ${plan.growth.warmConnections} connections): ` +
+      `Envoy CPU per hit ${growth.warm.slice(1).map((w) => Math.round(w.envoyCpuUs)).join(", ")} µs.`,
+    "",
+    "## Where the sidecar's CPU goes (perf, during the throughput runs)",
+    "",
+    profileTable(results),
+    "",
+  );
+  return lines.join("\n");
+}
+
+function memoryRow(label: string, sample: MemorySample): string {
+  const heaps = sample.wasmHeaps.length === 0 ? "not found" : sample.wasmHeaps.map((h) => `${h.sizeBytes / 1024} KiB / ${h.residentBytes / 1024} KiB`).join(", ");
+  return `| ${label} | ${mib(sample.rssBytes)} | ${mib(sample.allocatedBytes)} | ${heaps} |`;
+}
+
+function profileTable(results: Results): string {
+  const columns: [string, ProfileOutcome][] = [["L1 hit", results.profile.l1Hit], ["floor + jwt_authn", results.profile.floorJwt]];
+  const skipped = columns.filter(([, o]) => "skipped" in o);
+  if (skipped.length === columns.length) return `Not profiled: ${(columns[0][1] as { skipped: string }).skipped}.`;
+  const share = (o: ProfileOutcome, bucket: keyof Extract<ProfileOutcome, { profile: unknown }>["profile"]["shares"]) =>
+    "profile" in o ? `${(o.profile.shares[bucket] * 100).toFixed(1)} %` : "–";
+  const rows: [string, Parameters<typeof share>[1]][] = [
+    ["the filter's own code (wasm, V8 JIT)", "wasm-guest"],
+    ["Envoy called from the filter (proxy-wasm ABI)", "wasm-host"],
+    ["kernel (syscalls, loopback TCP)", "kernel"],
+    ["rest of Envoy (codec, jwt_authn, router, access log)", "envoy"],
+  ];
+  const cpu = (id: ScenarioId) => results.scenarios.find((s) => s.id === id)!.envoyCpuUs;
+  return [
+    `| share of samples | ${columns.map(([name]) => name).join(" | ")} |`,
+    "|---|--:|--:|",
+    ...rows.map(([label, bucket]) => `| ${label} | ${columns.map(([, o]) => share(o, bucket)).join(" | ")} |`),
+    `| samples | ${columns.map(([, o]) => ("profile" in o ? String(o.profile.samples) : "–")).join(" | ")} |`,
+    `| Envoy CPU per request | ${Math.round(cpu("l1-hit"))} µs | ${Math.round(cpu("floor-jwt"))} µs |`,
+  ].join("\n");
+}

@@ -1,0 +1,158 @@
+// The scenarios of the comparison, each one a target Envoy plus the request wrk sends to it, and
+// what has to be true before each run (a warm L1 key, enough fresh keys in L2).
+import { exchangeRequest, exchangeSpec, KeySequence, WARM_REGION } from "./agent.ts";
+import { sendAll } from "./fill.ts";
+import type { L2Pool } from "./l2-pool.ts";
+import type { RequestSpec, WrkResult } from "./wrk.ts";
+
+export type ScenarioId =
+  | "floor" | "floor-jwt" | "pass-through-plain" | "pass-through-wasm" | "pass-through-skip" | "l1-hit" | "l1-hit-jwt-cache"
+  | "l2-hit" | "l3-miss" | "no-filter";
+
+export type Tier = "L1" | "L2" | "L3";
+
+export interface Target {
+  url: string;
+  adminUrl: string;
+  pid: number;
+}
+
+export interface RunShape {
+  connections: number;
+  seconds: number;
+}
+
+export interface Scenario {
+  id: ScenarioId;
+  title: string;
+  /** One line for the results table. */
+  what: string;
+  target: Target;
+  /** Every answer must come from this tier (checked on the filter's counters after each run). */
+  tier?: Tier;
+  /** Puts in place what the run needs; returns the request to send. */
+  prepare(run: RunShape): Promise<RequestSpec>;
+  /** Told what the run generated (key families advance past every key it used). */
+  finish?(result: WrkResult): void;
+  /** Run before each round's runs of every scenario, followed by an unmeasured warm-up run. */
+  beforeRound?(): Promise<void>;
+}
+
+/** A plain GET an agent process sends through its sidecar to some other service. */
+const PASS_THROUGH_REQUEST: RequestSpec = { method: "GET", path: "/v1/objects/report.csv", headers: {} };
+
+export function floorScenarios(token: string, floor: Target, floorJwt: Target): Scenario[] {
+  const request = exchangeSpec(token, WARM_REGION);
+  return [
+    {
+      id: "floor",
+      title: "floor",
+      what: "same listener and request; buffer + router, direct_response with the credential's body",
+      target: floor,
+      prepare: async () => request,
+    },
+    {
+      id: "floor-jwt",
+      title: "floor + jwt_authn",
+      what: "floor plus the sidecar's jwt_authn verifying the JWT-SVID (not a target, explains the gap)",
+      target: floorJwt,
+      prepare: async () => request,
+    },
+  ];
+}
+
+export function passThroughScenarios(plain: Target, wasm: Target, skip: Target): Scenario[] {
+  return [
+    {
+      id: "pass-through-plain",
+      title: "pass-through, no wasm",
+      what: "GET on a non-exchange path to a trivial upstream, sidecar chain without the wasm filter",
+      target: plain,
+      prepare: async () => PASS_THROUGH_REQUEST,
+    },
+    {
+      id: "pass-through-wasm",
+      title: "pass-through, wasm",
+      what: "the same GET through the full sidecar chain, wasm filter included",
+      target: wasm,
+      prepare: async () => PASS_THROUGH_REQUEST,
+    },
+    {
+      id: "pass-through-skip",
+      title: "pass-through, wasm off on route",
+      what: "what-if, not a target: the full chain with the wasm filter disabled on the non-exchange route (per-route FilterConfig)",
+      target: skip,
+      prepare: async () => PASS_THROUGH_REQUEST,
+    },
+  ];
+}
+
+/** L1 hit: one key, asked for again before every run so that it is warm (and still servable). */
+export function l1HitScenario(token: string, sidecar: Target, whatIf?: "jwt-cache"): Scenario {
+  return {
+    id: whatIf ? "l1-hit-jwt-cache" : "l1-hit",
+    title: whatIf ? "L1 hit, jwt_authn cache" : "L1 hit",
+    what: whatIf
+      ? "what-if, not a target: the sidecar config with jwt_authn's verified-token cache on (jwt_cache_config, requires_any)"
+      : "/exchange, key warm in L1 (proxy shared data)",
+    target: sidecar,
+    tier: "L1",
+    async prepare() {
+      await sendAll({ baseUrl: sidecar.url, count: 1, request: () => exchangeRequest(token, WARM_REGION), expectStatus: 200 });
+      return exchangeSpec(token, WARM_REGION);
+    },
+  };
+}
+
+/**
+ * L2 hit: every request asks for a key that is in L2 and was never asked of this sidecar, so each
+ * one misses L1 and is served from L2 (and, as in production, fills L1 on the way). The pool is
+ * topped up before each run with 1.5 × the keys the fastest run so far would have used.
+ * Each such request adds a key to what the filter's VM remembers having stored, and a VM holding
+ * tens of thousands of keys costs more on every request (see the L1 growth phase), so the sidecar
+ * is restarted before every round (`restart`): each round starts as a pod that holds a few keys.
+ */
+export function l2HitScenario(token: string, sidecar: Target, pool: L2Pool, restart: () => Promise<void>): Scenario {
+  const fastest = new Map<number, number>();
+  return {
+    id: "l2-hit",
+    title: "L2 hit",
+    what: "/exchange, L1 miss (a key this Envoy never saw), warm in L2 (Valkey via the bridge)",
+    target: sidecar,
+    tier: "L2",
+    async prepare(run) {
+      const expectedRps = fastest.get(run.connections) ?? 8000;
+      const start = pool.keys.position;
+      await pool.ensure(start + Math.ceil(expectedRps * run.seconds * 1.5) + 4 * run.connections);
+      return exchangeSpec(token, "@KEY@", { prefix: pool.keys.prefix, start, count: 0 });
+    },
+    finish(result) {
+      pool.keys.advance(result.generated);
+      fastest.set(result.connections, Math.max(fastest.get(result.connections) ?? 0, result.rps));
+    },
+    beforeRound: restart,
+  };
+}
+
+/** L3 miss: a region never asked for before on every request: L1 miss, L2 miss, injector, OPA, STS. */
+export function l3MissScenario(token: string, sidecar: Target, keys: KeySequence): Scenario {
+  return {
+    id: "l3-miss",
+    title: "L3 miss",
+    what: "/exchange, a new key every request: L1 miss, L2 miss, injector + OPA + STS (moto)",
+    target: sidecar,
+    tier: "L3",
+    prepare: async () => exchangeSpec(token, "@KEY@", { prefix: keys.prefix, start: keys.position, count: 0 }),
+    finish: (result) => keys.advance(result.generated),
+  };
+}
+
+export function noFilterScenario(token: string, target: Target): Scenario {
+  return {
+    id: "no-filter",
+    title: "no filter",
+    what: "the same request routed by Envoy (jwt_authn + router) straight to the injector: nothing cached",
+    target,
+    prepare: async () => exchangeSpec(token, WARM_REGION),
+  };
+}
