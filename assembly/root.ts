@@ -3,7 +3,8 @@
 // background refreshes, and the tick that evicts expired L1 entries.
 import { encodeEntry, isServable, parseEpochSeconds } from "./cache/entry";
 import { claimExchange, ClaimState, prepareClaims, readClaim, releaseClaim } from "./cache/inflight";
-import { evictIfExpired, lookupL1, storeL1 } from "./cache/l1";
+import { lookupL1, storeL1 } from "./cache/l1";
+import { evictExpiredKeys, forgetKeysWithPrefix, rememberStoredKey } from "./cache/stored-keys";
 import { l2PutRequest, l2RevocationsSinceRequest } from "./cache/l2";
 import { FilterConfig, parseConfig } from "./config";
 import { ExchangeStream } from "./exchange";
@@ -11,13 +12,10 @@ import { expiresAtInBody, InjectorCall } from "./injector";
 import { Metrics } from "./metrics";
 import { parseRevocationLog } from "./revocation";
 import { findStream, HttpContext, RootContext } from "./proxy-wasm/context";
-import {
-  getBuffer, getHeader, getSharedData, log, nowNanoseconds, setEffectiveContext, setSharedData, setTickPeriodMilliseconds,
-} from "./proxy-wasm/host";
+import { getBuffer, getHeader, log, nowNanoseconds, setEffectiveContext, setTickPeriodMilliseconds } from "./proxy-wasm/host";
 import { BufferType, LogLevel, MapType } from "./proxy-wasm/types";
 
 const NANOS_PER_MILLISECOND: u64 = 1_000_000;
-const EMPTY_VALUE = new Uint8Array(0);
 /**
  * Envoy runs the local replies a callback sends as nested actions after it returns, and each one
  * re-enters the VM; answering hundreds of waiters in one callback overflows the stack. So one
@@ -48,8 +46,6 @@ export class ExchangeRoot extends RootContext {
   private nextRemoteRecheckMs: i64 = 0;
   private refreshTokens: u32[] = [];
   private refreshKeys: string[] = [];
-  /** Keys this worker stored in L1 → their credential's expiry (epoch s): the tick clears them after it. */
-  private storedKeys: Map<string, u32> = new Map<string, u32>();
   private nextEvictionMs: i64 = 0;
   /** The bridge's revocation epoch this VM has applied; -1 until the first poll answered. */
   private revocationEpoch: i64 = -1;
@@ -98,7 +94,7 @@ export class ExchangeRoot extends RootContext {
   }
 
   storeInL1(key: string, entry: Uint8Array, expiresAt: i64): void {
-    if (storeL1(key, entry, expiresAt)) this.storedKeys.set(key, <u32>expiresAt);
+    if (storeL1(key, entry, expiresAt)) rememberStoredKey(key, expiresAt);
   }
 
   // ---- coalescing: one exchange per key, however many requests want it ----
@@ -266,28 +262,10 @@ export class ExchangeRoot extends RootContext {
 
   /** Empties this VM's L1 entries under `prefix` (each VM empties what it stored). */
   forgetPrefix(prefix: string): void {
-    const keys = this.storedKeys.keys();
-    let forgotten: i64 = 0;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      if (!key.startsWith(prefix)) continue;
-      if (getSharedData(key) !== null) setSharedData(key, EMPTY_VALUE, 0);
-      this.storedKeys.delete(key);
-      forgotten++;
-    }
-    this.metrics!.evicted(forgotten);
+    this.metrics!.evicted(forgetKeysWithPrefix(prefix));
   }
 
   private evictExpired(nowSeconds: i64): void {
-    const keys = this.storedKeys.keys();
-    let evicted: i64 = 0;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      if (<i64>this.storedKeys.get(key) > nowSeconds) continue;
-      // Another worker may have stored a fresher entry under the key since: evictIfExpired checks.
-      if (evictIfExpired(key, nowSeconds)) evicted++;
-      this.storedKeys.delete(key);
-    }
-    this.metrics!.evicted(evicted);
+    this.metrics!.evicted(evictExpiredKeys(nowSeconds));
   }
 }

@@ -48,3 +48,8 @@ export function storeL1(key: string, entry: Uint8Array, expiresAt: i64): bool {
   }
   return false;
 }
+
+/** Empties the entry whatever its age (revocation). */
+export function forgetL1Entry(key: string): void {
+  if (getSharedData(key) !== null) setSharedData(key, EMPTY, 0);
+}
