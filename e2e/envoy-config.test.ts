@@ -82,7 +82,13 @@ describe("the sidecar template", () => {
       ]);
 
       const jwt = filters[0].typed_config;
-      expect(jwt.rules).toEqual([{ match: { prefix: "/" }, requires: { allow_missing_or_failed: {} } }]);
+      // The provider is named (so its verified-token cache is used), and a missing or failed token
+      // still reaches the exchange filter, which answers with the contract's JSON 401.
+      expect(jwt.rules).toEqual([{
+        match: { prefix: "/" },
+        requires: { requires_any: { requirements: [{ provider_name: "jwt_svid" }, { allow_missing_or_failed: {} }] } },
+      }]);
+      expect(jwt.providers.jwt_svid.jwt_cache_config).toEqual({ jwt_cache_size: 1000 });
       const provider = Object.values(jwt.providers)[0] as any;
       expect(provider).toMatchObject({
         issuer: "https://oidc.hexr.local",

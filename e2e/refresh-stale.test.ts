@@ -144,6 +144,9 @@ describe("refresh-ahead with short-lived entries", () => {
   }, STEADY_MS + 30_000);
 });
 
+/** The filter answers a key with its last 5xx for this long (assembly/cache/inflight.ts), plus slack. */
+const FAILURE_MEMORY_MS = 350;
+
 describe("stale-if-error", () => {
   it("serves the entry past its buffer, marked stale, while the injector is down; a cold key gets the 503", async () => {
     const original = await pastBuffer(STALE_REGIONS.injectorDown);
@@ -161,7 +164,9 @@ describe("stale-if-error", () => {
     }
     expect((await filterMetric(stack.envoy, "hexr_stale_served")) - staleBefore).toBe(3);
 
-    // Back up: the next request is a fresh exchange, with a new credential, and L1 serves it again.
+    // Back up: once the filter's short memory of the failure has passed (it spares a failing
+    // injector the full request rate), the next request is a fresh exchange with a new credential.
+    await new Promise((resolve) => setTimeout(resolve, FAILURE_MEMORY_MS));
     const fresh = await exchange(stack.envoy, { token, region: STALE_REGIONS.injectorDown });
     const body = expectCredential(fresh, "L3", AGENT);
     ledger.credentials(body);

@@ -77,7 +77,7 @@ describe("with the bridge hung (stopped with SIGSTOP: connections open, no answe
 });
 
 /** How long the filter answers a key with its last 5xx instead of calling again (assembly/cache/inflight.ts). */
-const FAILURE_MEMORY_MS = 1100;
+const FAILURE_MEMORY_MS = 350;
 
 describe("with the injector down", () => {
   it("answers misses with the contract's 503 while L1 hits keep being served", async () => {
@@ -93,7 +93,7 @@ describe("with the injector down", () => {
     } finally {
       await stack.parts.injector.start();
     }
-    // Back up: the miss is served again, once the filter's one-second memory of the failure
+    // Back up: the miss is served again, once the filter's short memory of the failure
     // (which spares a failing injector the full request rate) has passed.
     await new Promise((resolve) => setTimeout(resolve, FAILURE_MEMORY_MS));
     await expectServed("eu-south-1", "L3");

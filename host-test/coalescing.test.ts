@@ -62,7 +62,7 @@ describe("coalescing on one VM", () => {
     const leader = sendExchange(vm);
     answerInjector(expectInjectorCall(host, MTLS_S3), { status: 503, body: "no healthy upstream", contentType: "text/plain" });
     expectContractError(leader, 503, "CredentialError");
-    host.advance(1001); // past the filter's memory of the failure
+    host.advance(251); // past the filter's memory of the failure
     sendExchange(vm);
     expectInjectorCall(host, MTLS_S3);
   });

@@ -237,7 +237,7 @@ describe("expiry and the refresh buffer", () => {
       const stream = sendExchange(vm);
       expect(stream.response, `entry ${JSON.stringify(garbage)}`).toBeUndefined();
       expectInjectorCall(host, MTLS_S3).reset();
-      host.advance(1001); // past the filter's memory of the failed call
+      host.advance(251); // past the filter's memory of the failed call
     }
   });
 });

@@ -24,8 +24,12 @@ export class Claim {
  * exchange (and its waiters adopt the outcome) before anyone may take the claim over.
  */
 const CLAIM_MARGIN_MS: i64 = 1000;
-/** How long a failure is remembered for waiters that arrive just after it. */
-const FAILURE_MEMORY_MS: i64 = 1000;
+/**
+ * How long a 5xx is remembered: waiters adopt it, and new requests for the key are answered with
+ * it instead of calling a failing injector, OPA or STS again — about 4 calls a second per key in an
+ * outage instead of the full request rate, and at most this much delay once it is over.
+ */
+const FAILURE_MEMORY_MS: i64 = 250;
 const EMPTY = new Uint8Array(0);
 const LOCK_KEY = "inflight:lock";
 /** A lock older than this belonged to a worker that died between lock and unlock. */
