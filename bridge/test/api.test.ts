@@ -1,36 +1,22 @@
 // The HTTP API the wasm filter is written against, against a real standalone Valkey.
-import { Redis } from "iovalkey";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
-import { credKey, credentialValue, expectErrorBody, startTestBridge, type TestBridge } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { credKey, credentialValue, expectErrorBody, useStandaloneBridge } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("bridge API (standalone Valkey)", () => {
-  let valkey: ValkeyServer;
-  let bridge: TestBridge;
-  let raw: Redis;
+  const env = useStandaloneBridge();
 
-  beforeAll(async () => {
-    valkey = await startValkey();
-    bridge = await startTestBridge({ valkey: valkey.url });
-    raw = new Redis(valkey.url);
-  });
-  afterAll(async () => {
-    raw?.disconnect();
-    await bridge?.close();
-    await valkey?.stop();
-  });
 
   describe("get / set / delete", () => {
     it("stores a value and returns the exact bytes as application/octet-stream", async () => {
       const key = credKey("acme", "roundtrip");
       const value = credentialValue("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-      const stored = await bridge.api.put(key, value);
+      const stored = await env.bridge.api.put(key, value);
       expect(stored.status).toBe(204);
       expect(stored.headers.get("content-length")).toBeNull(); // RFC 9110: no content-length on 204
       expect(stored.body.length).toBe(0);
-      const reply = await bridge.api.get(key);
+      const reply = await env.bridge.api.get(key);
       expect(reply.status).toBe(200);
       expect(reply.contentType).toBe("application/octet-stream");
       expect(reply.headers.get("content-length")).toBe(String(Buffer.byteLength(value)));
@@ -41,37 +27,37 @@ describe("bridge API (standalone Valkey)", () => {
       const key = credKey("acme", "binary");
       const value = Buffer.alloc(16 * 1024, 0);
       for (let i = 0; i < value.length; i++) value[i] = (i * 131) & 0xff;
-      expect((await bridge.api.put(key, value)).status).toBe(204);
-      const reply = await bridge.api.get(key);
+      expect((await env.bridge.api.put(key, value)).status).toBe(204);
+      const reply = await env.bridge.api.get(key);
       expect(reply.body.equals(value)).toBe(true);
     });
 
     it("overwrites an existing value", async () => {
       const key = credKey("acme", "overwrite");
-      await bridge.api.put(key, "first");
-      await bridge.api.put(key, "second");
-      expect((await bridge.api.get(key)).body.toString()).toBe("second");
+      await env.bridge.api.put(key, "first");
+      await env.bridge.api.put(key, "second");
+      expect((await env.bridge.api.get(key)).body.toString()).toBe("second");
     });
 
     it("answers a miss with 404 and a JSON error", async () => {
-      const reply = await bridge.api.get(credKey("acme", "never-written"));
+      const reply = await env.bridge.api.get(credKey("acme", "never-written"));
       expect(reply.status).toBe(404);
       expectErrorBody(reply, "NotFound");
     });
 
     it("deletes with 204, also when the key is absent", async () => {
       const key = credKey("acme", "deleted");
-      await bridge.api.put(key, "value");
-      expect((await bridge.api.delete(key)).status).toBe(204);
-      expect((await bridge.api.get(key)).status).toBe(404);
-      expect(await raw.exists(key)).toBe(0);
-      expect((await bridge.api.delete(key)).status).toBe(204);
+      await env.bridge.api.put(key, "value");
+      expect((await env.bridge.api.delete(key)).status).toBe(204);
+      expect((await env.bridge.api.get(key)).status).toBe(404);
+      expect(await env.raw.exists(key)).toBe(0);
+      expect((await env.bridge.api.delete(key)).status).toBe(204);
     });
 
     it("accepts keys whose '/' and ':' arrive unencoded", async () => {
       const key = credKey("acme", "unencoded");
-      await bridge.api.put(key, "value");
-      const reply = await bridge.api.call("GET", `/v1/cred/${key}`);
+      await env.bridge.api.put(key, "value");
+      const reply = await env.bridge.api.call("GET", `/v1/cred/${key}`);
       expect(reply.status).toBe(200);
       expect(reply.body.toString()).toBe("value");
     });
@@ -80,60 +66,60 @@ describe("bridge API (standalone Valkey)", () => {
   describe("TTL", () => {
     it("sets the TTL in milliseconds (PX) and the value expires", async () => {
       const key = credKey("acme", "expiring");
-      expect((await bridge.api.put(key, "short-lived", 300)).status).toBe(204);
-      const pttl = await raw.pttl(key);
+      expect((await env.bridge.api.put(key, "short-lived", 300)).status).toBe(204);
+      const pttl = await env.raw.pttl(key);
       expect(pttl).toBeGreaterThan(0);
       expect(pttl).toBeLessThanOrEqual(300);
-      expect((await bridge.api.get(key)).status).toBe(200);
+      expect((await env.bridge.api.get(key)).status).toBe(200);
       await sleep(450);
-      expect((await bridge.api.get(key)).status).toBe(404);
+      expect((await env.bridge.api.get(key)).status).toBe(404);
     });
 
     it("accepts the 12 hour maximum", async () => {
       const key = credKey("acme", "twelve-hours");
-      expect((await bridge.api.put(key, "v", 43_200_000)).status).toBe(204);
-      expect(await raw.pttl(key)).toBeGreaterThan(43_200_000 - 5_000);
+      expect((await env.bridge.api.put(key, "v", 43_200_000)).status).toBe(204);
+      expect(await env.raw.pttl(key)).toBeGreaterThan(43_200_000 - 5_000);
     });
   });
 
   describe("nx writes (exchange locks)", () => {
     it("creates a lock: key once (201), refuses while it exists (409), and again after it expires", async () => {
       const lock = `lock:${credKey("acme", "locked")}`;
-      const created = await bridge.api.lock(lock, "pod-a", 300);
+      const created = await env.bridge.api.lock(lock, "pod-a", 300);
       expect(created.status).toBe(201);
       expect(created.headers.get("content-length")).toBe("0");
-      const second = await bridge.api.lock(lock, "pod-b", 300);
+      const second = await env.bridge.api.lock(lock, "pod-b", 300);
       expect(second.status).toBe(409);
       expectErrorBody(second, "Conflict");
       await sleep(450);
-      expect((await bridge.api.lock(lock, "pod-b", 300)).status).toBe(201);
+      expect((await env.bridge.api.lock(lock, "pod-b", 300)).status).toBe(201);
     });
 
     it("sets a cred: key only if absent and keeps the first value", async () => {
       const key = credKey("acme", "nx-cred");
-      expect((await bridge.api.lock(key, "first")).status).toBe(201);
-      expect((await bridge.api.lock(key, "second")).status).toBe(409);
-      expect((await bridge.api.get(key)).body.toString()).toBe("first");
+      expect((await env.bridge.api.lock(key, "first")).status).toBe(201);
+      expect((await env.bridge.api.lock(key, "second")).status).toBe(409);
+      expect((await env.bridge.api.get(key)).body.toString()).toBe("first");
     });
 
     it("allows lock: keys on nx writes and on release only", async () => {
       const lock = `lock:${credKey("acme", "lock-only-nx")}`;
-      expectErrorBody(await bridge.api.put(lock, "v"), "BadRequest");
-      expectErrorBody(await bridge.api.get(lock), "BadRequest");
-      expect(await raw.exists(lock)).toBe(0);
+      expectErrorBody(await env.bridge.api.put(lock, "v"), "BadRequest");
+      expectErrorBody(await env.bridge.api.get(lock), "BadRequest");
+      expect(await env.raw.exists(lock)).toBe(0);
     });
 
     it("releases a lock on DELETE, so the next nx write takes it at once", async () => {
       const lock = `lock:${credKey("acme", "released")}`;
-      expect((await bridge.api.lock(lock, "pod-a", 60_000)).status).toBe(201);
-      expect((await bridge.api.delete(lock)).status).toBe(204);
-      expect(await raw.exists(lock)).toBe(0);
-      expect((await bridge.api.lock(lock, "pod-b", 60_000)).status).toBe(201);
+      expect((await env.bridge.api.lock(lock, "pod-a", 60_000)).status).toBe(201);
+      expect((await env.bridge.api.delete(lock)).status).toBe(204);
+      expect(await env.raw.exists(lock)).toBe(0);
+      expect((await env.bridge.api.lock(lock, "pod-b", 60_000)).status).toBe(201);
     });
 
     it("still validates the key behind lock:", async () => {
-      expect((await bridge.api.lock("lock:cred:not-a-key", "v")).status).toBe(400);
-      expect((await bridge.api.lock(`lock:lock:${credKey("acme", "twice")}`, "v")).status).toBe(400);
+      expect((await env.bridge.api.lock("lock:cred:not-a-key", "v")).status).toBe(400);
+      expect((await env.bridge.api.lock(`lock:lock:${credKey("acme", "twice")}`, "v")).status).toBe(400);
     });
   });
 
@@ -142,42 +128,42 @@ describe("bridge API (standalone Valkey)", () => {
       const doomed = [credKey("purge-me", "a1"), credKey("purge-me", "a2", "gcp_bigquery", "us-central1")];
       const kept = [credKey("purge-keep", "a1"), credKey("purge-mex", "a1")];
       const lock = `lock:${credKey("purge-me", "a3")}`;
-      for (const key of [...doomed, ...kept]) await bridge.api.put(key, "v");
-      await bridge.api.lock(lock, "v");
-      const reply = await bridge.api.purge({ prefix: "cred:spiffe://hexr.test/agent/purge-me/" });
+      for (const key of [...doomed, ...kept]) await env.bridge.api.put(key, "v");
+      await env.bridge.api.lock(lock, "v");
+      const reply = await env.bridge.api.purge({ prefix: "cred:spiffe://hexr.test/agent/purge-me/" });
       expect(reply.status).toBe(200);
       expect(reply.contentType).toBe("application/json");
       expect(reply.json()).toEqual({ deleted: 2 });
-      for (const key of doomed) expect((await bridge.api.get(key)).status).toBe(404);
-      for (const key of kept) expect((await bridge.api.get(key)).status).toBe(200);
-      expect(await raw.exists(lock)).toBe(1);
+      for (const key of doomed) expect((await env.bridge.api.get(key)).status).toBe(404);
+      for (const key of kept) expect((await env.bridge.api.get(key)).status).toBe(200);
+      expect(await env.raw.exists(lock)).toBe(1);
     });
 
     it("pages through many keys with SCAN", async () => {
       const keys = Array.from({ length: 1200 }, (_, i) => credKey("purge-many", `agent-${i}`));
-      await Promise.all(keys.map((key) => bridge.api.put(key, "v")));
-      expect((await bridge.api.purge({ prefix: "cred:spiffe://hexr.test/agent/purge-many/" })).json()).toEqual({
+      await Promise.all(keys.map((key) => env.bridge.api.put(key, "v")));
+      expect((await env.bridge.api.purge({ prefix: "cred:spiffe://hexr.test/agent/purge-many/" })).json()).toEqual({
         deleted: 1200,
       });
-      expect(await raw.keys("cred:spiffe://hexr.test/agent/purge-many/*")).toEqual([]);
+      expect(await env.raw.keys("cred:spiffe://hexr.test/agent/purge-many/*")).toEqual([]);
     });
 
     it("reports 0 when nothing matches", async () => {
-      expect((await bridge.api.purge({ prefix: "cred:spiffe://nobody.test/" })).json()).toEqual({ deleted: 0 });
+      expect((await env.bridge.api.purge({ prefix: "cred:spiffe://nobody.test/" })).json()).toEqual({ deleted: 0 });
     });
 
     it("treats glob characters as a bad prefix, never as a pattern", async () => {
-      await bridge.api.put(credKey("glob", "a1"), "v");
+      await env.bridge.api.put(credKey("glob", "a1"), "v");
       for (const prefix of ["cred:spiffe://hexr.test/agent/gl*", "cred:spiffe://hexr.test/agent/gl?b", "cred:spiffe://[h]"]) {
-        expectErrorBody(await bridge.api.purge({ prefix }), "BadRequest");
+        expectErrorBody(await env.bridge.api.purge({ prefix }), "BadRequest");
       }
-      expect((await bridge.api.get(credKey("glob", "a1"))).status).toBe(200);
+      expect((await env.bridge.api.get(credKey("glob", "a1"))).status).toBe(200);
     });
   });
 
   describe("health", () => {
     it("answers 200 {status: ok} while Valkey answers PING", async () => {
-      const reply = await bridge.api.health();
+      const reply = await env.bridge.api.health();
       expect(reply.status).toBe(200);
       expect(reply.json()).toEqual({ status: "ok" });
     });
@@ -204,18 +190,18 @@ describe("bridge API (standalone Valkey)", () => {
       ["truncated percent-encoding", `/v1/cred/${enc}%E2%82`],
       ["key over 512 bytes", `/v1/cred/${encodeURIComponent(credKey("acme", "a".repeat(480)))}`],
     ])("GET with %s → 400", async (_name, path) => {
-      expectErrorBody(await bridge.api.call("GET", path), "BadRequest");
+      expectErrorBody(await env.bridge.api.call("GET", path), "BadRequest");
     });
 
     it("accepts a key of exactly 512 bytes and rejects 513", async () => {
       const base = credKey("acme", "x");
       const exact = base.replace("/x/", `/${"x".repeat(512 - base.length + 1)}/`);
       expect(exact).toHaveLength(512);
-      expect((await bridge.api.put(exact, "v")).status).toBe(204);
-      expect((await bridge.api.get(exact)).status).toBe(200);
+      expect((await env.bridge.api.put(exact, "v")).status).toBe(204);
+      expect((await env.bridge.api.get(exact)).status).toBe(200);
       const over = exact.replace("/x", "/xx");
       expect(over).toHaveLength(513);
-      expectErrorBody(await bridge.api.put(over, "v"), "BadRequest");
+      expectErrorBody(await env.bridge.api.put(over, "v"), "BadRequest");
     });
 
     it.each([
@@ -231,18 +217,18 @@ describe("bridge API (standalone Valkey)", () => {
       ["huge", "?ttl_ms=99999999999999999999"],
     ])("PUT with ttl_ms %s → 400, nothing written", async (_name, query) => {
       const key = credKey("acme", `ttl-${_name.replace(/ /g, "-")}`);
-      expectErrorBody(await bridge.api.call("PUT", `/v1/cred/${encodeURIComponent(key)}${query}`, "v"), "BadRequest");
-      expect(await raw.exists(key)).toBe(0);
+      expectErrorBody(await env.bridge.api.call("PUT", `/v1/cred/${encodeURIComponent(key)}${query}`, "v"), "BadRequest");
+      expect(await env.raw.exists(key)).toBe(0);
     });
 
     it("PUT with nx other than 1 → 400", async () => {
-      expectErrorBody(await bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=true`, "v"), "BadRequest");
-      expectErrorBody(await bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=`, "v"), "BadRequest");
+      expectErrorBody(await env.bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=true`, "v"), "BadRequest");
+      expectErrorBody(await env.bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=`, "v"), "BadRequest");
     });
 
     it("PUT with a value over 16 KiB → 413, declared or streamed, nothing written", async () => {
       const key = credKey("acme", "too-big");
-      expectErrorBody(await bridge.api.put(key, Buffer.alloc(16 * 1024 + 1)), "PayloadTooLarge");
+      expectErrorBody(await env.bridge.api.put(key, Buffer.alloc(16 * 1024 + 1)), "PayloadTooLarge");
       const chunks = [Buffer.alloc(10_000), Buffer.alloc(10_000)];
       const streamed = new ReadableStream({
         pull(controller) {
@@ -251,14 +237,14 @@ describe("bridge API (standalone Valkey)", () => {
           else controller.close();
         },
       });
-      const response = await fetch(`${bridge.url}/v1/cred/${encodeURIComponent(key)}?ttl_ms=1000`, {
+      const response = await fetch(`${env.bridge.url}/v1/cred/${encodeURIComponent(key)}?ttl_ms=1000`, {
         method: "PUT",
         body: streamed,
         duplex: "half",
       } as RequestInit);
       expect(response.status).toBe(413);
       expect((await response.json()).error.type).toBe("PayloadTooLarge");
-      expect(await raw.exists(key)).toBe(0);
+      expect(await env.raw.exists(key)).toBe(0);
     });
 
     it.each([
@@ -272,11 +258,11 @@ describe("bridge API (standalone Valkey)", () => {
       ["an empty prefix", '{"prefix": ""}'],
       ["a prefix over 512 bytes", JSON.stringify({ prefix: "cred:spiffe://" + "a".repeat(500) })],
     ])("purge with %s → 400", async (_name, body) => {
-      expectErrorBody(await bridge.api.purge(body), "BadRequest");
+      expectErrorBody(await env.bridge.api.purge(body), "BadRequest");
     });
 
     it("purge with a body over 4 KiB → 413", async () => {
-      expectErrorBody(await bridge.api.purge({ prefix: "cred:spiffe://x/", pad: "p".repeat(5000) }), "PayloadTooLarge");
+      expectErrorBody(await env.bridge.api.purge({ prefix: "cred:spiffe://x/", pad: "p".repeat(5000) }), "PayloadTooLarge");
     });
 
     it.each([
@@ -287,7 +273,7 @@ describe("bridge API (standalone Valkey)", () => {
       ["POST", "/v1/purge/extra"],
       ["GET", "/healthz/"],
     ])("%s %s → 404", async (method, path) => {
-      expectErrorBody(await bridge.api.call(method, path), "NotFound");
+      expectErrorBody(await env.bridge.api.call(method, path), "NotFound");
     });
 
     it.each([
@@ -297,7 +283,7 @@ describe("bridge API (standalone Valkey)", () => {
       ["DELETE", "/v1/purge", "POST"],
       ["POST", "/healthz", "GET"],
     ])("%s %s → 405 with allow: %s", async (method, path, allow) => {
-      const response = await fetch(bridge.url + path, { method });
+      const response = await fetch(env.bridge.url + path, { method });
       expect(response.status).toBe(405);
       expect(response.headers.get("allow")).toBe(allow);
       expect((await response.json()).error.type).toBe("MethodNotAllowed");
@@ -305,7 +291,7 @@ describe("bridge API (standalone Valkey)", () => {
 
     it("never echoes the key or the value in an error body", async () => {
       const secretish = "SECRETMARKER123";
-      const reply = await bridge.api.call("PUT", `/v1/cred/cred%3A${secretish}?ttl_ms=1`, secretish);
+      const reply = await env.bridge.api.call("PUT", `/v1/cred/cred%3A${secretish}?ttl_ms=1`, secretish);
       expect(reply.status).toBe(400);
       expect(reply.body.toString()).not.toContain(secretish);
     });
@@ -316,10 +302,10 @@ describe("bridge API (standalone Valkey)", () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set<unknown>();
     const key = credKey("acme", "keepalive");
-    await bridge.api.put(key, "v");
+    await env.bridge.api.put(key, "v");
     for (let i = 0; i < 20; i++) {
       await new Promise<void>((resolve, reject) => {
-        const req = request(`${bridge.url}/v1/cred/${encodeURIComponent(key)}`, { agent }, (res) => {
+        const req = request(`${env.bridge.url}/v1/cred/${encodeURIComponent(key)}`, { agent }, (res) => {
           sockets.add(res.socket);
           expect(res.statusCode).toBe(200);
           res.resume().on("end", resolve);
@@ -332,7 +318,7 @@ describe("bridge API (standalone Valkey)", () => {
   });
 
   it("logs no value: nothing written in this suite appears in the log", () => {
-    expect(bridge.logs()).not.toContain("wJalrXUtnFEMI");
-    expect(bridge.logs()).not.toContain("short-lived");
+    expect(env.bridge.logs()).not.toContain("wJalrXUtnFEMI");
+    expect(env.bridge.logs()).not.toContain("short-lived");
   });
 });

@@ -4,7 +4,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { Redis } from "iovalkey";
 import { pino } from "pino";
+import { afterAll, beforeAll } from "vitest";
+import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
 import { startBridge, type BridgeOptions, type RunningBridge } from "../index.ts";
 
 export interface TestBridge extends RunningBridge {
@@ -88,4 +91,27 @@ export function expectErrorBody(reply: Reply, type: string): { type: string; mes
     throw new Error(`expected error type ${type}, got ${reply.body.toString()}`);
   }
   return error;
+}
+
+export interface StandaloneBridge {
+  valkey: ValkeyServer;
+  bridge: TestBridge;
+  /** A plain client on the same Valkey, to see what the bridge really stored. */
+  raw: Redis;
+}
+
+/** A real Valkey with a bridge in front of it, for the tests of one describe block. */
+export function useStandaloneBridge(): StandaloneBridge {
+  const env = {} as StandaloneBridge;
+  beforeAll(async () => {
+    env.valkey = await startValkey();
+    env.bridge = await startTestBridge({ valkey: env.valkey.url });
+    env.raw = new Redis(env.valkey.url);
+  });
+  afterAll(async () => {
+    env.raw?.disconnect();
+    await env.bridge?.close();
+    await env.valkey?.stop();
+  });
+  return env;
 }

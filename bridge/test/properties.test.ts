@@ -1,10 +1,8 @@
 // Property tests: any key in the seeds' grammar with any value round-trips byte for byte,
 // and any key outside it is refused with 400 before Valkey is touched.
 import fc from "fast-check";
-import { Redis } from "iovalkey";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
-import { expectErrorBody, startTestBridge, type TestBridge } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { expectErrorBody, useStandaloneBridge } from "./helpers.ts";
 
 const chars = (alphabet: string, min: number, max: number) =>
   fc.string({ unit: fc.constantFrom(...alphabet), minLength: min, maxLength: max });
@@ -37,33 +35,21 @@ const arbitraryNonKey = fc
   .filter((s) => !/^cred:spiffe:\/\/[a-z0-9._-]+\/[A-Za-z0-9._/-]+:[a-z0-9_]+:[a-z0-9-]{1,32}$/.test(s) || s.length > 512);
 
 describe("bridge properties", () => {
-  let valkey: ValkeyServer;
-  let bridge: TestBridge;
-  let raw: Redis;
+  const env = useStandaloneBridge();
 
-  beforeAll(async () => {
-    valkey = await startValkey();
-    bridge = await startTestBridge({ valkey: valkey.url });
-    raw = new Redis(valkey.url);
-  });
-  afterAll(async () => {
-    raw?.disconnect();
-    await bridge?.close();
-    await valkey?.stop();
-  });
 
   it("round-trips any valid key and value, stored encrypted", async () => {
     await fc.assert(
       fc.asyncProperty(validKey, value, async (key, bytes) => {
-        expect((await bridge.api.put(key, bytes)).status).toBe(204);
-        const reply = await bridge.api.get(key);
+        expect((await env.bridge.api.put(key, bytes)).status).toBe(204);
+        const reply = await env.bridge.api.get(key);
         expect(reply.status).toBe(200);
         expect(reply.body.equals(Buffer.from(bytes))).toBe(true);
-        const stored = (await raw.getBuffer(key))!;
+        const stored = (await env.raw.getBuffer(key))!;
         expect(stored.length).toBe(29 + bytes.length);
         if (bytes.length >= 8) expect(stored.includes(Buffer.from(bytes))).toBe(false);
-        expect((await bridge.api.delete(key)).status).toBe(204);
-        expect((await bridge.api.get(key)).status).toBe(404);
+        expect((await env.bridge.api.delete(key)).status).toBe(204);
+        expect((await env.bridge.api.get(key)).status).toBe(404);
       }),
       { numRuns: 150 },
     );
@@ -72,23 +58,23 @@ describe("bridge properties", () => {
   it("refuses any key with a forbidden character, on every method, writing nothing", async () => {
     await fc.assert(
       fc.asyncProperty(corruptedKey, async (key) => {
-        expectErrorBody(await bridge.api.get(key), "BadRequest");
-        expectErrorBody(await bridge.api.put(key, "v"), "BadRequest");
-        expectErrorBody(await bridge.api.lock(`lock:${key}`, "v"), "BadRequest");
-        expectErrorBody(await bridge.api.delete(key), "BadRequest");
+        expectErrorBody(await env.bridge.api.get(key), "BadRequest");
+        expectErrorBody(await env.bridge.api.put(key, "v"), "BadRequest");
+        expectErrorBody(await env.bridge.api.lock(`lock:${key}`, "v"), "BadRequest");
+        expectErrorBody(await env.bridge.api.delete(key), "BadRequest");
       }),
       { numRuns: 150 },
     );
-    expect(await raw.dbsize()).toBe(0);
+    expect(await env.raw.dbsize()).toBe(0);
   });
 
   it("refuses arbitrary non-key strings", async () => {
     await fc.assert(
       fc.asyncProperty(arbitraryNonKey, async (key) => {
-        expectErrorBody(await bridge.api.put(key, "v"), "BadRequest");
+        expectErrorBody(await env.bridge.api.put(key, "v"), "BadRequest");
       }),
       { numRuns: 200 },
     );
-    expect(await raw.dbsize()).toBe(0);
+    expect(await env.raw.dbsize()).toBe(0);
   });
 });

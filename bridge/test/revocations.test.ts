@@ -3,7 +3,7 @@
 import { Redis } from "iovalkey";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startValkey, startValkeyCluster, type ValkeyCluster, type ValkeyServer } from "../../support/valkey.ts";
-import { credKey, credentialValue, expectErrorBody, startTestBridge, type TestBridge } from "./helpers.ts";
+import { credKey, credentialValue, expectErrorBody, startTestBridge, type TestBridge, useStandaloneBridge } from "./helpers.ts";
 
 // The contract's key names (docs/filter-contract.md), spelled out here rather than imported from the bridge.
 const EPOCH_KEY = "{hexr-revocations}:epoch";
@@ -21,91 +21,79 @@ async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: nu
 }
 
 describe("revocations (standalone Valkey)", () => {
-  let valkey: ValkeyServer;
-  let bridge: TestBridge;
-  let raw: Redis;
+  const env = useStandaloneBridge();
 
   const currentEpoch = async () => {
-    const reply = await bridge.api.revocations(-1);
+    const reply = await env.bridge.api.revocations(-1);
     expect(reply.status).toBe(200);
     return reply.json().epoch as number;
   };
 
-  beforeAll(async () => {
-    valkey = await startValkey();
-    bridge = await startTestBridge({ valkey: valkey.url });
-    raw = new Redis(valkey.url);
-  });
-  afterAll(async () => {
-    raw?.disconnect();
-    await bridge?.close();
-    await valkey?.stop();
-  });
 
   it("answers epoch 0 and no prefixes before the first revocation", async () => {
     for (const since of [-1, 0, 7]) {
-      const reply = await bridge.api.revocations(since);
+      const reply = await env.bridge.api.revocations(since);
       expect(reply.status).toBe(200);
       expect(reply.contentType).toBe("application/json");
       expect(reply.json()).toEqual({ epoch: 0, prefixes: [] });
     }
-    expect(await raw.exists(EPOCH_KEY, LOG_KEY)).toBe(0);
+    expect(await env.raw.exists(EPOCH_KEY, LOG_KEY)).toBe(0);
   });
 
   it("purges the prefix from L2, records it under epoch 1 and reads it back", async () => {
     const doomed = [credKey("revoke-me", "a1"), credKey("revoke-me", "a2", "gcp_bigquery", "us-central1")];
     const kept = [credKey("revoke-keep", "a1"), credKey("revoke-mex", "a1")];
     const lock = `lock:${credKey("revoke-me", "a3")}`;
-    for (const key of [...doomed, ...kept]) expect((await bridge.api.put(key, credentialValue(`REVOKEDSECRET-${key}`))).status).toBe(204);
-    expect((await bridge.api.lock(lock, "pod-a")).status).toBe(201);
+    for (const key of [...doomed, ...kept]) expect((await env.bridge.api.put(key, credentialValue(`REVOKEDSECRET-${key}`))).status).toBe(204);
+    expect((await env.bridge.api.lock(lock, "pod-a")).status).toBe(201);
 
-    const reply = await bridge.api.revoke({ prefix: tenantPrefix("revoke-me") });
+    const reply = await env.bridge.api.revoke({ prefix: tenantPrefix("revoke-me") });
     expect(reply.status).toBe(200);
     expect(reply.contentType).toBe("application/json");
     expect(reply.json()).toEqual({ epoch: 1, deleted: 2 });
 
     for (const key of doomed) {
-      const gone = await bridge.api.get(key);
+      const gone = await env.bridge.api.get(key);
       expect(gone.status).toBe(404);
       expectErrorBody(gone, "NotFound");
     }
     for (const key of kept) {
-      const still = await bridge.api.get(key);
+      const still = await env.bridge.api.get(key);
       expect(still.status).toBe(200);
       expect(still.body.toString()).toBe(credentialValue(`REVOKEDSECRET-${key}`));
     }
-    expect(await raw.exists(lock)).toBe(1); // locks are never purged; they expire
+    expect(await env.raw.exists(lock)).toBe(1); // locks are never purged; they expire
 
-    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("revoke-me")] });
-    expect((await bridge.api.revocations(-1)).json()).toEqual({ epoch: 1, prefixes: [] });
-    expect((await bridge.api.revocations(1)).json()).toEqual({ epoch: 1, prefixes: [] });
+    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("revoke-me")] });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 1, prefixes: [] });
+    expect((await env.bridge.api.revocations(1)).json()).toEqual({ epoch: 1, prefixes: [] });
   });
 
   it("keeps the epoch in {hexr-revocations}:epoch and the log as a sorted set of {epoch}|{prefix}", async () => {
     const before = await currentEpoch();
     const prefix = tenantPrefix("layout");
-    const { epoch } = (await bridge.api.revoke({ prefix })).json();
+    const { epoch } = (await env.bridge.api.revoke({ prefix })).json();
     expect(epoch).toBe(before + 1);
-    expect(await raw.get(EPOCH_KEY)).toBe(String(epoch));
-    expect(await raw.type(LOG_KEY)).toBe("zset");
-    expect(await raw.zscore(LOG_KEY, `${epoch}|${prefix}`)).toBe(String(epoch));
-    expect(await raw.zcard(LOG_KEY)).toBe(epoch);
+    expect(await env.raw.get(EPOCH_KEY)).toBe(String(epoch));
+    expect(await env.raw.type(LOG_KEY)).toBe("zset");
+    expect(await env.raw.zscore(LOG_KEY, `${epoch}|${prefix}`)).toBe(String(epoch));
+    expect(await env.raw.zcard(LOG_KEY)).toBe(epoch);
   });
 
   it("answers since=E with every prefix revoked at an epoch above E, in epoch order", async () => {
     const base = await currentEpoch();
     const prefixes = ["since-a", "since-b", "since-c", "since-d"].map(tenantPrefix);
     for (const [i, prefix] of prefixes.entries()) {
-      expect((await bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + i + 1, deleted: 0 });
+      expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + i + 1, deleted: 0 });
     }
     const now = base + prefixes.length;
     for (let since = base; since <= now; since++) {
-      expect((await bridge.api.revocations(since)).json()).toEqual({ epoch: now, prefixes: prefixes.slice(since - base) });
+      expect((await env.bridge.api.revocations(since)).json()).toEqual({ epoch: now, prefixes: prefixes.slice(since - base) });
     }
     // A sidecar ahead of the log (Valkey lost its data) gets the log's epoch and nothing to drop.
-    expect((await bridge.api.revocations(now + 100)).json()).toEqual({ epoch: now, prefixes: [] });
-    expect((await bridge.api.revocations(-1)).json()).toEqual({ epoch: now, prefixes: [] });
-    const all = (await bridge.api.revocations(0)).json().prefixes as string[];
+    expect((await env.bridge.api.revocations(now + 100)).json()).toEqual({ epoch: now, prefixes: [] });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: now, prefixes: [] });
+    const all = (await env.bridge.api.revocations(0)).json().prefixes as string[];
     expect(all.slice(-prefixes.length)).toEqual(prefixes);
     expect(all[0]).toBe(tenantPrefix("revoke-me"));
   });
@@ -113,22 +101,22 @@ describe("revocations (standalone Valkey)", () => {
   it("records the same prefix again under a new epoch when it is revoked twice", async () => {
     const base = await currentEpoch();
     const prefix = tenantPrefix("twice");
-    await bridge.api.put(credKey("twice", "a1"), "v");
-    expect((await bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + 1, deleted: 1 });
-    await bridge.api.put(credKey("twice", "a1"), "v");
-    expect((await bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + 2, deleted: 1 });
-    expect((await bridge.api.revocations(base)).json()).toEqual({ epoch: base + 2, prefixes: [prefix, prefix] });
+    await env.bridge.api.put(credKey("twice", "a1"), "v");
+    expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + 1, deleted: 1 });
+    await env.bridge.api.put(credKey("twice", "a1"), "v");
+    expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + 2, deleted: 1 });
+    expect((await env.bridge.api.revocations(base)).json()).toEqual({ epoch: base + 2, prefixes: [prefix, prefix] });
   });
 
   it("gives concurrent revocations distinct epochs, each listed once in epoch order", async () => {
     const base = await currentEpoch();
     const prefixes = Array.from({ length: 25 }, (_, i) => tenantPrefix(`concurrent-${i}`));
-    const replies = await Promise.all(prefixes.map((prefix) => bridge.api.revoke({ prefix })));
+    const replies = await Promise.all(prefixes.map((prefix) => env.bridge.api.revoke({ prefix })));
     expect(replies.every((reply) => reply.status === 200)).toBe(true);
     const epochs = replies.map((reply) => reply.json().epoch as number);
     expect([...epochs].sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => base + i + 1));
     const byEpoch = prefixes.map((prefix, i) => ({ prefix, epoch: epochs[i] })).sort((a, b) => a.epoch - b.epoch);
-    expect((await bridge.api.revocations(base)).json()).toEqual({
+    expect((await env.bridge.api.revocations(base)).json()).toEqual({
       epoch: base + 25,
       prefixes: byEpoch.map((entry) => entry.prefix),
     });
@@ -136,13 +124,13 @@ describe("revocations (standalone Valkey)", () => {
 
   it("purges before it records: the DEL reaches Valkey before the epoch moves", async () => {
     const key = credKey("ordered", "a1");
-    await bridge.api.put(key, "v");
-    const client = new Redis(valkey.url);
+    await env.bridge.api.put(key, "v");
+    const client = new Redis(env.valkey.url);
     const monitor = await client.monitor(); // a second connection; resolves once Valkey has answered MONITOR
     const commands: string[][] = [];
     monitor.on("monitor", (_time: string, args: string[]) => commands.push(args.map(String)));
     try {
-      expect((await bridge.api.revoke({ prefix: tenantPrefix("ordered") })).json().deleted).toBe(1);
+      expect((await env.bridge.api.revoke({ prefix: tenantPrefix("ordered") })).json().deleted).toBe(1);
       const isRecord = (args: string[]) =>
         /^(eval|evalsha)$/i.test(args[0]) || (/^incr$/i.test(args[0]) && args[1] === EPOCH_KEY);
       await eventually(() => commands.some(isRecord), 2_000);
@@ -158,10 +146,10 @@ describe("revocations (standalone Valkey)", () => {
 
   it("still records after Valkey's script cache was flushed", async () => {
     const base = await currentEpoch();
-    await raw.script("FLUSH");
-    expect((await bridge.api.revoke({ prefix: tenantPrefix("flushed") })).json()).toEqual({ epoch: base + 1, deleted: 0 });
-    await raw.script("FLUSH");
-    expect((await bridge.api.revocations(base)).json()).toEqual({ epoch: base + 1, prefixes: [tenantPrefix("flushed")] });
+    await env.raw.script("FLUSH");
+    expect((await env.bridge.api.revoke({ prefix: tenantPrefix("flushed") })).json()).toEqual({ epoch: base + 1, deleted: 0 });
+    await env.raw.script("FLUSH");
+    expect((await env.bridge.api.revocations(base)).json()).toEqual({ epoch: base + 1, prefixes: [tenantPrefix("flushed")] });
   });
 
   describe("bad input: every class gets a JSON error and changes nothing", () => {
@@ -181,16 +169,16 @@ describe("revocations (standalone Valkey)", () => {
       ["a prefix over 512 bytes", JSON.stringify({ prefix: "cred:spiffe://" + "a".repeat(500) })],
     ])("POST with %s → 400", async (_name, body) => {
       const key = credKey("rev", "untouched");
-      await bridge.api.put(key, "v");
+      await env.bridge.api.put(key, "v");
       const before = await currentEpoch();
-      expectErrorBody(await bridge.api.revoke(body), "BadRequest");
+      expectErrorBody(await env.bridge.api.revoke(body), "BadRequest");
       expect(await currentEpoch()).toBe(before);
-      expect((await bridge.api.get(key)).status).toBe(200);
+      expect((await env.bridge.api.get(key)).status).toBe(200);
     });
 
     it("POST with a body over 4 KiB → 413, nothing recorded", async () => {
       const before = await currentEpoch();
-      expectErrorBody(await bridge.api.revoke({ prefix: "cred:spiffe://x/", pad: "p".repeat(5000) }), "PayloadTooLarge");
+      expectErrorBody(await env.bridge.api.revoke({ prefix: "cred:spiffe://x/", pad: "p".repeat(5000) }), "PayloadTooLarge");
       expect(await currentEpoch()).toBe(before);
     });
 
@@ -210,19 +198,19 @@ describe("revocations (standalone Valkey)", () => {
       ["beyond 2^53 - 1", "/v1/revocations?since=9007199254740992"],
       ["huge", "/v1/revocations?since=99999999999999999999"],
     ])("GET with since %s → 400", async (_name, path) => {
-      const reply = await bridge.api.call("GET", path);
+      const reply = await env.bridge.api.call("GET", path);
       expect(reply.status).toBe(400);
       expectErrorBody(reply, "BadRequest");
     });
 
     it("GET accepts since up to 2^53 - 1", async () => {
-      const reply = await bridge.api.revocations("9007199254740991");
+      const reply = await env.bridge.api.revocations("9007199254740991");
       expect(reply.status).toBe(200);
       expect(reply.json()).toEqual({ epoch: await currentEpoch(), prefixes: [] });
     });
 
     it.each(["PUT", "DELETE", "PATCH"])("%s /v1/revocations → 405 with allow: GET, POST", async (method) => {
-      const response = await fetch(`${bridge.url}/v1/revocations`, { method });
+      const response = await fetch(`${env.bridge.url}/v1/revocations`, { method });
       expect(response.status).toBe(405);
       expect(response.headers.get("allow")).toBe("GET, POST");
       expect(response.headers.get("content-type")).toBe("application/json");
@@ -235,12 +223,12 @@ describe("revocations (standalone Valkey)", () => {
       ["POST", "/v1/revocation"],
       ["POST", "/v1/revocations/extra"],
     ])("%s %s → 404", async (method, path) => {
-      expectErrorBody(await bridge.api.call(method, path), "NotFound");
+      expectErrorBody(await env.bridge.api.call(method, path), "NotFound");
     });
   });
 
   it("logs no value: nothing written in this suite appears in the log", () => {
-    expect(bridge.logs()).not.toContain("REVOKEDSECRET");
+    expect(env.bridge.logs()).not.toContain("REVOKEDSECRET");
   });
 });
 
