@@ -17,7 +17,7 @@ import { isAllowedLocally } from "./allowlist";
 import { cacheKey, CacheEntry, decodeEntry, isDueForRefresh, isServable, parseEpochSeconds } from "./cache/entry";
 import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./cache/inflight";
 import { lookupL1, readL1 } from "./cache/l1";
-import { l2GetRequest, l2LockRequest, l2RevokeRequest, l2UnlockRequest } from "./cache/l2";
+import { l2GetRequest, l2LockRequest, l2RevokeRequest } from "./cache/l2";
 import { FilterConfig } from "./config";
 import { badRequest, credentialError, ErrorType, Rejection, unauthenticated } from "./errors";
 import { Identity, resolveIdentity } from "./identity";
@@ -161,6 +161,7 @@ export class ExchangeStream extends HttpContext {
       this.exchange.storeInL1(this.key, Uint8Array.wrap(value!), entry.expiresAt);
       this.replyFromCache(entry, Tier.L2);
       if (holdsClaim) {
+        this.releaseRemoteLock();
         releaseClaim(this.key);
         this.exchange.wakeWaiters(this.key);
       }
@@ -168,7 +169,8 @@ export class ExchangeStream extends HttpContext {
     }
     // A miss, a timeout, an error or garbage: L2 trouble never fails a request.
     if (holdsClaim) {
-      this.waitForRemote();
+      if (this.holdsRemoteLock) this.callInjector();
+      else this.waitForRemote();
       return;
     }
     this.exchange.metrics!.miss(Tier.L2);
@@ -221,8 +223,16 @@ export class ExchangeStream extends HttpContext {
 
   private onLockAnswer(numHeaders: u32): void {
     const status = numHeaders > 0 ? getHeader(MapType.HttpCallResponseHeaders, ":status") : null;
+    if (status == "201") {
+      // Ours. Another sidecar may have written the entry just before it let the lock go: look once more.
+      this.holdsRemoteLock = true;
+      const l2 = this.exchange.config.l2!;
+      if (this.dispatchHttpCall(l2.cluster, l2GetRequest(l2, this.key), null, l2.timeoutMs) != 0) {
+        this.stage = Stage.RecheckingL2;
+        return;
+      }
+    }
     if (status != "409") {
-      this.holdsRemoteLock = status == "201";
       this.callInjector(); // ours, or the bridge is in trouble: L2 trouble never fails a request
       return;
     }
@@ -253,8 +263,7 @@ export class ExchangeStream extends HttpContext {
   private releaseRemoteLock(): void {
     if (!this.holdsRemoteLock) return;
     this.holdsRemoteLock = false;
-    const l2 = this.exchange.config.l2!;
-    this.exchange.dispatchHttpCall(l2.cluster, l2UnlockRequest(l2, this.key), null, l2.timeoutMs);
+    this.exchange.releaseExchangeLock(this.key);
   }
 
   private callInjector(): void {
@@ -284,8 +293,9 @@ export class ExchangeStream extends HttpContext {
     const expiresHeader = getHeader(MapType.HttpCallResponseHeaders, "x-hexr-expires-at");
     const headerExpiry = expiresHeader !== null ? parseEpochSeconds(expiresHeader) : 0;
     const expiresAt = headerExpiry > 0 ? headerExpiry : expiresAtInBody(body);
-    this.exchange.cacheCredential(this.key, credential, expiresAt);
-    this.releaseRemoteLock();
+    // The cross-pod lock goes only once the entry is in L2, so no sidecar can miss both.
+    this.exchange.cacheCredential(this.key, credential, expiresAt, this.holdsRemoteLock);
+    this.holdsRemoteLock = false;
     releaseClaim(this.key);
     this.reply(credential, Tier.L3, expiresAt);
     this.exchange.wakeWaiters(this.key);

@@ -5,7 +5,7 @@ import { encodeEntry, isServable, parseEpochSeconds } from "./cache/entry";
 import { claimExchange, ClaimState, prepareClaims, readClaim, releaseClaim } from "./cache/inflight";
 import { lookupL1, storeL1 } from "./cache/l1";
 import { evictExpiredKeys, forgetKeysWithPrefix, rememberStoredKey } from "./cache/stored-keys";
-import { l2PutRequest, l2RevocationsSinceRequest } from "./cache/l2";
+import { l2PutRequest, l2RevocationsSinceRequest, l2UnlockRequest } from "./cache/l2";
 import { FilterConfig, parseConfig } from "./config";
 import { ExchangeStream } from "./exchange";
 import { expiresAtInBody, InjectorCall } from "./injector";
@@ -45,6 +45,9 @@ export class ExchangeRoot extends RootContext {
   private remoteWaiters: u32[] = [];
   private nextRemoteRecheckMs: i64 = 0;
   private refreshTokens: u32[] = [];
+  /** L2 write-throughs whose cross-pod lock goes when they have landed, and the keys locked. */
+  private unlockTokens: u32[] = [];
+  private unlockKeys: string[] = [];
   private refreshKeys: string[] = [];
   private nextEvictionMs: i64 = 0;
   /** The bridge's revocation epoch this VM has applied; -1 until the first poll answered. */
@@ -83,14 +86,36 @@ export class ExchangeRoot extends RootContext {
 
   // ---- filling the caches ----
 
-  /** Fills L1 and writes through to L2 (nobody waits for that answer); no usable expiry → not cached. */
-  cacheCredential(key: string, body: Uint8Array, expiresAt: i64): void {
+  /**
+   * Fills L1 and writes through to L2 (no request waits for that); no usable expiry → not cached.
+   * With `releaseLock`, the cross-pod exchange lock for the key goes once the L2 write has landed.
+   */
+  cacheCredential(key: string, body: Uint8Array, expiresAt: i64, releaseLock: bool = false): void {
     const now = nowSeconds();
-    if (expiresAt == 0 || !isServable(expiresAt, now, this.config.refreshBufferSeconds)) return;
+    const l2 = this.config.l2;
+    if (expiresAt == 0 || !isServable(expiresAt, now, this.config.refreshBufferSeconds) || l2 === null) {
+      if (expiresAt != 0 && isServable(expiresAt, now, this.config.refreshBufferSeconds)) {
+        this.storeInL1(key, encodeEntry(expiresAt, now, body), expiresAt);
+      }
+      if (releaseLock) this.releaseExchangeLock(key);
+      return;
+    }
     const entry = encodeEntry(expiresAt, now, body);
     this.storeInL1(key, entry, expiresAt);
+    const write = this.dispatchHttpCall(l2.cluster, l2PutRequest(l2, key, expiresAt, now), entry, l2.timeoutMs);
+    if (!releaseLock) return;
+    if (write == 0) {
+      this.releaseExchangeLock(key);
+      return;
+    }
+    this.unlockTokens.push(write);
+    this.unlockKeys.push(key);
+  }
+
+  /** Releases the cross-pod lock (fire and forget: its TTL ends it anyway). */
+  releaseExchangeLock(key: string): void {
     const l2 = this.config.l2;
-    if (l2 !== null) this.dispatchHttpCall(l2.cluster, l2PutRequest(l2, key, expiresAt, now), entry, l2.timeoutMs);
+    if (l2 !== null) this.dispatchHttpCall(l2.cluster, l2UnlockRequest(l2, key), null, l2.timeoutMs);
   }
 
   storeInL1(key: string, entry: Uint8Array, expiresAt: i64): void {
@@ -197,14 +222,19 @@ export class ExchangeRoot extends RootContext {
       this.onRevocationLog(numHeaders, bodySize);
       return;
     }
+    const unlock = this.unlockTokens.indexOf(token);
+    if (unlock >= 0) {
+      const key = this.unlockKeys[unlock];
+      removeAt(this.unlockTokens, unlock);
+      removeAt(this.unlockKeys, unlock);
+      this.releaseExchangeLock(key);
+      return;
+    }
     const index = this.refreshTokens.indexOf(token);
-    if (index < 0) return; // an L2 write-through: nothing waits for its answer
+    if (index < 0) return; // another L2 write-through or lock release: nothing waits for its answer
     const key = this.refreshKeys[index];
-    const last = this.refreshTokens.length - 1;
-    this.refreshTokens[index] = this.refreshTokens[last];
-    this.refreshKeys[index] = this.refreshKeys[last];
-    this.refreshTokens.length = last;
-    this.refreshKeys.length = last;
+    removeAt(this.refreshTokens, index);
+    removeAt(this.refreshKeys, index);
     if (numHeaders > 0 && bodySize > 0 && getHeader(MapType.HttpCallResponseHeaders, ":status") == "200") {
       const body = getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
       if (body !== null) {
@@ -268,4 +298,11 @@ export class ExchangeRoot extends RootContext {
   private evictExpired(nowSeconds: i64): void {
     this.metrics!.evicted(evictExpiredKeys(nowSeconds));
   }
+}
+
+/** Removes one element without keeping order (these lists are small and unordered). */
+function removeAt<T>(list: T[], index: i32): void {
+  const last = list.length - 1;
+  list[index] = list[last];
+  list.length = last;
 }

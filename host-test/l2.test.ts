@@ -18,6 +18,7 @@ import {
   expectInjectorReply,
   INJECTOR,
   L2_CONFIG,
+  missL2,
   sendExchange,
   startFilter,
 } from "./support/exchange.ts";
@@ -59,9 +60,10 @@ function expectLock(host: ProxyWasmHost, key = KEY): HttpCallout {
   return call;
 }
 
-/** After an L2 miss: the cross-pod lock is granted, so the filter goes on to the injector. */
+/** After an L2 miss: the cross-pod lock is granted and L2 still misses, so the filter goes on to the injector. */
 function grantLock(host: ProxyWasmHost): void {
   expectLock(host).respond({ status: 201 });
+  expectL2Get(host).respond({ status: 404 });
 }
 
 /** An exchange that missed L1 and is waiting for the bridge. */
@@ -211,9 +213,35 @@ describe("the cross-pod exchange lock", () => {
     const lock = expectLock(host);
     expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
     lock.respond({ status: 201 });
+    expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster), "the injector before the last L2 look").toEqual([]);
+    expectL2Get(host).respond({ status: 404 });
     const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
     answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
     expectInjectorReply(stream, issued);
+  });
+
+  it("answers from L2 when the entry landed just before the lock was granted, and lets the lock go", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    expectLock(host).respond({ status: 201 });
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    expectL2Get(host).respond({ status: 200, body: cacheValue(issued, host.clock.nowSeconds) });
+    expect(stream.response?.headers.get("x-hexr-cache")).toBe("L2");
+    const [release] = host.pendingHttpCalls();
+    expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
+    expect([release?.method, decodeURIComponent(release?.path ?? "")]).toEqual(["DELETE", `/v1/cred/lock:${cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1")}`]);
+  });
+
+  it("lets the lock go only once its L2 write-through has landed", () => {
+    const { host, vm } = startWithL2();
+    sendExchange(vm);
+    missL2(host);
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), credential({ expiresAt: host.clock.nowSeconds + 3600 }));
+    const writes = host.pendingHttpCalls();
+    expect(writes.map((call) => call.method), "only the write-through while it is in flight").toEqual(["PUT"]);
+    writes[0].respond({ status: 204 });
+    expect(host.pendingHttpCalls().map((call) => call.method)).toEqual(["DELETE"]);
   });
 
   it("while another pod holds the lock, polls L2 and answers from it when the entry appears", () => {
@@ -286,6 +314,8 @@ describe("the cross-pod exchange lock", () => {
     if (status === 200) answerWithCredential(call, issued);
     else call.respond({ status, body: "no healthy upstream" });
     expect(stream.response?.status).toBe(status);
+    // After a 200 the lock goes once the entry is in L2 (see "lets the lock go only once ...").
+    if (status === 200) host.pendingHttpCalls().find((pending) => pending.method === "PUT")!.respond({ status: 204 });
     const releases = host.pendingHttpCalls().filter((pending) => pending.method === "DELETE");
     expect(releases.length).toBe(1);
     expect([releases[0].cluster, releases[0].authority]).toEqual([BRIDGE_CLUSTER, L2_CONFIG.authority]);

@@ -165,6 +165,7 @@ describe("no credential in logs or metrics", () => {
     sendExchange(vm, { body: { service: "aws_lambda" } });
     bridgeCall(host, "GET").respond({ status: 200, body: `${unparsable.body}\u0000garbage` });
     bridgeCall(host, "PUT").respond({ status: 201 }); // the cross-pod lock
+    bridgeCall(host, "GET").respond({ status: 404 }); // the lock holder's last look at L2
     answerInjector(expectInjectorCall(host, { ...MTLS_S3, service: "aws_lambda" }), { body: `${unparsable.body.slice(0, -3)}`, expiresHeader: "x" });
 
     const visible = [...host.logMessages(LogLevel.Trace), ...host.metrics.names(), ...host.notes];

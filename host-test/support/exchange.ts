@@ -247,14 +247,22 @@ export function cacheValue(issued: Credential, storedAt?: number): string {
   return storedAt === undefined ? `${issued.expiresAt}\n${issued.body}` : `${issued.expiresAt},${storedAt}\n${issued.body}`;
 }
 
-/** The bridge has no entry (404) and grants the cross-pod lock (201): the filter goes on to the injector. */
+/**
+ * The bridge has no entry (404), grants the cross-pod lock (201), and still has no entry when the
+ * lock holder looks once more: the filter goes on to the injector.
+ */
 export function missL2(host: ProxyWasmHost): void {
-  const [lookup] = host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER && call.method === "GET");
-  expect(lookup, "a pending L2 lookup").toBeDefined();
-  lookup.respond({ status: 404 });
+  answerL2Lookup(host, 404);
   const [lock] = host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER && call.method === "PUT" && call.path!.includes("lock%3A"));
   expect(lock, "a pending cross-pod lock request").toBeDefined();
   lock.respond({ status: 201 });
+  answerL2Lookup(host, 404);
+}
+
+function answerL2Lookup(host: ProxyWasmHost, status: number): void {
+  const [lookup] = host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER && call.method === "GET");
+  expect(lookup, "a pending L2 lookup").toBeDefined();
+  lookup.respond({ status });
 }
 
 /** Credential entries in L1 that still hold a value (the ABI cannot delete; eviction empties). */
