@@ -2,7 +2,7 @@
 // Values the host returns arrive in memory it obtained from proxy_on_memory_allocate; they are
 // copied into managed ArrayBuffers and the raw block is released at once.
 import * as abi from "./imports";
-import { BufferType, LogLevel, MapType, MetricType, Status, StreamType } from "./types";
+import { BufferType, LogLevel, MapType, MetricType, Status } from "./types";
 
 // Out-parameters of host calls: fixed static slots, so no call allocates for them.
 const OUT_DATA: usize = memory.data(8);
@@ -161,13 +161,6 @@ function hasPrefixIgnoringCase(data: usize, size: usize, lowercasePrefix: string
   return true;
 }
 
-export function replaceHeader(map: MapType, name: string, value: string): void {
-  const key = encodeFirst(name);
-  const keySize = encodedSize;
-  const data = encodeSecond(value);
-  abi.proxy_replace_header_map_value(map, key, keySize, data, encodedSize);
-}
-
 // ---- stream control ----
 
 export function sendLocalResponse(status: u32, details: string, body: Uint8Array, headers: Header[]): void {
@@ -180,10 +173,6 @@ export function sendLocalResponse(status: u32, details: string, body: Uint8Array
     changetype<usize>(serialized), serialized.byteLength,
     -1,
   );
-}
-
-export function continueStream(stream: StreamType): void {
-  abi.proxy_continue_stream(stream);
 }
 
 /** Dispatches an HTTP call to a cluster; returns its token, or 0 when the host refused it. */

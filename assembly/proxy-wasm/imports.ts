@@ -22,9 +22,6 @@ export declare function proxy_get_header_map_value(mapType: u32, keyData: usize,
 @external("env", "proxy_get_header_map_pairs")
 export declare function proxy_get_header_map_pairs(mapType: u32, returnData: usize, returnSize: usize): u32;
 
-@external("env", "proxy_replace_header_map_value")
-export declare function proxy_replace_header_map_value(mapType: u32, keyData: usize, keySize: usize, valueData: usize, valueSize: usize): u32;
-
 @external("env", "proxy_remove_header_map_value")
 export declare function proxy_remove_header_map_value(mapType: u32, keyData: usize, keySize: usize): u32;
 
@@ -32,9 +29,6 @@ export declare function proxy_remove_header_map_value(mapType: u32, keyData: usi
 export declare function proxy_send_local_response(
   statusCode: u32, detailsData: usize, detailsSize: usize, bodyData: usize, bodySize: usize,
   headersData: usize, headersSize: usize, grpcStatus: i32): u32;
-
-@external("env", "proxy_continue_stream")
-export declare function proxy_continue_stream(streamType: u32): u32;
 
 @external("env", "proxy_http_call")
 export declare function proxy_http_call(

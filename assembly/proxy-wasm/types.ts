@@ -45,11 +45,6 @@ export const enum MapType {
   HttpCallResponseTrailers = 7,
 }
 
-export const enum StreamType {
-  HttpRequest = 0,
-  HttpResponse = 1,
-}
-
 export const enum MetricType {
   Counter = 0,
   Gauge = 1,
