@@ -5,7 +5,8 @@
 //   3. L1 (shared data)                    hit → local reply
 //   4. L2 (call to the bridge cluster)     hit → fill L1, local reply
 //   5. L3 (call to the injector cluster, SVID-derived headers) → fill L1 and L2, local reply;
-//      only one request per key runs it (the in-flight claim), the others wait and read L1;
+//      only one request per key runs it (the in-flight claim in this Envoy, a lock in L2 across
+//      pods), the others wait and read L1 (or L2);
 //      if the injector fails, an entry past its refresh buffer but not expired is served stale
 //
 // Why L3 is a call and not "continue upstream": Envoy delivers the body to a filter only after
