@@ -7,7 +7,7 @@ import path from "node:path";
 import { Redis } from "iovalkey";
 import { pino } from "pino";
 import { afterAll, beforeAll } from "vitest";
-import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
+import { startValkey, startValkeyCluster, type ValkeyCluster, type ValkeyServer } from "../../support/valkey.ts";
 import { startBridge, type BridgeOptions, type RunningBridge } from "../index.ts";
 
 export interface TestBridge extends RunningBridge {
@@ -112,6 +112,34 @@ export function useStandaloneBridge(): StandaloneBridge {
     env.raw?.disconnect();
     await env.bridge?.close();
     await env.valkey?.stop();
+  });
+  return env;
+}
+
+export interface ClusterBridge {
+  cluster: ValkeyCluster;
+  bridge: TestBridge;
+  /** A plain client on each master, in node order. */
+  masters: Redis[];
+  /** How many keys matching `pattern` each master holds, in node order. */
+  keysPerMaster(pattern: string): Promise<number[]>;
+}
+
+/** A real 3-master Valkey cluster with a bridge in front of it, for the tests of one describe block. */
+export function useClusterBridge(): ClusterBridge {
+  const env = {
+    keysPerMaster: (pattern: string) => Promise.all(env.masters.map(async (master) => (await master.keys(pattern)).length)),
+  } as ClusterBridge;
+  beforeAll(async () => {
+    env.cluster = await startValkeyCluster(3);
+    // Seeding with one node is enough: the client discovers the others.
+    env.bridge = await startTestBridge({ cluster: [env.cluster.nodes[0]] });
+    env.masters = env.cluster.nodes.map((node) => new Redis(node));
+  });
+  afterAll(async () => {
+    for (const master of env.masters ?? []) master.disconnect();
+    await env.bridge?.close();
+    await env.cluster?.stop();
   });
   return env;
 }

@@ -2,8 +2,8 @@
 // GET /v1/revocations?since=E is what every sidecar polls. Against real Valkey, standalone and cluster.
 import { Redis } from "iovalkey";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startValkey, startValkeyCluster, type ValkeyCluster, type ValkeyServer } from "../../support/valkey.ts";
-import { credKey, credentialValue, expectErrorBody, startTestBridge, type TestBridge, useStandaloneBridge } from "./helpers.ts";
+import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
+import { credKey, credentialValue, expectErrorBody, startTestBridge, type TestBridge, useClusterBridge, useStandaloneBridge } from "./helpers.ts";
 
 // The contract's key names (docs/filter-contract.md), spelled out here rather than imported from the bridge.
 const EPOCH_KEY = "{hexr-revocations}:epoch";
@@ -267,62 +267,47 @@ describe("revocation log trimming (limit 5)", () => {
 });
 
 describe("revocations on a 3-master Valkey cluster", () => {
-  let cluster: ValkeyCluster;
-  let bridge: TestBridge;
-  let masters: Redis[];
-
-  const keysPerMaster = (pattern: string) => Promise.all(masters.map(async (m) => (await m.keys(pattern)).length));
-
-  beforeAll(async () => {
-    cluster = await startValkeyCluster(3);
-    bridge = await startTestBridge({ cluster: [cluster.nodes[0]] });
-    masters = cluster.nodes.map((node) => new Redis(node));
-  });
-  afterAll(async () => {
-    for (const master of masters ?? []) master.disconnect();
-    await bridge?.close();
-    await cluster?.stop();
-  });
+  const env = useClusterBridge();
 
   it("answers epoch 0 before the first revocation", async () => {
-    expect((await bridge.api.revocations(-1)).json()).toEqual({ epoch: 0, prefixes: [] });
-    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 0, prefixes: [] });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 0, prefixes: [] });
+    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 0, prefixes: [] });
   });
 
   it("purges the prefix on every master, then records it; both keys live in one slot on one master", async () => {
     const doomed = Array.from({ length: 40 }, (_, i) => credKey("cluster-revoked", `agent-${i}`));
     const kept = Array.from({ length: 10 }, (_, i) => credKey("cluster-kept", `agent-${i}`));
-    for (const key of [...doomed, ...kept]) expect((await bridge.api.put(key, credentialValue(key))).status).toBe(204);
-    expect((await keysPerMaster(`${tenantPrefix("cluster-revoked")}*`)).every((count) => count > 0)).toBe(true);
+    for (const key of [...doomed, ...kept]) expect((await env.bridge.api.put(key, credentialValue(key))).status).toBe(204);
+    expect((await env.keysPerMaster(`${tenantPrefix("cluster-revoked")}*`)).every((count) => count > 0)).toBe(true);
 
-    const reply = await bridge.api.revoke({ prefix: tenantPrefix("cluster-revoked") });
+    const reply = await env.bridge.api.revoke({ prefix: tenantPrefix("cluster-revoked") });
     expect(reply.status).toBe(200);
     expect(reply.json()).toEqual({ epoch: 1, deleted: 40 });
 
-    for (const key of doomed) expect((await bridge.api.get(key)).status).toBe(404);
-    for (const key of kept) expect((await bridge.api.get(key)).body.toString()).toBe(credentialValue(key));
-    expect(await keysPerMaster(`${tenantPrefix("cluster-revoked")}*`)).toEqual([0, 0, 0]);
+    for (const key of doomed) expect((await env.bridge.api.get(key)).status).toBe(404);
+    for (const key of kept) expect((await env.bridge.api.get(key)).body.toString()).toBe(credentialValue(key));
+    expect(await env.keysPerMaster(`${tenantPrefix("cluster-revoked")}*`)).toEqual([0, 0, 0]);
 
-    expect(await masters[0].cluster("KEYSLOT", EPOCH_KEY)).toBe(await masters[0].cluster("KEYSLOT", LOG_KEY));
-    expect((await keysPerMaster("{hexr-revocations}:*")).sort()).toEqual([0, 0, 2]);
-    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("cluster-revoked")] });
+    expect(await env.masters[0].cluster("KEYSLOT", EPOCH_KEY)).toBe(await env.masters[0].cluster("KEYSLOT", LOG_KEY));
+    expect((await env.keysPerMaster("{hexr-revocations}:*")).sort()).toEqual([0, 0, 2]);
+    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("cluster-revoked")] });
   });
 
   it("answers since=E in epoch order", async () => {
     const prefixes = ["c-a", "c-b", "c-c"].map(tenantPrefix);
     for (const [i, prefix] of prefixes.entries()) {
-      expect((await bridge.api.revoke({ prefix })).json()).toEqual({ epoch: i + 2, deleted: 0 });
+      expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: i + 2, deleted: 0 });
     }
-    expect((await bridge.api.revocations(1)).json()).toEqual({ epoch: 4, prefixes });
-    expect((await bridge.api.revocations(3)).json()).toEqual({ epoch: 4, prefixes: prefixes.slice(2) });
-    expect((await bridge.api.revocations(4)).json()).toEqual({ epoch: 4, prefixes: [] });
-    expect((await bridge.api.revocations(-1)).json()).toEqual({ epoch: 4, prefixes: [] });
+    expect((await env.bridge.api.revocations(1)).json()).toEqual({ epoch: 4, prefixes });
+    expect((await env.bridge.api.revocations(3)).json()).toEqual({ epoch: 4, prefixes: prefixes.slice(2) });
+    expect((await env.bridge.api.revocations(4)).json()).toEqual({ epoch: 4, prefixes: [] });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 4, prefixes: [] });
   });
 
   it("validates input the same way", async () => {
-    expectErrorBody(await bridge.api.revoke({ prefix: "cred:spiffe://hexr.test/*" }), "BadRequest");
-    expectErrorBody(await bridge.api.revocations("-2"), "BadRequest");
-    expect((await bridge.api.revocations(-1)).json().epoch).toBe(4);
+    expectErrorBody(await env.bridge.api.revoke({ prefix: "cred:spiffe://hexr.test/*" }), "BadRequest");
+    expectErrorBody(await env.bridge.api.revocations("-2"), "BadRequest");
+    expect((await env.bridge.api.revocations(-1)).json().epoch).toBe(4);
   });
 });
 
