@@ -3,20 +3,24 @@
 // HTTP connection manager settings, access log, and whichever of the sidecar's HTTP filters the
 // scenario keeps. Only the filter list, the routes and the ports change:
 //
-//   floor              buffer + router; every path answered by direct_response with a credential-sized body
-//   floor-jwt          jwt_authn + buffer + router, same direct_response: what verifying the JWT-SVID adds
-//   pass-through-wasm  the sidecar's filter chain unchanged; non-exchange paths go to a trivial upstream
-//   pass-through-plain the same without the wasm filter
-//   pass-through-skip  a what-if: the full chain, the wasm filter disabled on the non-exchange route
-//                      (a per-route FilterConfig), so Envoy never calls into the VM for that traffic
-//   no-filter          jwt_authn + router; /exchange goes straight to the injector cluster, with the
-//                      verified SPIFFE ID in x-hexr-spiffe-id (the injector requires it): what every
-//                      request costs if the proxy caches nothing
-//   sidecar-jwt-cache  a what-if: the sidecar unchanged but for jwt_authn's cache of verified tokens
-//                      (an agent presents the same JWT-SVID on every request until it rotates it).
-//                      The cache is only consulted for a rule naming the provider, so the rule
-//                      becomes requires_any {jwt_svid, allow_missing_or_failed}: the same outcome
-//                      (a missing or bad token still reaches the filter, which answers 401)
+//   floor                 buffer + router; every path answered by direct_response with the
+//                         credential's body: the physical limit of this listener
+//   floor-jwt             the authenticated floor: the sidecar's jwt_authn exactly as shipped
+//                         (providers, rules, verified-token cache) + buffer + router, same direct_response
+//   wasm-floor            the sidecar unchanged (jwt_authn, its routes and per-route filter configs,
+//                         buffer, router, the wasm filter's runtime and failure policy) but for the
+//                         wasm module: build/wasm_floor.wasm (bench/wasm-floor/), which answers the
+//                         exchange with the L1 hit's body and headers from the same callback and does
+//                         nothing else
+//   pass-through-shipped  the sidecar's filter chain and routes as shipped (whatever they do with the
+//                         wasm filter on that route); the route of a non-exchange path goes to a
+//                         trivial upstream instead of answering 404
+//   pass-through-ignored  the same, with the wasm filter enabled on that route: a request the filter
+//                         is called for and ignores
+//   pass-through-plain    the same without the wasm filter
+//   no-filter             jwt_authn + router; /exchange goes straight to the injector cluster, with the
+//                         verified SPIFFE ID in x-hexr-spiffe-id (the injector requires it): what every
+//                         request costs if the proxy caches nothing
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +30,10 @@ import { freePort, startProcess, type RunningProcess } from "../support/processe
 import { tools } from "../support/tools.ts";
 
 export type Variant =
-  | "floor" | "floor-jwt" | "pass-through-wasm" | "pass-through-plain" | "pass-through-skip" | "no-filter" | "sidecar-jwt-cache";
+  | "floor" | "floor-jwt" | "wasm-floor" | "pass-through-shipped" | "pass-through-ignored" | "pass-through-plain" | "no-filter";
+
+/** The path of the pass-through scenarios' GET: not one the exchange filter serves. */
+export const PASS_THROUGH_PATH = "/v1/objects/report.csv";
 
 const UPSTREAM_TEMPLATE = path.join(path.dirname(fileURLToPath(import.meta.url)), "envoy", "upstream.yaml");
 const UPSTREAM_CLUSTER = "bench_upstream";
@@ -34,6 +41,9 @@ const JWT_AUTHN = "envoy.filters.http.jwt_authn";
 const WASM = "envoy.filters.http.wasm";
 const BUFFER = "envoy.filters.http.buffer";
 const ROUTER = "envoy.filters.http.router";
+const FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
+/** The wasm floor's plugin, root context and VM id (in place of the sidecar's). */
+const WASM_FLOOR_NAME = "bench_wasm_floor";
 
 export interface BenchEnvoy {
   readonly name: string;
@@ -52,7 +62,29 @@ export interface VariantValues {
   bodyFile: string;
   /** The trivial upstream (pass-through variants). */
   upstreamPort?: number;
+  /** The wasm floor's module and what it answers. */
+  wasmFloor?: WasmFloor;
 }
+
+export interface WasmFloor {
+  /** build/wasm_floor.wasm, built from bench/wasm-floor/floor.ts. */
+  wasmPath: string;
+  /** The L1 hit's answer: its body … */
+  body: string;
+  /** … and its x-hexr-expires-at value. */
+  expiresAt: string;
+}
+
+/** The floor module's plugin configuration (bench/wasm-floor/floor.ts): "<expires-at digits>\n<body>". */
+export function wasmFloorConfiguration(floor: WasmFloor): string {
+  if (!/^\d{1,20}$/.test(floor.expiresAt)) throw new Error(`x-hexr-expires-at is not a number: ${floor.expiresAt}`);
+  if (floor.body.length === 0) throw new Error("the wasm floor needs a body");
+  return `${floor.expiresAt}\n${floor.body}`;
+}
+
+// The parsed YAML of an Envoy config.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 /** The sidecar's rendered config, changed into `variant` (YAML text). */
 export function deriveVariant(sidecarYaml: string, variant: Variant, values: VariantValues): string {
@@ -82,33 +114,44 @@ export function deriveVariant(sidecarYaml: string, variant: Variant, values: Var
       hcm.http_filters = variant === "floor" ? [filter(BUFFER), filter(ROUTER)] : [filter(JWT_AUTHN), filter(BUFFER), filter(ROUTER)];
       virtualHost.routes = [directResponse(values.bodyFile)];
       break;
-    case "pass-through-wasm":
-    case "pass-through-plain":
-    case "pass-through-skip": {
-      if (values.upstreamPort === undefined) throw new Error("pass-through needs the upstream's port");
-      if (variant === "pass-through-plain") hcm.http_filters = hcm.http_filters.filter((f: { name: string }) => f.name !== WASM);
-      // The sidecar's catch-all (404 for anything but the exchange path, buffer disabled) now
-      // forwards instead; the exchange route stays as it is.
-      const catchAll = virtualHost.routes.find((r: { match: { prefix?: string } }) => r.match.prefix === "/");
-      delete catchAll.direct_response;
-      delete catchAll.response_headers_to_add;
-      catchAll.route = { cluster: UPSTREAM_CLUSTER };
-      if (variant === "pass-through-skip") {
-        catchAll.typed_per_filter_config[WASM] = { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", disabled: true };
-      }
-      config.static_resources.clusters.push(staticCluster(UPSTREAM_CLUSTER, values.upstreamPort));
+    case "wasm-floor": {
+      if (!values.wasmFloor) throw new Error("the wasm floor needs its module and its answer");
+      const wasm = filter(WASM).typed_config.config;
+      wasm.name = WASM_FLOOR_NAME;
+      wasm.root_id = WASM_FLOOR_NAME;
+      wasm.vm_config.vm_id = WASM_FLOOR_NAME;
+      wasm.vm_config.code = { local: { filename: values.wasmFloor.wasmPath } };
+      delete wasm.vm_config.configuration;
+      wasm.configuration = { "@type": "type.googleapis.com/google.protobuf.StringValue", value: wasmFloorConfiguration(values.wasmFloor) };
       break;
     }
-    case "sidecar-jwt-cache": {
-      const jwt = filter(JWT_AUTHN).typed_config;
-      for (const provider of Object.values(jwt.providers) as { jwt_cache_config?: unknown }[]) {
-        provider.jwt_cache_config = { jwt_cache_size: 1000 };
+    case "pass-through-shipped":
+    case "pass-through-ignored":
+    case "pass-through-plain": {
+      if (values.upstreamPort === undefined) throw new Error("pass-through needs the upstream's port");
+      // The route the sidecar takes for the path (its catch-all: 404, buffer disabled) forwards
+      // instead, keeping its per-route filter configs; every other route stays as it is.
+      const route = routeFor(hcm.route_config, PASS_THROUGH_PATH);
+      delete route.direct_response;
+      delete route.response_headers_to_add;
+      route.route = { cluster: UPSTREAM_CLUSTER };
+      if (variant === "pass-through-plain") {
+        hcm.http_filters = hcm.http_filters.filter((f: { name: string }) => f.name !== WASM);
+        for (const level of [hcm.route_config, virtualHost, ...virtualHost.routes] as Json[]) delete level.typed_per_filter_config?.[WASM];
       }
-      const providerNames = Object.keys(jwt.providers);
-      jwt.rules = [{
-        match: { prefix: "/" },
-        requires: { requires_any: { requirements: [...providerNames.map((name) => ({ provider_name: name })), { allow_missing_or_failed: {} }] } },
-      }];
+      if (variant === "pass-through-ignored" && !wasmRunsOn(hcm, PASS_THROUGH_PATH)) {
+        // The route's own FilterConfig {disabled: true} goes. (Envoy 1.40 rejects an empty
+        // FilterConfig for the wasm filter, "Empty route/virtual host per filter configuration",
+        // so a filter disabled by default or per virtual host cannot be enabled on one route.)
+        delete route.typed_per_filter_config?.[WASM];
+        if (!wasmRunsOn(hcm, PASS_THROUGH_PATH)) {
+          throw new Error(
+            `the sidecar disables the wasm filter for ${PASS_THROUGH_PATH} other than by the route's own FilterConfig: ` +
+              "bench/envoys.ts cannot enable it on that route alone (pass-through-ignored)",
+          );
+        }
+      }
+      config.static_resources.clusters.push(staticCluster(UPSTREAM_CLUSTER, values.upstreamPort));
       break;
     }
     case "no-filter": {
@@ -127,6 +170,47 @@ export function deriveVariant(sidecarYaml: string, variant: Variant, values: Var
     }
   }
   return YAML.stringify(config);
+}
+
+/**
+ * The route of the first virtual host that a request for `path` takes (Envoy takes the first
+ * route that matches). Only the match kinds a sidecar route uses are understood.
+ */
+function routeFor(routeConfig: Json, path: string): Json {
+  for (const route of routeConfig.virtual_hosts[0].routes as Json[]) {
+    const match = route.match as Json;
+    if (match.path !== undefined) {
+      if (match.path === path) return route;
+    } else if (match.prefix !== undefined) {
+      if (path.startsWith(match.prefix)) return route;
+    } else if (match.path_separated_prefix !== undefined) {
+      if (path === match.path_separated_prefix || path.startsWith(`${match.path_separated_prefix}/`)) return route;
+    } else if (match.safe_regex !== undefined) {
+      if (new RegExp(`^(?:${match.safe_regex.regex})$`).test(path)) return route;
+    } else {
+      throw new Error(`bench/envoys.ts cannot tell whether the route ${JSON.stringify(match)} matches ${path}`);
+    }
+  }
+  throw new Error(`no route of the sidecar takes ${path}`);
+}
+
+/** Whether the HTTP connection manager `hcm` calls the wasm filter for a request on `path`. */
+function wasmRunsOn(hcm: Json, path: string): boolean {
+  const wasm = (hcm.http_filters as Json[]).find((f) => f.name === WASM);
+  if (!wasm) return false;
+  // The most specific FilterConfig decides: the route's, the virtual host's, the route table's.
+  for (const level of [routeFor(hcm.route_config, path), hcm.route_config.virtual_hosts[0], hcm.route_config] as Json[]) {
+    const perFilter = level.typed_per_filter_config?.[WASM];
+    if (perFilter?.["@type"] === FILTER_CONFIG) return perFilter.disabled !== true;
+  }
+  return wasm.disabled !== true;
+}
+
+/** Whether the sidecar as rendered calls the wasm filter for the pass-through path. */
+export function shippedWasmOnPassThrough(sidecarYaml: string): boolean {
+  const config = YAML.parse(sidecarYaml);
+  const listener = config.static_resources.listeners.find((l: { name: string }) => l.name === "agent_http");
+  return wasmRunsOn(listener.filter_chains[0].filters[0].typed_config, PASS_THROUGH_PATH);
 }
 
 /** Which cluster and authority the filter's L3 call uses, read from its plugin configuration. */
@@ -201,6 +285,7 @@ export async function startVariant(options: {
   workDir: string;
   bodyFile: string;
   upstreamPort?: number;
+  wasmFloor?: WasmFloor;
   concurrency: number;
 }): Promise<BenchEnvoy> {
   const port = await freePort();
@@ -211,6 +296,7 @@ export async function startVariant(options: {
     accessLogPath: path.join(options.workDir, `access-${options.variant}.log`),
     bodyFile: options.bodyFile,
     upstreamPort: options.upstreamPort,
+    wasmFloor: options.wasmFloor,
   });
   return startEnvoy({ name: options.variant, config, workDir: options.workDir, port, adminPort, concurrency: options.concurrency });
 }

@@ -8,24 +8,29 @@
 // the pass-through's trivial upstream are pinned to core 1; the injector, OPA, moto, the bridge and
 // Valkey are left to the scheduler. See the results' "conditions" for the load seen meanwhile.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { freePort } from "../support/processes.ts";
-import { tools } from "../support/tools.ts";
+import { projectRoot, tools } from "../support/tools.ts";
 import { DEMO_AGENT_ID, startStack, type EnvoySidecar, type Stack } from "../stack/index.ts";
 import { exchangeBody, exchangeRequest, KEY_PREFIX, KeySequence, WARM_REGION } from "./agent.ts";
 import { renderChart } from "./chart.ts";
 import { CORES, findProcess, loadAverage, pinProcess, requireTwoCores } from "./cpu.ts";
-import { startEnvoy, startVariant, upstreamConfig, type BenchEnvoy, type Variant } from "./envoys.ts";
+import {
+  shippedWasmOnPassThrough, startEnvoy, startVariant, upstreamConfig, type BenchEnvoy, type Variant, type WasmFloor,
+} from "./envoys.ts";
+import { runHostBench } from "./host-bench.ts";
 import { measureL1Growth } from "./l1-growth.ts";
 import { L2Pool } from "./l2-pool.ts";
 import { measure, type Measurement } from "./measure.ts";
 import { FULL_PLAN, QUICK_PLAN, type Plan } from "./plan.ts";
 import { profileDuring } from "./profile.ts";
-import { evaluateTargets, machineBusy, memoryFindings, scenarioTable, summarize, toMarkdown, type Results } from "./report.ts";
+import {
+  compareFloors, evaluateTargets, machineBusy, memoryFindings, scenarioTable, summarize, toMarkdown, type Results,
+} from "./report.ts";
 import {
   floorScenarios, l1HitScenario, l2HitScenario, l3MissScenario, noFilterScenario, passThroughScenarios, type Scenario, type ScenarioId, type Target,
 } from "./scenarios.ts";
@@ -37,21 +42,33 @@ const resultsDir = path.join(benchDir, "results", ...(quick ? ["quick"] : []));
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 /**
- * The order of the runs within a round: what a target compares sits side by side (floor and L1
- * hit, the two pass-through chains, L1 hit and no filter), so both see the same background load.
+ * The order of the runs within a round: what a target compares sits side by side (the L1 hit
+ * between the wasm floor and the authenticated floor, the direct_response floor next to them; the
+ * pass-through without wasm between its two wasm chains; L1 hit and no filter), so both see the
+ * same background load. Every other round runs in the reverse order.
  */
 const RUN_ORDER: ScenarioId[] = [
-  "pass-through-skip", "pass-through-plain", "pass-through-wasm", "floor", "l1-hit", "no-filter", "l1-hit-jwt-cache", "floor-jwt",
+  "pass-through-ignored", "pass-through-plain", "pass-through-shipped", "floor", "wasm-floor", "l1-hit", "floor-jwt", "no-filter",
   "l2-hit", "l3-miss",
 ];
+
+/** The wasm floor's module, built by bench/run.sh from bench/wasm-floor/ (its own asconfig.json). */
+const WASM_FLOOR_PATH = path.join(projectRoot, "build", "wasm_floor.wasm");
+const WASM_FLOOR_BUILD = "asc bench/wasm-floor/floor.ts --config bench/wasm-floor/asconfig.json --target release";
 
 /** L2 entries written by the benchmark stay servable this long (beyond the run and the refresh buffer). */
 const SYNTHETIC_LIFETIME_SECONDS = 2 * 3600;
 
 requireTwoCores();
+if (!existsSync(WASM_FLOOR_PATH)) throw new Error(`${WASM_FLOOR_PATH} is missing: run \`npm run bench\` (bench/run.sh), or ${WASM_FLOOR_BUILD}`);
 const startedAt = new Date();
 const loadBefore = loadAverage();
 log(`plan: ${quick ? "quick" : "full"}; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
+
+// The host-test lifecycle first, while nothing of the stack runs yet (about 15 s).
+log("host-test: the L1-hit lifecycle in the TypeScript host (host-test/bench.ts)");
+const hostBench = await runHostBench();
+log("error" in hostBench ? `host-test not measured: ${hostBench.error}` : `host-test L1-hit lifecycle median ${hostBench.l1MedianUs.toFixed(2)} µs`);
 
 const stack = await startStack({ concurrency: plan.envoyConcurrency });
 const extraEnvoys: BenchEnvoy[] = [];
@@ -62,7 +79,9 @@ try {
   writeFileSync(path.join(resultsDir, "results.md"), toMarkdown(results));
   writeFileSync(path.join(resultsDir, "latency.png"), renderChart(results));
   console.log("\n" + scenarioTable(results) + "\n");
-  for (const t of results.targets) console.log(`${t.met ? "met   " : "MISSED"}  ${t.name}: ${t.goal} — ${t.measured}`);
+  for (const t of results.targets) {
+    console.log(`${t.met === null ? "      " : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.goal} — ${t.measured} (before: ${t.before})`);
+  }
   log(`results in ${path.relative(process.cwd(), resultsDir)}/ (results.md, results.json, latency.png)`);
 } finally {
   await Promise.allSettled(extraEnvoys.map((e) => e.stop()));
@@ -89,6 +108,9 @@ async function benchmark(stack: Stack): Promise<Results> {
   const credentialBody = await firstCredential(stack.envoy, token);
   const bodyFile = path.join(workDir, "credential.json");
   writeFileSync(bodyFile, credentialBody);
+  // What the wasm floor answers: the L1 hit's own body and x-hexr-expires-at.
+  const l1Answer = await l1HitAnswer(stack.envoy, token);
+  const wasmFloor: WasmFloor = { wasmPath: WASM_FLOOR_PATH, ...l1Answer };
 
   const upstreamPort = await freePort();
   const upstreamAdmin = await freePort();
@@ -100,7 +122,7 @@ async function benchmark(stack: Stack): Promise<Results> {
   pinProcess(upstream.pid, CORES.loadGenerator);
   const variant = async (name: Variant): Promise<Target> => {
     const envoy = await startVariant({
-      variant: name, sidecarConfigPath: stack.envoy.configPath, workDir, bodyFile, upstreamPort, concurrency: plan.envoyConcurrency,
+      variant: name, sidecarConfigPath: stack.envoy.configPath, workDir, bodyFile, upstreamPort, wasmFloor, concurrency: plan.envoyConcurrency,
     });
     extraEnvoys.push(envoy);
     pinProcess(envoy.pid, CORES.envoy);
@@ -109,11 +131,15 @@ async function benchmark(stack: Stack): Promise<Results> {
 
   const expiresAt = Math.floor(Date.now() / 1000) + SYNTHETIC_LIFETIME_SECONDS;
   const pool = (prefix: string) => new L2Pool({ bridgeUrl: stack.parts.bridge.url, spiffeId: DEMO_AGENT_ID, credentialBody, expiresAt, prefix });
+  const wasmFloorTarget = await variant("wasm-floor");
+  await checkWasmFloor(wasmFloorTarget, token, l1Answer);
+  const shippedRunsWasm = shippedWasmOnPassThrough(readFileSync(stack.envoy.configPath, "utf8"));
+  log(`the sidecar as shipped ${shippedRunsWasm ? "runs" : "does not run"} the wasm filter on the pass-through route`);
   const scenarios: Scenario[] = [
-    ...floorScenarios(token, await variant("floor"), await variant("floor-jwt")),
-    ...passThroughScenarios(await variant("pass-through-plain"), await variant("pass-through-wasm"), await variant("pass-through-skip")),
+    ...floorScenarios(token, await variant("floor"), await variant("floor-jwt"), wasmFloorTarget),
+    ...passThroughScenarios(
+      await variant("pass-through-plain"), await variant("pass-through-shipped"), await variant("pass-through-ignored"), shippedRunsWasm),
     l1HitScenario(token, l1Sidecar),
-    l1HitScenario(token, await variant("sidecar-jwt-cache"), "jwt-cache"),
     l2HitScenario(token, missSidecar, pool(KEY_PREFIX.l2), restartMissSidecar),
     l3MissScenario(token, missSidecar, new KeySequence(KEY_PREFIX.miss)),
     noFilterScenario(token, await variant("no-filter")),
@@ -121,11 +147,12 @@ async function benchmark(stack: Stack): Promise<Results> {
 
   const measurements = await runRounds(scenarios, workDir);
 
-  log("profiling the sidecar on L1 hits, and the floor with jwt_authn, for comparison");
+  log("profiling the sidecar on L1 hits, and the wasm floor and the floor with jwt_authn, for comparison");
   const profileRun = (scenario: Scenario) =>
     profileDuring(scenario.target.pid, plan.profileSeconds, workDir, () =>
       measure({ scenario, kind: "throughput", round: -1, run: { connections: plan.throughputConnections, seconds: plan.profileSeconds + 1 }, workDir }));
   const l1Profile = await profileRun(scenarios.find((s) => s.id === "l1-hit")!);
+  const wasmFloorProfile = await profileRun(scenarios.find((s) => s.id === "wasm-floor")!);
   const floorJwtProfile = await profileRun(scenarios.find((s) => s.id === "floor-jwt")!);
 
   // The comparison Envoys are done; the growth phase gets a sidecar of its own.
@@ -140,6 +167,7 @@ async function benchmark(stack: Stack): Promise<Results> {
 
   const summaries = summarize(scenarios, measurements);
   const memory = memoryFindings(growth);
+  const floors = compareFloors(summaries, measurements);
   return {
     conditions: {
       startedAt: startedAt.toISOString(),
@@ -157,11 +185,13 @@ async function benchmark(stack: Stack): Promise<Results> {
     },
     plan,
     scenarios: summaries,
-    targets: evaluateTargets(summaries, measurements, memory),
+    targets: evaluateTargets(summaries, measurements, memory, floors, hostBench),
+    floors,
+    hostBench,
     growth,
     memory,
-    profile: { l1Hit: l1Profile.outcome, floorJwt: floorJwtProfile.outcome },
-    measurements: [...measurements, l1Profile.result, floorJwtProfile.result],
+    profile: { l1Hit: l1Profile.outcome, wasmFloor: wasmFloorProfile.outcome, floorJwt: floorJwtProfile.outcome },
+    measurements: [...measurements, l1Profile.result, wasmFloorProfile.result, floorJwtProfile.result],
   };
 }
 
@@ -208,6 +238,31 @@ async function firstCredential(sidecar: EnvoySidecar, token: string): Promise<st
   const body = await answer.text();
   if (answer.status !== 200) throw new Error(`the first exchange answered ${answer.status}: ${body.slice(0, 300)}`);
   return body;
+}
+
+/** The warm key asked for again: an L1 hit; its body and expiry are what the wasm floor answers. */
+async function l1HitAnswer(sidecar: EnvoySidecar, token: string): Promise<{ body: string; expiresAt: string }> {
+  const { path: requestPath, headers } = exchangeRequest(token, WARM_REGION);
+  const answer = await fetch(`${sidecar.agentUrl}${requestPath}`, { method: "POST", headers, body: exchangeBody(WARM_REGION) });
+  const body = await answer.text();
+  const tier = answer.headers.get("x-hexr-cache");
+  const expiresAt = answer.headers.get("x-hexr-expires-at");
+  if (answer.status !== 200 || tier !== "L1" || !expiresAt) {
+    throw new Error(`the L1 hit answered ${answer.status}, x-hexr-cache ${tier}, x-hexr-expires-at ${expiresAt}: ${body.slice(0, 300)}`);
+  }
+  return { body, expiresAt };
+}
+
+/** The wasm floor answers the exchange as the L1 hit does: status, headers, body. */
+async function checkWasmFloor(target: Target, token: string, expected: { body: string; expiresAt: string }): Promise<void> {
+  const { path: requestPath, headers } = exchangeRequest(token, WARM_REGION);
+  const answer = await fetch(`${target.url}${requestPath}`, { method: "POST", headers, body: exchangeBody(WARM_REGION) });
+  const body = await answer.text();
+  const got = `${answer.status} ${answer.headers.get("content-type")} ${answer.headers.get("x-hexr-cache")} ${answer.headers.get("x-hexr-expires-at")}`;
+  const want = `200 application/json L1 ${expected.expiresAt}`;
+  if (got !== want || body !== expected.body) {
+    throw new Error(`the wasm floor answered ${got} with ${Buffer.byteLength(body)} bytes; expected ${want} with ${Buffer.byteLength(expected.body)} bytes`);
+  }
 }
 
 function envoyVersion(): string {

@@ -21,4 +21,7 @@ fi
 command -v perf >/dev/null || say "perf not found: the CPU profile part is skipped (apt-get install linux-perf)"
 
 npm run --silent build
+# The wasm floor (bench/wasm-floor/): the smallest proxy-wasm filter that answers like an L1 hit.
+say "asc bench/wasm-floor/floor.ts -> build/wasm_floor.wasm"
+node_modules/.bin/asc bench/wasm-floor/floor.ts --config bench/wasm-floor/asconfig.json --target release
 exec node --import tsx bench/main.ts "$@"

@@ -1,12 +1,13 @@
 // The scenarios of the comparison, each one a target Envoy plus the request wrk sends to it, and
 // what has to be true before each run (a warm L1 key, enough fresh keys in L2).
 import { exchangeRequest, exchangeSpec, KeySequence, WARM_REGION } from "./agent.ts";
+import { PASS_THROUGH_PATH } from "./envoys.ts";
 import { sendAll } from "./fill.ts";
 import type { L2Pool } from "./l2-pool.ts";
 import type { RequestSpec, WrkResult } from "./wrk.ts";
 
 export type ScenarioId =
-  | "floor" | "floor-jwt" | "pass-through-plain" | "pass-through-wasm" | "pass-through-skip" | "l1-hit" | "l1-hit-jwt-cache"
+  | "floor" | "floor-jwt" | "wasm-floor" | "pass-through-plain" | "pass-through-shipped" | "pass-through-ignored" | "l1-hit"
   | "l2-hit" | "l3-miss" | "no-filter";
 
 export type Tier = "L1" | "L2" | "L3";
@@ -39,62 +40,81 @@ export interface Scenario {
 }
 
 /** A plain GET an agent process sends through its sidecar to some other service. */
-const PASS_THROUGH_REQUEST: RequestSpec = { method: "GET", path: "/v1/objects/report.csv", headers: {} };
+const PASS_THROUGH_REQUEST: RequestSpec = { method: "GET", path: PASS_THROUGH_PATH, headers: {} };
 
-export function floorScenarios(token: string, floor: Target, floorJwt: Target): Scenario[] {
+/**
+ * The three floors the L1 hit is compared with: direct_response (the physical limit of the
+ * listener), direct_response after the sidecar's jwt_authn (the authenticated floor), and the
+ * sidecar with the smallest wasm module that answers the same way from the same callback.
+ */
+export function floorScenarios(token: string, floor: Target, floorJwt: Target, wasmFloor: Target): Scenario[] {
   const request = exchangeSpec(token, WARM_REGION);
   return [
     {
       id: "floor",
-      title: "floor",
-      what: "same listener and request; buffer + router, direct_response with the credential's body",
+      title: "floor (direct_response)",
+      what: "the physical limit: same listener and request; buffer + router, direct_response with the credential's body",
       target: floor,
       prepare: async () => request,
     },
     {
       id: "floor-jwt",
       title: "floor + jwt_authn",
-      what: "floor plus the sidecar's jwt_authn verifying the JWT-SVID (not a target, explains the gap)",
+      what: "the authenticated floor: the floor after the sidecar's jwt_authn as shipped (verified-token cache included)",
       target: floorJwt,
+      prepare: async () => request,
+    },
+    {
+      id: "wasm-floor",
+      title: "wasm floor",
+      what:
+        "the sidecar with bench/wasm-floor/ in place of the filter: answers the L1 hit's body and headers from the request-body callback " +
+        "and does nothing else (what any proxy-wasm filter pays)",
+      target: wasmFloor,
       prepare: async () => request,
     },
   ];
 }
 
-export function passThroughScenarios(plain: Target, wasm: Target, skip: Target): Scenario[] {
+/**
+ * A GET on a path the filter never serves, through the sidecar as shipped (`shippedRunsWasm`: whether
+ * its routes call the wasm filter for that path), with the wasm filter enabled on the route (the
+ * filter is called and ignores it), and without the wasm filter.
+ */
+export function passThroughScenarios(plain: Target, shipped: Target, ignored: Target, shippedRunsWasm: boolean): Scenario[] {
   return [
     {
       id: "pass-through-plain",
       title: "pass-through, no wasm",
-      what: "GET on a non-exchange path to a trivial upstream, sidecar chain without the wasm filter",
+      what: "GET on a non-exchange path to a trivial upstream, the sidecar's chain without the wasm filter",
       target: plain,
       prepare: async () => PASS_THROUGH_REQUEST,
     },
     {
-      id: "pass-through-wasm",
-      title: "pass-through, wasm",
-      what: "the same GET through the full sidecar chain, wasm filter included",
-      target: wasm,
+      id: "pass-through-shipped",
+      title: "pass-through, as shipped",
+      what:
+        "the same GET through the sidecar's chain and routes as shipped " +
+        (shippedRunsWasm ? "(the wasm filter runs on this route)" : "(the wasm filter is disabled on this route)"),
+      target: shipped,
       prepare: async () => PASS_THROUGH_REQUEST,
     },
     {
-      id: "pass-through-skip",
-      title: "pass-through, wasm off on route",
-      what: "what-if, not a target: the full chain with the wasm filter disabled on the non-exchange route (per-route FilterConfig)",
-      target: skip,
+      id: "pass-through-ignored",
+      title: "pass-through, ignored by filter",
+      what: "the same, with the wasm filter enabled on the route: the filter is called and ignores the request",
+      target: ignored,
       prepare: async () => PASS_THROUGH_REQUEST,
     },
   ];
 }
 
 /** L1 hit: one key, asked for again before every run so that it is warm (and still servable). */
-export function l1HitScenario(token: string, sidecar: Target, whatIf?: "jwt-cache"): Scenario {
+export function l1HitScenario(token: string, sidecar: Target): Scenario {
   return {
-    id: whatIf ? "l1-hit-jwt-cache" : "l1-hit",
-    title: whatIf ? "L1 hit, jwt_authn cache" : "L1 hit",
-    what: whatIf
-      ? "what-if, not a target: the sidecar config with jwt_authn's verified-token cache on (jwt_cache_config, requires_any)"
-      : "/exchange, key warm in L1 (proxy shared data)",
+    id: "l1-hit",
+    title: "L1 hit",
+    what: "/exchange, key warm in L1 (proxy shared data)",
     target: sidecar,
     tier: "L1",
     async prepare() {

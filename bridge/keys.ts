@@ -1,35 +1,37 @@
-// Which Valkey keys the bridge may touch: credential keys in the seeds' format
-// (`cred:{spiffe-id}:{service}:{region}`), their `lock:` twins for exchange locks, and the prefixes
-// that purge and revocation requests name.
+// Which Valkey keys the bridge may touch: credential keys as the shared contract defines them
+// (contract/contract.json: `cred:{spiffe-id}:{service}:{region}`), the exchange lock of a credential
+// (`lock:{credential key}`, derived here and never taken from a client), and the prefixes that purge
+// and revocation requests name.
+import {
+  CONTRACT,
+  CREDENTIAL_KEY_PREFIX,
+  expandCharClass,
+  isCredentialKey,
+  KEY_MAX_BYTES,
+  LOCK_KEY_PREFIX,
+} from "../contract/index.ts";
 import { badRequest } from "./errors.ts";
 
-export const MAX_KEY_BYTES = 512;
-export const LOCK_PREFIX = "lock:";
-const PURGE_PREFIX_START = "cred:spiffe://";
+const PURGE_PREFIX_START = CREDENTIAL_KEY_PREFIX + CONTRACT.grammar.agent_spiffe_id.scheme;
+const PURGE_PREFIX = purgePrefixPattern();
 
-// Every part is validated, so no part can contain ':' and the pattern cannot backtrack.
-const CREDENTIAL_KEY = /^cred:spiffe:\/\/[a-z0-9._-]+\/[A-Za-z0-9._/-]+:[a-z0-9_]+:[a-z0-9-]{1,32}$/;
-// Only characters a credential key may contain: none of them is a SCAN glob metacharacter (* ? [ ] \).
-const PURGE_PREFIX = /^cred:spiffe:\/\/[A-Za-z0-9._/:-]*$/;
-
-export function isCredentialKey(key: string): boolean {
-  // All allowed characters are ASCII, so the string length is the byte length.
-  return key.length <= MAX_KEY_BYTES && CREDENTIAL_KEY.test(key);
-}
-
-/** Decodes the key part of `/v1/cred/{key}` and checks it; `lock:` keys only when `allowLock`. */
-export function parseKey(encoded: string, allowLock: boolean): string {
+/**
+ * Decodes the key part of `/v1/cred/{key}` or `/v1/locks/{key}`: always a credential key. A `lock:`
+ * key is refused here too, so a lock can never be read, overwritten or deleted as if it were a credential.
+ */
+export function parseCredentialKeyPath(encoded: string): string {
   let key: string;
   try {
     key = decodeURIComponent(encoded);
   } catch {
     throw badRequest("key is not valid percent-encoding");
   }
-  const credentialPart = allowLock && key.startsWith(LOCK_PREFIX) ? key.slice(LOCK_PREFIX.length) : key;
-  if (!isCredentialKey(credentialPart)) {
+  if (key.startsWith(LOCK_KEY_PREFIX)) {
+    throw badRequest("key must be a credential key, without lock:; a credential's lock is /v1/locks/{credential key}");
+  }
+  if (!isCredentialKey(key)) {
     throw badRequest(
-      `key must match cred:spiffe://{trust-domain}/{path}:{service}:{region} and be at most ${MAX_KEY_BYTES} bytes` +
-        (allowLock ? " (optionally prefixed with lock:)" : ""),
+      `key must be cred:{spiffe-id}:{service}:{region} as contract/contract.json defines it, at most ${KEY_MAX_BYTES} bytes`,
     );
   }
   return key;
@@ -38,10 +40,38 @@ export function parseKey(encoded: string, allowLock: boolean): string {
 /** The `prefix` of a purge or revocation request: a plain string prefix of credential keys, never a glob. */
 export function parsePurgePrefix(prefix: unknown): string {
   if (typeof prefix !== "string") throw badRequest('body must be a JSON object with a string "prefix"');
-  if (prefix.length > MAX_KEY_BYTES || !PURGE_PREFIX.test(prefix)) {
+  // All allowed characters are ASCII, so the string length is the byte length.
+  if (prefix.length > KEY_MAX_BYTES || !PURGE_PREFIX.test(prefix)) {
     throw badRequest(
-      `prefix must start with ${PURGE_PREFIX_START}, use only the characters of a credential key and be at most ${MAX_KEY_BYTES} bytes`,
+      `prefix must start with ${PURGE_PREFIX_START}, use only the characters of a credential key and be at most ${KEY_MAX_BYTES} bytes`,
     );
   }
   return prefix;
+}
+
+/**
+ * `cred:spiffe://` followed by any characters a credential key can hold, taken from the contract's
+ * grammars so the two can never drift apart. A purge prefix becomes a SCAN MATCH pattern, so a contract
+ * that ever allowed a glob metacharacter must stop the bridge rather than let a prefix act as a glob.
+ */
+function purgePrefixPattern(): RegExp {
+  const { grammar, keys } = CONTRACT;
+  const classes = [
+    grammar.trust_domain.chars,
+    grammar.path_segment.chars,
+    grammar.service.name_first,
+    grammar.service.name_rest,
+    grammar.region.chars,
+  ];
+  const chars = new Set([
+    ...classes.flatMap(expandCharClass),
+    ...CONTRACT.providers.join(""),
+    "/",
+    keys.separator,
+    grammar.service.separator,
+  ]);
+  const globs = [...chars].filter((c) => "*?[]\\".includes(c));
+  if (globs.length > 0) throw new Error(`the contract lets credential keys contain glob characters: ${globs.join(" ")}`);
+  const escaped = [...chars].map((c) => c.replace(/[\\\]^-]/g, "\\$&")).join("");
+  return new RegExp(`^${PURGE_PREFIX_START.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}[${escaped}]*$`);
 }

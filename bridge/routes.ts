@@ -1,16 +1,20 @@
 // The bridge's HTTP API. The wasm filter is written against exactly these routes and statuses:
 //   GET    /v1/cred/{key}                 200 value bytes | 404 miss
-//   PUT    /v1/cred/{key}?ttl_ms=N[&nx=1] 204 | with nx: 201 created, 409 exists (lock: keys allowed)
-//   DELETE /v1/cred/{key}                 204, also when absent (lock: keys allowed: releasing a lock)
+//   PUT    /v1/cred/{key}?ttl_ms=N        204
+//   DELETE /v1/cred/{key}                 204, also when absent
+//   PUT    /v1/locks/{key}?ttl_ms=N       body = owner token (optional); 201 taken | 409 held by another
+//   DELETE /v1/locks/{key}                body = owner token (optional); 204, also when absent or not ours
 //   POST   /v1/purge {"prefix": ...}      200 {"deleted": N}
 //   POST   /v1/revocations {"prefix": ...} 200 {"epoch": N, "deleted": M}  (purge, then record)
 //   GET    /v1/revocations?since=E        200 {"epoch": N, "prefixes": [...]}  (revoked at an epoch > E)
 //   GET    /healthz                       200 {"status":"ok"} | 503
+// {key} is always a credential key; the lock of one is addressed by the credential's key.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { badRequest, HttpError, methodNotAllowed, ValkeyUnavailableError } from "./errors.ts";
 import { readBody, sendBytes, sendEmpty, sendError, sendJson } from "./http-io.ts";
-import { parseKey, parsePurgePrefix } from "./keys.ts";
+import { parseCredentialKeyPath, parsePurgePrefix } from "./keys.ts";
+import type { ExchangeLocks } from "./locks.ts";
 import type { RevocationLog } from "./revocation-log.ts";
 import type { BlobStore } from "./store.ts";
 import { throttledErrorLog } from "./throttled-log.ts";
@@ -18,14 +22,20 @@ import type { CredentialVault } from "./vault.ts";
 
 const MAX_VALUE_BYTES = 16 * 1024;
 const MAX_TTL_MS = 12 * 60 * 60 * 1000;
+// A lock covers one exchange, not a credential's lifetime: one left by a dead pod must not hold the others back for long.
+const MAX_LOCK_TTL_MS = 5 * 60 * 1000;
+const MAX_OWNER_BYTES = 128;
 const MAX_PREFIX_BODY_BYTES = 4096;
 const CRED_PATH = "/v1/cred/";
+const LOCKS_PATH = "/v1/locks/";
 const TTL_MS = /^[1-9][0-9]{0,7}$/;
 const SINCE = /^(?:-1|0|[1-9][0-9]{0,15})$/;
+// What a lock taken without an owner token holds: SET needs some value.
+const ANONYMOUS_OWNER = Buffer.from("1");
 
 const MISS = new HttpError("NotFound", "no value for this key");
 const NO_ROUTE = new HttpError("NotFound", "no such route");
-const CONFLICT = new HttpError("Conflict", "key already exists");
+const LOCK_HELD = new HttpError("Conflict", "another holder has this lock");
 const HEALTHY = JSON.stringify({ status: "ok" });
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -33,6 +43,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 export function createRequestHandler(
   vault: CredentialVault,
   store: BlobStore,
+  locks: ExchangeLocks,
   revocationLog: RevocationLog,
   log: Logger,
 ): Handler {
@@ -41,23 +52,43 @@ export function createRequestHandler(
   const credential = async (req: IncomingMessage, res: ServerResponse, encodedKey: string, query: string) => {
     switch (req.method) {
       case "GET": {
-        const value = await vault.get(parseKey(encodedKey, false));
+        const value = await vault.get(parseCredentialKeyPath(encodedKey));
         return value ? sendBytes(res, value) : sendError(res, MISS);
       }
       case "PUT": {
-        const { ttlMs, nx } = parseWriteQuery(query);
-        const key = parseKey(encodedKey, nx);
-        const value = await readBody(req, MAX_VALUE_BYTES);
-        if (nx) return (await vault.putIfAbsent(key, value, ttlMs)) ? sendEmpty(res, 201) : sendError(res, CONFLICT);
-        await vault.put(key, value, ttlMs);
+        const key = parseCredentialKeyPath(encodedKey);
+        const params = new URLSearchParams(query);
+        if (params.has("nx")) throw badRequest("nx is not supported; locks are /v1/locks/{key}");
+        const ttlMs = parseTtl(params, MAX_TTL_MS, "12 hours");
+        await vault.put(key, await readBody(req, MAX_VALUE_BYTES), ttlMs);
         return sendEmpty(res, 204);
       }
       case "DELETE":
-        // A lock's holder releases it when its exchange ends, so a failure holds nobody back.
-        await store.delete(parseKey(encodedKey, true));
+        await store.delete(parseCredentialKeyPath(encodedKey));
         return sendEmpty(res, 204);
       default:
         throw methodNotAllowed("GET, PUT, DELETE");
+    }
+  };
+
+  const lock = async (req: IncomingMessage, res: ServerResponse, encodedKey: string, query: string) => {
+    switch (req.method) {
+      case "PUT": {
+        const key = parseCredentialKeyPath(encodedKey);
+        const ttlMs = parseTtl(new URLSearchParams(query), MAX_LOCK_TTL_MS, "5 minutes");
+        const owner = await readBody(req, MAX_OWNER_BYTES);
+        const taken = await locks.acquire(key, owner.length > 0 ? owner : ANONYMOUS_OWNER, ttlMs);
+        return taken ? sendEmpty(res, 201) : sendError(res, LOCK_HELD);
+      }
+      case "DELETE": {
+        const key = parseCredentialKeyPath(encodedKey);
+        const owner = await readBody(req, MAX_OWNER_BYTES);
+        // 204 also when the lock is gone or another holder's: either way the caller no longer holds it.
+        await locks.release(key, owner.length > 0 ? owner : undefined);
+        return sendEmpty(res, 204);
+      }
+      default:
+        throw methodNotAllowed("PUT, DELETE");
     }
   };
 
@@ -98,6 +129,7 @@ export function createRequestHandler(
     const path = queryStart === -1 ? url : url.slice(0, queryStart);
     const query = queryStart === -1 ? "" : url.slice(queryStart + 1);
     if (path.startsWith(CRED_PATH)) return credential(req, res, path.slice(CRED_PATH.length), query);
+    if (path.startsWith(LOCKS_PATH)) return lock(req, res, path.slice(LOCKS_PATH.length), query);
     if (path === "/v1/purge") return purge(req, res);
     if (path === "/v1/revocations") return revocations(req, res, query);
     if (path === "/healthz") return health(req, res);
@@ -117,15 +149,12 @@ export function createRequestHandler(
   };
 }
 
-function parseWriteQuery(query: string): { ttlMs: number; nx: boolean } {
-  const params = new URLSearchParams(query);
+function parseTtl(params: URLSearchParams, max: number, maxInWords: string): number {
   const ttl = params.get("ttl_ms");
-  if (ttl === null || !TTL_MS.test(ttl) || Number(ttl) > MAX_TTL_MS) {
-    throw badRequest(`ttl_ms is required: an integer from 1 to ${MAX_TTL_MS} (12 hours)`);
+  if (ttl === null || !TTL_MS.test(ttl) || Number(ttl) > max) {
+    throw badRequest(`ttl_ms is required: an integer from 1 to ${max} (${maxInWords})`);
   }
-  const nx = params.get("nx");
-  if (nx !== null && nx !== "1") throw badRequest("nx must be 1 when given");
-  return { ttlMs: Number(ttl), nx: nx === "1" };
+  return Number(ttl);
 }
 
 function parseSinceQuery(query: string): number {

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { createValueCipher } from "./cipher.ts";
 import { loadKeyFile } from "./keyfile.ts";
+import { createExchangeLocks } from "./locks.ts";
 import { createLogger } from "./log.ts";
 import { createRevocationLog, revocationLogLimit } from "./revocation-log.ts";
 import { createRequestHandler } from "./routes.ts";
@@ -52,7 +53,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const store = createBlobStore(connection, commandTimeoutMs);
   const revocationLog = createRevocationLog(connection, commandTimeoutMs, logLimit);
-  const handler = createRequestHandler(createVault(store, cipher, log), store, revocationLog, log);
+  const locks = createExchangeLocks(connection, commandTimeoutMs);
+  const handler = createRequestHandler(createVault(store, cipher, log), store, locks, revocationLog, log);
   const server = createServer({ keepAlive: true, noDelay: true }, handler);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   const host = options.host ?? "127.0.0.1";

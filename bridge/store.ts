@@ -10,8 +10,6 @@ const SCAN_BATCH = 500;
 export interface BlobStore {
   get(key: string): Promise<Buffer | null>;
   set(key: string, blob: Buffer, ttlMs: number): Promise<void>;
-  /** True when written, false when the key already existed. */
-  setIfAbsent(key: string, blob: Buffer, ttlMs: number): Promise<boolean>;
   delete(key: string): Promise<void>;
   /** Deletes every key starting with `prefix` (which holds no glob metacharacters) on every master. */
   purge(prefix: string): Promise<number>;
@@ -44,9 +42,6 @@ export function createBlobStore(connection: ValkeyConnection, commandTimeoutMs: 
     get: (key) => bounded(client.getBuffer(key)),
     async set(key, blob, ttlMs) {
       await bounded(client.set(key, blob, "PX", ttlMs));
-    },
-    async setIfAbsent(key, blob, ttlMs) {
-      return (await bounded(client.set(key, blob, "PX", ttlMs, "NX"))) === "OK";
     },
     async delete(key) {
       await bounded(client.del(key));

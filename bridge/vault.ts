@@ -8,8 +8,6 @@ import type { BlobStore } from "./store.ts";
 export interface CredentialVault {
   get(key: string): Promise<Buffer | undefined>;
   put(key: string, value: Buffer, ttlMs: number): Promise<void>;
-  /** True when written, false when the key already existed. */
-  putIfAbsent(key: string, value: Buffer, ttlMs: number): Promise<boolean>;
 }
 
 export function createVault(store: BlobStore, cipher: ValueCipher, log: Logger): CredentialVault {
@@ -22,6 +20,5 @@ export function createVault(store: BlobStore, cipher: ValueCipher, log: Logger):
       return value;
     },
     put: (key, value, ttlMs) => store.set(key, cipher.seal(key, value), ttlMs),
-    putIfAbsent: (key, value, ttlMs) => store.setIfAbsent(key, cipher.seal(key, value), ttlMs),
   };
 }

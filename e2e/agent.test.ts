@@ -8,7 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import { projectRoot, tools } from "../support/tools.ts";
 import { SecretLedger, exchange, expectCredential, expectNoSecretsInLogs } from "./helpers.ts";

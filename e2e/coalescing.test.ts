@@ -4,7 +4,7 @@
 // that exchange's credential. Then the same for ten distinct cold keys at once: one exchange per key,
 // and never one key's credential in another key's answer.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import {
   SecretLedger,
@@ -76,7 +76,8 @@ function expectOneCredential(answers: HttpAnswer[], spiffeId: string): string[] 
 }
 
 describe("coalescing in the real Envoy", () => {
-  // Ten keys first, so that a VM trap in the bigger single-key burst (e2e/FINDINGS.md 8) cannot spill into it.
+  // Ten keys first, so that a VM trap in the bigger single-key burst (nested local replies overflowing
+  // the stack: docs/envoy-behaviour.md) cannot spill into it.
   it(`turns ${BURST} concurrent requests for ${KEYS} distinct cold keys into ${KEYS} exchanges, one per key`, async () => {
     // Ten identities the dev policy grants aws_s3 (any role of multi-cloud-analyst): ten keys.
     const ids = Array.from({ length: KEYS }, (_, i) => `spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/burst-${i}`);

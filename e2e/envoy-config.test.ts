@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureDevIdentity, type DevIdentityPaths } from "../scripts/dev-identity.ts";
+import { ensureDevIdentity, type DevIdentityPaths } from "../support/dev-identity.ts";
 import { renderComposeEnvoyConfig } from "../stack/compose.ts";
 import { renderSidecarInto, validateEnvoyConfig } from "../stack/envoy.ts";
 import { DEFAULT_PORTS, defaultWasmPath, nativeSidecarValues, withOverrides } from "../stack/index.ts";

@@ -4,7 +4,7 @@
 // error replies are the contract's JSON as well.
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import {
   SecretLedger,

@@ -11,7 +11,7 @@
 // all along, and the injector stays down longer than an entry's servable life: every warm key must
 // then be carried by stale-if-error, not by luck.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { startStack, type Part, type Stack } from "../stack/index.ts";
 import { SecretLedger, eventually, exchange, expectCredential, expectNoSecretsInLogs, injectorExchangeLines, sleep } from "./helpers.ts";
 import { AgentLoad, countByTier, sharedCredentials, violations, type LoadAgent, type LoadAnswer } from "./load.ts";

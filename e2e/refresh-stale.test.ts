@@ -12,7 +12,7 @@
 // the real Envoy by the soak run (e2e/soak.ts, its expiry probe). Here, every stale answer is checked
 // to be inside its credential's lifetime when it was asked for.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { issueX509Svid, mintJwtSvid } from "../scripts/dev-identity.ts";
+import { issueX509Svid, mintJwtSvid } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import { loadFilterConfiguration } from "../stack/render.ts";
 import {
@@ -144,7 +144,7 @@ describe("refresh-ahead with short-lived entries", () => {
   }, STEADY_MS + 30_000);
 });
 
-/** The filter answers a key with its last 5xx for this long (assembly/cache/inflight.ts), plus slack. */
+/** The filter answers a key with its last 5xx for this long (assembly/resolve/claims.ts), plus slack. */
 const FAILURE_MEMORY_MS = 350;
 
 describe("stale-if-error", () => {

@@ -2,7 +2,7 @@
 // (from L1, or from L3); with the injector down misses get the contract's 503 while L1 hits keep
 // being served. Parts are stopped and started again on the same ports, in this one stack.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import { SecretLedger, cacheCounters, delta, exchange, expectContractError, expectCredential, expectNoSecretsInLogs } from "./helpers.ts";
 
@@ -76,7 +76,7 @@ describe("with the bridge hung (stopped with SIGSTOP: connections open, no answe
   });
 });
 
-/** How long the filter answers a key with its last 5xx instead of calling again (assembly/cache/inflight.ts). */
+/** How long the filter answers a key with its last 5xx instead of calling again (assembly/resolve/claims.ts). */
 const FAILURE_MEMORY_MS = 350;
 
 describe("with the injector down", () => {

@@ -8,7 +8,7 @@
 // "Removed from a sidecar's L1" is observed the only way an agent can: that sidecar stops serving
 // the revoked credential (it answers with a new exchange, or with an error), probed every 200 ms.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { startStack, type EnvoySidecar, type Stack } from "../stack/index.ts";
 import {
   SecretLedger,

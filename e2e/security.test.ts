@@ -8,7 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { SignJWT, generateKeyPair } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { issueX509Svid, mintJwtSvid, DEV_AUDIENCE, DEV_ISSUER } from "../scripts/dev-identity.ts";
+import { issueX509Svid, mintJwtSvid, DEV_AUDIENCE, DEV_ISSUER } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import {
   SecretLedger,

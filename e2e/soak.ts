@@ -11,7 +11,7 @@
 // Exit code 0 when every check held, 1 otherwise.
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { mintJwtSvid } from "../scripts/dev-identity.ts";
+import { mintJwtSvid } from "../support/dev-identity.ts";
 import { startStack, type EnvoySidecar, type Part, type Stack } from "../stack/index.ts";
 import { SecretLedger, exchange, injectorExchangeLines, injectorExchanges, request, sleep, type HttpAnswer } from "./helpers.ts";
 import { AgentLoad, CredentialOwners, violations, type LoadAgent, type LoadAnswer } from "./load.ts";

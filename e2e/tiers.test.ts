@@ -3,7 +3,7 @@
 // ever per identity. Each tier is checked in x-hexr-cache and in the filter's Envoy metrics.
 import { Redis } from "iovalkey";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { issueX509Svid, mintJwtSvid } from "../scripts/dev-identity.ts";
+import { issueX509Svid, mintJwtSvid } from "../support/dev-identity.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import { loadFilterConfiguration } from "../stack/render.ts";
 import {

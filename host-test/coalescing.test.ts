@@ -35,14 +35,16 @@ describe("coalescing on one VM", () => {
     expect(host.httpCalls.filter((c) => c.cluster === INJECTOR.cluster).length).toBe(1);
   });
 
-  it("gives the waiters the leader's error", () => {
+  it("does not hand a leader's 4xx to its waiters: each gets its own answer (a 4xx depends on the token presented)", () => {
     const { host, vm } = startFilter();
     const leader = sendExchange(vm);
     const waiter = sendExchange(vm);
     answerInjector(expectInjectorCall(host, MTLS_S3), { status: 403, body: JSON.stringify({ error: { type: "CredentialError", message: "denied by policy" } }) });
     expectContractError(leader, 403, "CredentialError");
-    expectContractError(waiter, 403, "CredentialError");
-    expect(waiter.response!.json()).toEqual(leader.response!.json());
+    expect(waiter.response, "the waiter does not inherit the 403").toBeUndefined();
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(waiter, issued);
   });
 
   it("does not coalesce different keys", () => {
@@ -92,15 +94,28 @@ describe("coalescing across VMs", () => {
     expect(host.metrics.value("hexr_coalesced_requests")).toBe(1);
   });
 
-  it("gives another worker's waiter the leader's error", () => {
+  it("lets another worker's waiter behind a leader's 401 exchange with its own token", () => {
     const { host, first, second } = twoWorkers();
     const leader = sendExchange(first);
     const waiter = sendExchange(second);
     answerInjector(expectInjectorCall(host, MTLS_S3), { status: 401, body: JSON.stringify({ error: { type: "AuthenticationError", message: "token expired" } }) });
     expectContractError(leader, 401, "AuthenticationError");
     host.advance(POLL_MS);
-    expectContractError(waiter, 401, "AuthenticationError");
+    expect(waiter.response).toBeUndefined();
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(waiter, issued);
+  });
+
+  it("gives the waiters a leader's 5xx (the injector is failing for everyone)", () => {
+    const { host, vm } = startFilter();
+    const leader = sendExchange(vm);
+    const waiter = sendExchange(vm);
+    answerInjector(expectInjectorCall(host, MTLS_S3), { status: 503, body: JSON.stringify({ error: { type: "CredentialError", message: "STS is unreachable" } }) });
+    expectContractError(leader, 503, "CredentialError");
+    expectContractError(waiter, 503, "CredentialError");
     expect(waiter.response!.json()).toEqual(leader.response!.json());
+    expect(host.pendingHttpCalls()).toEqual([]);
   });
 
   it("takes over when the leader's VM died with the claim held", () => {

@@ -19,7 +19,7 @@ import {
 
 const MTLS_S3 = { spiffeId: AGENT.dataPipeline, source: "mtls", service: "aws_s3", region: "us-east-1" } as const;
 
-/** How long the filter remembers a failed exchange (assembly/cache/inflight.ts). */
+/** How long the filter remembers a failed exchange (assembly/resolve/claims.ts). */
 const FAILURE_MEMORY_MS = 250;
 
 describe("400/405/413/415 BadRequest", () => {

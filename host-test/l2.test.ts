@@ -26,6 +26,7 @@ import {
 const KEY = cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1");
 const MTLS_S3 = { spiffeId: AGENT.dataPipeline, source: "mtls", service: "aws_s3", region: "us-east-1" } as const;
 const CRED_PREFIX = "/v1/cred/";
+const LOCK_PREFIX = "/v1/locks/";
 
 function startWithL2() {
   return startFilter({ l2: L2_CONFIG });
@@ -46,24 +47,41 @@ function expectL2Get(host: ProxyWasmHost, key = KEY): HttpCallout {
   return call;
 }
 
-/** The pending cross-pod lock request for `key`: PUT lock:{key} with nx and the injector's timeout as TTL. */
+/**
+ * The pending cross-pod lock request for `key`: PUT /v1/locks/{key} with the injector's timeout as
+ * TTL and a holder token as the body (the bridge's lock resource).
+ */
 function expectLock(host: ProxyWasmHost, key = KEY): HttpCallout {
   const calls = host.pendingHttpCalls();
   expect(calls.length, "pending calls").toBe(1);
   const call = calls[0];
   expect([call.cluster, call.method, call.authority]).toEqual([BRIDGE_CLUSTER, "PUT", L2_CONFIG.authority]);
   const [path, query] = call.path!.split("?");
-  expect(path.startsWith(CRED_PREFIX)).toBe(true);
-  expect(decodeURIComponent(path.slice(CRED_PREFIX.length))).toBe(`lock:${key}`);
-  expect(new URLSearchParams(query).get("nx")).toBe("1");
-  expect(new URLSearchParams(query).get("ttl_ms")).toBe(String(INJECTOR.timeoutMs));
+  expect(path.startsWith(LOCK_PREFIX)).toBe(true);
+  expect(decodeURIComponent(path.slice(LOCK_PREFIX.length))).toBe(key);
+  expect(Object.fromEntries(new URLSearchParams(query))).toEqual({ ttl_ms: String(INJECTOR.timeoutMs) });
+  expect(call.bodyText.length, "a holder token").toBeGreaterThan(0);
   return call;
 }
 
-/** After an L2 miss: the cross-pod lock is granted and L2 still misses, so the filter goes on to the injector. */
-function grantLock(host: ProxyWasmHost): void {
-  expectLock(host).respond({ status: 201 });
+/** The pending release of the lock on `key`, with the token the lock was taken with. */
+function expectRelease(host: ProxyWasmHost, token: string, key = KEY): void {
+  const releases = host.pendingHttpCalls().filter((pending) => pending.method === "DELETE");
+  expect(releases.length).toBe(1);
+  expect([releases[0].cluster, releases[0].authority]).toEqual([BRIDGE_CLUSTER, L2_CONFIG.authority]);
+  expect(decodeURIComponent(releases[0].path!.slice(LOCK_PREFIX.length))).toBe(key);
+  expect(releases[0].bodyText).toBe(token);
+}
+
+/**
+ * After an L2 miss: the cross-pod lock is granted and L2 still misses, so the filter goes on to the
+ * injector. Returns the holder token the lock was taken with.
+ */
+function grantLock(host: ProxyWasmHost): string {
+  const lock = expectLock(host);
+  lock.respond({ status: 201 });
   expectL2Get(host).respond({ status: 404 });
+  return lock.bodyText;
 }
 
 /** An exchange that missed L1 and is waiting for the bridge. */
@@ -224,13 +242,13 @@ describe("the cross-pod exchange lock", () => {
     const { host, vm } = startWithL2();
     const stream = sendExchange(vm);
     missL1(host, stream).respond({ status: 404 });
-    expectLock(host).respond({ status: 201 });
+    const lock = expectLock(host);
+    lock.respond({ status: 201 });
     const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
     expectL2Get(host).respond({ status: 200, body: cacheValue(issued, host.clock.nowSeconds) });
     expect(stream.response?.headers.get("x-hexr-cache")).toBe("L2");
-    const [release] = host.pendingHttpCalls();
     expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
-    expect([release?.method, decodeURIComponent(release?.path ?? "")]).toEqual(["DELETE", `/v1/cred/lock:${cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1")}`]);
+    expectRelease(host, lock.bodyText, cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"));
   });
 
   it("lets the lock go only once its L2 write-through has landed", () => {
@@ -308,7 +326,7 @@ describe("the cross-pod exchange lock", () => {
     const { host, vm } = startWithL2();
     const stream = sendExchange(vm);
     missL1(host, stream).respond({ status: 404 });
-    grantLock(host);
+    const token = grantLock(host);
     const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
     const call = expectInjectorCall(host, MTLS_S3);
     if (status === 200) answerWithCredential(call, issued);
@@ -316,9 +334,6 @@ describe("the cross-pod exchange lock", () => {
     expect(stream.response?.status).toBe(status);
     // After a 200 the lock goes once the entry is in L2 (see "lets the lock go only once ...").
     if (status === 200) host.pendingHttpCalls().find((pending) => pending.method === "PUT")!.respond({ status: 204 });
-    const releases = host.pendingHttpCalls().filter((pending) => pending.method === "DELETE");
-    expect(releases.length).toBe(1);
-    expect([releases[0].cluster, releases[0].authority]).toEqual([BRIDGE_CLUSTER, L2_CONFIG.authority]);
-    expect(decodeURIComponent(releases[0].path!.slice(CRED_PREFIX.length))).toBe(`lock:${KEY}`);
+    expectRelease(host, token);
   });
 });

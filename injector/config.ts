@@ -3,7 +3,8 @@
 // the injector at start-up with a message naming the field instead of failing a request later.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { PROVIDERS, REGION, SERVICE_NAME, type Provider } from "./catalog.ts";
+import { DEFAULT_REGIONS, PROVIDERS, isPathSegment, isRegion, isServiceName, isTrustDomain, providerOf, type Provider } from "../contract/index.ts";
+import { REGION_RULE } from "./catalog.ts";
 import { parseSpiffeId } from "./spiffe-id.ts";
 
 /** identity key ("tenant/agent/role", "tenant/agent", "tenant" or "*") → value; most specific wins. */
@@ -83,10 +84,8 @@ export class ConfigError extends Error {
 
 /** Algorithms the JWT-SVID specification allows; never "none" or an HMAC. */
 export const JWT_SVID_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"];
-const DEFAULT_REGIONS: Record<Provider, string> = { aws: "us-east-1", gcp: "us-central1", azure: "eastus" };
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
-const IDENTITY_KEY = /^(\*|[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+){0,2})$/;
 const DECISION_PATH = /^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/;
 
 /** Reads and validates a config file; relative file paths in it are relative to the file. */
@@ -109,11 +108,11 @@ export function parseConfig(raw: unknown, baseDir: string = process.cwd()): Inje
     tls: root.has("tls") ? parseTls(root.section("tls")) : null,
     max_body_bytes: root.integer("max_body_bytes", 4096, 1, 1024 * 1024),
     jwt: parseJwt(root.section("jwt")),
-    trust_domains: root.stringList("trust_domains", undefined, (td) => parseSpiffeId(`spiffe://${td}`) !== undefined),
+    trust_domains: root.stringList("trust_domains", undefined, isTrustDomain),
     caller_rules: root.list("caller_rules", []).map((rule, index) => parseCallerRule(root.child(rule, `caller_rules[${index}]`))),
     opa: parseOpa(root.section("opa")),
     default_regions: defaultRegions,
-    extra_services: root.stringList("extra_services", [], (service) => SERVICE_NAME.test(service)),
+    extra_services: root.stringList("extra_services", [], isServiceName),
     aws: root.has("aws") ? parseAws(root.section("aws"), defaultRegions.aws) : null,
     gcp: root.has("gcp") ? parseGcp(root.section("gcp")) : null,
     azure: root.has("azure") ? parseAzure(root.section("azure")) : null,
@@ -206,10 +205,16 @@ function parseAzure(fields: Fields): AzureConfig {
     authority_host: fields.url("authority_host", "https://login.microsoftonline.com"),
     tenant_id: fields.string("tenant_id"),
     client_ids: fields.identityMap("client_ids", (id) => /^[A-Za-z0-9-]{1,64}$/.test(id), true),
-    scopes: fields.stringMap("scopes", (service) => service.startsWith("azure_") && SERVICE_NAME.test(service)),
+    scopes: fields.stringMap("scopes", (service) => isServiceName(service) && providerOf(service) === "azure"),
     ca_file: fields.has("ca_file") ? fields.file("ca_file") : null,
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
   };
+}
+
+/** "*", "tenant", "tenant/agent" or "tenant/agent/role", each part an agent ID's segment. */
+function isIdentityKey(key: string): boolean {
+  const parts = key.split("/");
+  return key === "*" || (parts.length <= 3 && parts.every(isPathSegment));
 }
 
 /** Typed access to one JSON object of the config, with errors that name the field. */
@@ -270,7 +275,7 @@ class Fields {
   }
 
   region(key: string, fallback?: string): string {
-    return this.value(key, fallback, (v) => typeof v === "string" && REGION.test(v), "a region matching ^[a-z0-9-]{1,32}$");
+    return this.value(key, fallback, (v) => typeof v === "string" && isRegion(v), `a region matching ${REGION_RULE}`);
   }
 
   /** A file path, resolved against the config file's directory. */
@@ -305,7 +310,7 @@ class Fields {
   }
 
   identityMap(key: string, validValue: (value: string) => boolean, required: boolean): IdentityMap {
-    const map = this.stringMap(key, (entry) => IDENTITY_KEY.test(entry));
+    const map = this.stringMap(key, isIdentityKey);
     for (const [entry, value] of Object.entries(map)) {
       if (!validValue(value)) throw new ConfigError(`${this.name(key)}["${entry}"]`, `is not valid: ${JSON.stringify(value)}`);
     }

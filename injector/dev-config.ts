@@ -2,7 +2,7 @@
 // the dev identity material (generated on first use) and at whatever ports the stack chose.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureDevIdentity } from "../scripts/dev-identity.ts";
+import { ensureDevIdentity } from "../support/dev-identity.ts";
 import { loadConfigFile, type InjectorConfig } from "./config.ts";
 
 export const DEV_CONFIG_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), "config.dev.json");

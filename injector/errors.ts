@@ -1,8 +1,7 @@
 // The JSON error contract: {"error":{"type": T, "message": M}} with the status that tells the
 // filter (and the agent's SDK) what happened. Messages are written here or from a provider's error
 // code, never copied from a request, so they can carry neither a token nor a credential.
-
-export type ErrorType = "BadRequest" | "AuthenticationError" | "CredentialError";
+import type { ErrorType } from "../contract/index.ts";
 
 /** What happened, for the one log line per exchange. */
 export type Outcome =

@@ -2,8 +2,9 @@
 // the contract's 200 body, or the contract's JSON error. Exactly one log line per exchange.
 import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
+import { HEADERS, IDENTITY_SOURCES, type Provider } from "../contract/index.ts";
 import type { Authenticator, AuthenticatedRequest } from "./auth/authenticate.ts";
-import type { Provider, ServiceCatalog } from "./catalog.ts";
+import type { ServiceCatalog } from "./catalog.ts";
 import type { InjectorConfig } from "./config.ts";
 import { ExchangeError, denied, internalError, notConfigured } from "./errors.ts";
 import { singleHeader } from "./headers.ts";
@@ -43,7 +44,6 @@ interface ExchangeLog {
   error?: string;
 }
 
-const IDENTITY_SOURCES = ["mtls", "jwt", "static"];
 const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
 
 export class ExchangeService {
@@ -117,8 +117,8 @@ export class ExchangeService {
 
 /** How the filter resolved the identity (mtls, jwt or static); anything else is not worth logging. */
 function identitySource(request: IncomingMessage): string | undefined {
-  const source = singleHeader(request.headers, "x-hexr-identity-source");
-  return source && IDENTITY_SOURCES.includes(source) ? source : undefined;
+  const source = singleHeader(request.headers, HEADERS.identity_source);
+  return source && (IDENTITY_SOURCES as readonly string[]).includes(source) ? source : undefined;
 }
 
 function success(authenticated: AuthenticatedRequest, target: ExchangeTarget, issued: IssuedCredentials): Reply {
@@ -132,5 +132,5 @@ function success(authenticated: AuthenticatedRequest, target: ExchangeTarget, is
     expiration: new Date(expiresAt * 1000).toISOString().replace(".000Z", "Z"),
     expires_at: expiresAt,
   });
-  return { status: 200, headers: { ...JSON_HEADERS, "x-hexr-expires-at": String(expiresAt) }, body };
+  return { status: 200, headers: { ...JSON_HEADERS, [HEADERS.expires_at]: String(expiresAt) }, body };
 }

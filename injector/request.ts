@@ -1,8 +1,9 @@
 // The exchange request itself: framing (method, content type, size), the JSON body, and the
 // service and region it asks for, cross-checked against the headers the filter added.
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { HEADERS, isRegion, providerOf, type Provider } from "../contract/index.ts";
+import { REGION_RULE, type ServiceCatalog } from "./catalog.ts";
 import { badRequest } from "./errors.ts";
-import { REGION, providerOf, type Provider, type ServiceCatalog } from "./catalog.ts";
 import { singleHeader } from "./headers.ts";
 
 export interface ExchangeTarget {
@@ -41,15 +42,15 @@ export function parseTarget(
   const service = fields.service;
   if (typeof service !== "string") throw badRequest('"service" is required and must be a string');
   if (!catalog.has(service)) throw badRequest(`unknown service ${JSON.stringify(service)}`);
-  const headerService = singleHeader(headers, "x-hexr-service");
-  if (headerService !== undefined && headerService !== service) throw badRequest("x-hexr-service does not match the body's service");
+  const headerService = singleHeader(headers, HEADERS.service);
+  if (headerService !== undefined && headerService !== service) throw badRequest(`${HEADERS.service} does not match the body's service`);
 
   if (fields.region !== undefined && fields.region !== null && typeof fields.region !== "string") {
     throw badRequest('"region" must be a string');
   }
   const provider = providerOf(service);
-  const region = singleHeader(headers, "x-hexr-region") ?? (fields.region as string | null | undefined) ?? defaultRegions[provider];
-  if (!REGION.test(region)) throw badRequest("region must match ^[a-z0-9-]{1,32}$");
+  const region = singleHeader(headers, HEADERS.region) ?? (fields.region as string | null | undefined) ?? defaultRegions[provider];
+  if (!isRegion(region)) throw badRequest(`region must match ${REGION_RULE}`);
   return { service, provider, region };
 }
 

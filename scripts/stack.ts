@@ -4,7 +4,7 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import { canConnect } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
-import { issueX509Svid } from "./dev-identity.ts";
+import { issueX509Svid } from "../support/dev-identity.ts";
 import { DEFAULT_PORTS, DEMO_AGENT_ID, startStack, type Stack, type StackPorts } from "../stack/index.ts";
 
 const runDir = path.join(projectRoot, ".run", "stack");

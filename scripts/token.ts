@@ -2,7 +2,7 @@
 // Prints a dev JWT-SVID for the SPIFFE ID on stdout and nothing else, so that
 // `TOKEN=$(npm run -s token -- spiffe://...)` works. Errors go to stderr with exit code 2.
 import { parseArgs } from "node:util";
-import { DEV_TOKEN_TTL_SECONDS, mintJwtSvid } from "./dev-identity.ts";
+import { DEV_TOKEN_TTL_SECONDS, mintJwtSvid } from "../support/dev-identity.ts";
 
 const USAGE = "usage: npm run token -- <spiffe-id> [--ttl SECONDS] [--aud AUDIENCE] [--dir DIR]";
 

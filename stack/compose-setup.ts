@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ensureDevKeyFile } from "../bridge/keyfile.ts";
 import { devInjectorConfig } from "../injector/dev-config.ts";
-import { defaultDevIdentityDir, ensureDevIdentity } from "../scripts/dev-identity.ts";
+import { defaultDevIdentityDir, ensureDevIdentity } from "../support/dev-identity.ts";
 import { projectRoot } from "../support/tools.ts";
 import { RENDERED_DIR, SERVICES, renderComposeEnvoyConfig } from "./compose.ts";
 import { DEFAULT_PORTS } from "./defaults.ts";

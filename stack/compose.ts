@@ -2,7 +2,7 @@
 // the native stack, rendered with the services' compose names and the paths the containers mount.
 // docker-compose.yml runs stack/compose-setup.ts once to write them; e2e/compose.test.ts checks
 // that the two stay consistent.
-import { DEV_AUDIENCE, DEV_ISSUER, INJECTOR_SPIFFE_ID } from "../scripts/dev-identity.ts";
+import { DEV_AUDIENCE, DEV_ISSUER, INJECTOR_SPIFFE_ID } from "../support/dev-identity.ts";
 import { DEFAULT_PORTS } from "./defaults.ts";
 import { loadFilterConfiguration, renderSidecarConfig, type SidecarValues } from "./render.ts";
 

@@ -20,7 +20,7 @@ import {
   defaultDevIdentityDir,
   ensureDevIdentity,
   type DevIdentityPaths,
-} from "../scripts/dev-identity.ts";
+} from "../support/dev-identity.ts";
 import { FREE_PORTS, type StackPorts } from "./defaults.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
@@ -38,7 +38,7 @@ export interface StackOptions {
   ports?: Partial<StackPorts>;
   /** Rendered configs, data and logs; default a fresh directory under .run/ (removed by stop()). */
   runDir?: string;
-  /** Dev identity material (scripts/dev-identity.ts); default .dev/. */
+  /** Dev identity material (support/dev-identity.ts); default .dev/. */
   identityDir?: string;
   wasmPath?: string;
   /** Envoy worker threads. */

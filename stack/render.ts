@@ -87,6 +87,7 @@ export function renderSidecarConfig(values: SidecarValues): string {
     access_log_path: values.accessLogPath,
     exchange_path: exchangePath,
     revocation_path: filter.revocation ? (typeof revocationPath === "string" ? revocationPath : "/revoke") : exchangePath,
+    trap_path: typeof filter.debug_trap_path === "string" ? filter.debug_trap_path : exchangePath,
     injector_host: values.injectorHost,
     injector_port: values.injectorPort,
     injector_sni: values.injectorSni,

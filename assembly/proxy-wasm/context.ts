@@ -1,5 +1,6 @@
-// Root (plugin) and HTTP stream contexts, and the registry that routes host callbacks to them.
-// A filter extends RootContext and HttpContext and overrides only the callbacks it needs.
+// Root and HTTP stream contexts, the registry that routes host callbacks to them, and the table of
+// pending HTTP calls. A filter extends RootContext and HttpContext and overrides only the
+// callbacks it needs.
 import { Header, httpCall } from "./host";
 import { Action } from "./types";
 
@@ -8,14 +9,9 @@ export class RootContext {
   onVmStart(vmConfiguration: ArrayBuffer): bool { return true; }
   onConfigure(configuration: ArrayBuffer): bool { return true; }
   onTick(): void {}
-  onQueueReady(queueId: u32): void {}
-  /** Answers to calls this root dispatched itself (fire-and-forget work such as cache write-through). */
-  onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {}
   newHttpContext(id: u32): HttpContext { return new HttpContext(id, this); }
-
-  dispatchHttpCall(cluster: string, headers: Header[], body: Uint8Array | null, timeoutMs: u32): u32 {
-    return httpCall(cluster, headers, body, timeoutMs);
-  }
+  /** A stream of this root has been deleted (its context is gone). */
+  onStreamDeleted(): void {}
 }
 
 export class HttpContext {
@@ -23,19 +19,23 @@ export class HttpContext {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action { return Action.Continue; }
   onRequestBody(bodySize: u32, endOfStream: bool): Action { return Action.Continue; }
   onRequestTrailers(numTrailers: u32): Action { return Action.Continue; }
-  onResponseHeaders(numHeaders: u32, endOfStream: bool): Action { return Action.Continue; }
-  onResponseBody(bodySize: u32, endOfStream: bool): Action { return Action.Continue; }
-  onResponseTrailers(numTrailers: u32): Action { return Action.Continue; }
-  /** Answers to calls this stream dispatched; the stream is the effective context while it runs. */
-  onHttpCallResponse(token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {}
-  onLog(): void {}
+}
 
-  /** Dispatches an HTTP call whose answer is routed back to this stream (0 when the host refused it). */
-  dispatchHttpCall(cluster: string, headers: Header[], body: Uint8Array | null, timeoutMs: u32): u32 {
-    const token = httpCall(cluster, headers, body, timeoutMs);
-    if (token != 0) callOwners.set(token, this);
-    return token;
-  }
+/** Whoever dispatched an HTTP call, told of its answer. */
+export interface HttpCallHandler {
+  /** The context the answer runs in while it is alive: a stream's id, or 0 for background work. */
+  callContextId(): u32;
+  /** numHeaders is 0 when Envoy reset the call. */
+  onHttpCallResponse(numHeaders: u32, bodySize: u32): void;
+}
+
+/** Dispatches an HTTP call; its answer goes to `handler` (0 when the host refused the call). */
+export function dispatchHttpCall(
+  cluster: string, headers: Header[], body: Uint8Array | null, timeoutMs: u32, handler: HttpCallHandler,
+): u32 {
+  const token = httpCall(cluster, headers, body, timeoutMs);
+  if (token != 0) pendingCalls.set(token, handler);
+  return token;
 }
 
 type RootFactory = (id: u32) => RootContext;
@@ -47,10 +47,9 @@ export function setRootContextFactory(factory: RootFactory): void {
 }
 
 /** One root context per plugin in this VM (Envoy creates one per filter configuration). */
-export const roots = new Array<RootContext>();
-export const streams = new Map<u32, HttpContext>();
-/** HTTP call token → the stream waiting for it. */
-export const callOwners = new Map<u32, HttpContext>();
+const roots = new Array<RootContext>();
+const streams = new Map<u32, HttpContext>();
+const pendingCalls = new Map<u32, HttpCallHandler>();
 
 export function createContext(id: u32, parentId: u32): void {
   if (parentId == 0) {
@@ -72,17 +71,23 @@ export function findStream(id: u32): HttpContext | null {
   return streams.has(id) ? streams.get(id) : null;
 }
 
-/** The stream waiting for this call, if it is still alive; the token is forgotten either way. */
-export function takeCallOwner(token: u32): HttpContext | null {
-  if (!callOwners.has(token)) return null;
-  const owner = callOwners.get(token);
-  callOwners.delete(token);
-  return findStream(owner.id) === owner ? owner : null;
+export function isStreamAlive(id: u32): bool {
+  return streams.has(id);
+}
+
+/** The handler waiting for this call; the token is forgotten. */
+export function takeCallHandler(token: u32): HttpCallHandler | null {
+  if (!pendingCalls.has(token)) return null;
+  const handler = pendingCalls.get(token);
+  pendingCalls.delete(token);
+  return handler;
 }
 
 export function deleteContext(id: u32): void {
   if (streams.has(id)) {
+    const root = streams.get(id).root;
     streams.delete(id);
+    root.onStreamDeleted();
     return;
   }
   const root = findRoot(id);

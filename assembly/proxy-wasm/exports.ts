@@ -1,7 +1,10 @@
-// The callbacks of ABI v0.2.1 that the module exports. Each one only routes to a context;
-// an unknown context id is ignored rather than trapping the VM.
+// The callbacks of ABI v0.2.1 that the module exports. Each one only routes to a context; an
+// unknown context id is ignored rather than trapping the VM. Callbacks the filter has no use for
+// (response headers, body and trailers, queues, on_done, on_log) are not exported at all: the host
+// then never enters the VM for them (proxy-wasm-cpp-host src/context.cc skips a callback whose
+// export is missing), which keeps requests the filter does not serve out of the VM.
 import {
-  createContext, deleteContext, findRoot, findStream, takeCallOwner,
+  createContext, deleteContext, findRoot, findStream, isStreamAlive, takeCallHandler,
 } from "./context";
 import { allocateForHost, getBuffer, setEffectiveContext } from "./host";
 import { Action, BufferType } from "./types";
@@ -35,24 +38,16 @@ export function proxy_on_configure(rootId: u32, configurationSize: u32): bool {
 export function proxy_on_tick(rootId: u32): void {
   const root = findRoot(rootId);
   if (root) root.onTick();
-  streamsSinceCollection = 0;
-  __collect();
-}
-
-export function proxy_on_queue_ready(rootId: u32, queueId: u32): void {
-  const root = findRoot(rootId);
-  if (root) root.onQueueReady(queueId);
 }
 
 export function proxy_on_http_call_response(rootId: u32, token: u32, numHeaders: u32, bodySize: u32, numTrailers: u32): void {
-  const stream = takeCallOwner(token);
-  if (stream) {
-    setEffectiveContext(stream.id);
-    stream.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
-    return;
-  }
-  const root = findRoot(rootId);
-  if (root) root.onHttpCallResponse(token, numHeaders, bodySize, numTrailers);
+  const handler = takeCallHandler(token);
+  if (handler === null) return;
+  // The answer runs as the stream that asked, so its local reply goes to that stream; if the agent
+  // has gone, it runs as the root (the handler still settles shared state such as claims).
+  const contextId = handler.callContextId();
+  if (contextId != 0 && isStreamAlive(contextId)) setEffectiveContext(contextId);
+  handler.onHttpCallResponse(numHeaders, bodySize);
 }
 
 export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: bool): Action {
@@ -70,40 +65,6 @@ export function proxy_on_request_trailers(contextId: u32, numTrailers: u32): Act
   return stream ? stream.onRequestTrailers(numTrailers) : Action.Continue;
 }
 
-export function proxy_on_response_headers(contextId: u32, numHeaders: u32, endOfStream: bool): Action {
-  const stream = findStream(contextId);
-  return stream ? stream.onResponseHeaders(numHeaders, endOfStream) : Action.Continue;
-}
-
-export function proxy_on_response_body(contextId: u32, bodySize: u32, endOfStream: bool): Action {
-  const stream = findStream(contextId);
-  return stream ? stream.onResponseBody(bodySize, endOfStream) : Action.Continue;
-}
-
-export function proxy_on_response_trailers(contextId: u32, numTrailers: u32): Action {
-  const stream = findStream(contextId);
-  return stream ? stream.onResponseTrailers(numTrailers) : Action.Continue;
-}
-
-export function proxy_on_done(contextId: u32): bool {
-  return true;
-}
-
-export function proxy_on_log(contextId: u32): void {
-  const stream = findStream(contextId);
-  if (stream) stream.onLog();
-}
-
-// The module runs AssemblyScript's minimal runtime: no collection interrupts a callback (the
-// incremental collector spent more time than the whole request on small, steady allocation);
-// garbage is collected here, where no managed reference is on the stack.
-const STREAMS_PER_COLLECTION: u32 = 64;
-let streamsSinceCollection: u32 = 0;
-
 export function proxy_on_delete(contextId: u32): void {
   deleteContext(contextId);
-  if (++streamsSinceCollection >= STREAMS_PER_COLLECTION) {
-    streamsSinceCollection = 0;
-    __collect();
-  }
 }

@@ -126,6 +126,72 @@ export function getHeaderBytes(map: MapType, name: string): ArrayBuffer | null {
 }
 
 /**
+ * A whole header map, read in one host call (one call instead of one per header): names are
+ * compared in the serialized pairs themselves, and a value is copied only when asked for.
+ */
+export class HeaderPairs {
+  constructor(private serialized: ArrayBuffer, private count: usize) {}
+
+  /** The value of the first header named `name` (lower case), or null. */
+  value(name: string): ArrayBuffer | null {
+    const base = changetype<usize>(this.serialized);
+    let bytes = base + 4 + this.count * 8;
+    for (let i: usize = 0; i < this.count; i++) {
+      const nameSize = <usize>load<u32>(base + 4 + i * 8);
+      const valueSize = <usize>load<u32>(base + 8 + i * 8);
+      if (nameEquals(bytes, nameSize, name)) return this.serialized.slice(<i32>(bytes + nameSize + 1 - base), <i32>(bytes + nameSize + 1 + valueSize - base));
+      bytes += nameSize + valueSize + 2;
+    }
+    return null;
+  }
+
+  /** How many headers are named `name` (lower case). */
+  occurrences(name: string): i32 {
+    const base = changetype<usize>(this.serialized);
+    let bytes = base + 4 + this.count * 8;
+    let found = 0;
+    for (let i: usize = 0; i < this.count; i++) {
+      const nameSize = <usize>load<u32>(base + 4 + i * 8);
+      if (nameEquals(bytes, nameSize, name)) found++;
+      bytes += nameSize + <usize>load<u32>(base + 8 + i * 8) + 2;
+    }
+    return found;
+  }
+
+  /** Whether any header's name starts with `lowercasePrefix`, in any case. */
+  hasNameWithPrefix(lowercasePrefix: string): bool {
+    const base = changetype<usize>(this.serialized);
+    let bytes = base + 4 + this.count * 8;
+    for (let i: usize = 0; i < this.count; i++) {
+      const nameSize = <usize>load<u32>(base + 4 + i * 8);
+      if (hasPrefixIgnoringCase(bytes, nameSize, lowercasePrefix)) return true;
+      bytes += nameSize + <usize>load<u32>(base + 8 + i * 8) + 2;
+    }
+    return false;
+  }
+}
+
+/** The pairs of a header map; null when the host has none or sent a malformed serialization. */
+export function getHeaderPairs(map: MapType): HeaderPairs | null {
+  if (abi.proxy_get_header_map_pairs(map, OUT_DATA, OUT_SIZE) != Status.Ok) return null;
+  const serialized = takeReturned();
+  const total = <usize>serialized.byteLength;
+  if (total < 4) return null;
+  const base = changetype<usize>(serialized);
+  const count = <usize>load<u32>(base);
+  if (count > (total - 4) / 8) return null;
+  // Check every size once here, so the lookups above can trust them.
+  let bytes = base + 4 + count * 8;
+  const end = base + total;
+  for (let i: usize = 0; i < count; i++) {
+    const pairSize = <usize>load<u32>(base + 4 + i * 8) + <usize>load<u32>(base + 8 + i * 8) + 2;
+    if (pairSize > end - bytes) return null;
+    bytes += pairSize;
+  }
+  return new HeaderPairs(serialized, count);
+}
+
+/**
  * Removes every header whose name starts with `lowercasePrefix` (ASCII case-insensitive). Names are
  * compared in the serialized map itself, so headers that do not match cost no string at all.
  */
@@ -148,6 +214,14 @@ export function removeHeadersWithPrefix(map: MapType, lowercasePrefix: string): 
     }
     bytes += nameSize + valueSize + 2;
   }
+}
+
+function nameEquals(data: usize, size: usize, name: string): bool {
+  if (size != <usize>name.length) return false;
+  for (let i: usize = 0; i < size; i++) {
+    if (<i32>load<u8>(data + i) != name.charCodeAt(<i32>i)) return false;
+  }
+  return true;
 }
 
 function hasPrefixIgnoringCase(data: usize, size: usize, lowercasePrefix: string): bool {

@@ -1,12 +1,12 @@
 // The HTTP API the wasm filter is written against, against a real standalone Valkey.
 import { describe, expect, it } from "vitest";
+import { credentialKey, lockKey } from "../../contract/index.ts";
 import { credKey, credentialValue, expectErrorBody, useStandaloneBridge } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("bridge API (standalone Valkey)", () => {
   const env = useStandaloneBridge();
-
 
   describe("get / set / delete", () => {
     it("stores a value and returns the exact bytes as application/octet-stream", async () => {
@@ -82,44 +82,155 @@ describe("bridge API (standalone Valkey)", () => {
     });
   });
 
-  describe("nx writes (exchange locks)", () => {
-    it("creates a lock: key once (201), refuses while it exists (409), and again after it expires", async () => {
-      const lock = `lock:${credKey("acme", "locked")}`;
-      const created = await env.bridge.api.lock(lock, "pod-a", 300);
-      expect(created.status).toBe(201);
-      expect(created.headers.get("content-length")).toBe("0");
-      const second = await env.bridge.api.lock(lock, "pod-b", 300);
-      expect(second.status).toBe(409);
-      expectErrorBody(second, "Conflict");
+  describe("exchange locks (/v1/locks/{key})", () => {
+    it("takes a lock once (201), refuses it while held (409), and again after it expires", async () => {
+      const key = credKey("acme", "locked");
+      const taken = await env.bridge.api.lock(key, "pod-a", 300);
+      expect(taken.status).toBe(201);
+      expect(taken.headers.get("content-length")).toBe("0");
+      const held = await env.bridge.api.lock(key, "pod-b", 300);
+      expect(held.status).toBe(409);
+      expectErrorBody(held, "Conflict");
       await sleep(450);
-      expect((await env.bridge.api.lock(lock, "pod-b", 300)).status).toBe(201);
+      expect((await env.bridge.api.lock(key, "pod-b", 300)).status).toBe(201);
     });
 
-    it("sets a cred: key only if absent and keeps the first value", async () => {
-      const key = credKey("acme", "nx-cred");
-      expect((await env.bridge.api.lock(key, "first")).status).toBe(201);
-      expect((await env.bridge.api.lock(key, "second")).status).toBe(409);
-      expect((await env.bridge.api.get(key)).body.toString()).toBe("first");
+    it("stores lock:{key} with PX, holding the owner token in plain text, and no credential", async () => {
+      const key = credKey("acme", "lock-at-rest");
+      expect((await env.bridge.api.lock(key, "pod-a owner token", 5_000)).status).toBe(201);
+      expect(await env.raw.get(lockKey(key))).toBe("pod-a owner token");
+      const pttl = await env.raw.pttl(lockKey(key));
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(5_000);
+      expect(await env.raw.exists(key)).toBe(0);
+      expect((await env.bridge.api.get(key)).status).toBe(404);
     });
 
-    it("allows lock: keys on nx writes and on release only", async () => {
-      const lock = `lock:${credKey("acme", "lock-only-nx")}`;
-      expectErrorBody(await env.bridge.api.put(lock, "v"), "BadRequest");
-      expectErrorBody(await env.bridge.api.get(lock), "BadRequest");
-      expect(await env.raw.exists(lock)).toBe(0);
+    it("stores 1 for a lock taken without an owner token", async () => {
+      const key = credKey("acme", "anonymous-lock");
+      expect((await env.bridge.api.lock(key)).status).toBe(201);
+      expect(await env.raw.get(lockKey(key))).toBe("1");
     });
 
-    it("releases a lock on DELETE, so the next nx write takes it at once", async () => {
-      const lock = `lock:${credKey("acme", "released")}`;
-      expect((await env.bridge.api.lock(lock, "pod-a", 60_000)).status).toBe(201);
-      expect((await env.bridge.api.delete(lock)).status).toBe(204);
-      expect(await env.raw.exists(lock)).toBe(0);
-      expect((await env.bridge.api.lock(lock, "pod-b", 60_000)).status).toBe(201);
+    it("keeps a binary owner token of exactly 128 bytes and refuses 129 (413, nothing taken)", async () => {
+      const key = credKey("acme", "owner-size");
+      const owner = Buffer.from(Array.from({ length: 128 }, (_, i) => (i * 37) & 0xff));
+      expect((await env.bridge.api.lock(key, owner)).status).toBe(201);
+      expect((await env.raw.getBuffer(lockKey(key)))!.equals(owner)).toBe(true);
+      expect((await env.bridge.api.unlock(key, owner)).status).toBe(204);
+      expect(await env.raw.exists(lockKey(key))).toBe(0);
+      const other = credKey("acme", "owner-too-big");
+      expectErrorBody(await env.bridge.api.lock(other, Buffer.alloc(129, 1)), "PayloadTooLarge");
+      expect(await env.raw.exists(lockKey(other))).toBe(0);
     });
 
-    it("still validates the key behind lock:", async () => {
-      expect((await env.bridge.api.lock("lock:cred:not-a-key", "v")).status).toBe(400);
-      expect((await env.bridge.api.lock(`lock:lock:${credKey("acme", "twice")}`, "v")).status).toBe(400);
+    it("grants a contended lock to exactly one of many concurrent takers", async () => {
+      const key = credKey("acme", "contended");
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => env.bridge.api.lock(key, `pod-${i}`)));
+      expect(replies.filter((reply) => reply.status === 201)).toHaveLength(1);
+      expect(replies.filter((reply) => reply.status === 409)).toHaveLength(19);
+    });
+
+    it("releases without an owner token whoever holds it; 204 also when absent", async () => {
+      const key = credKey("acme", "released");
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      const released = await env.bridge.api.unlock(key);
+      expect(released.status).toBe(204);
+      expect(released.headers.get("content-length")).toBeNull();
+      expect(await env.raw.exists(lockKey(key))).toBe(0);
+      expect((await env.bridge.api.lock(key, "pod-b")).status).toBe(201);
+      expect((await env.bridge.api.unlock(key)).status).toBe(204);
+      expect((await env.bridge.api.unlock(key)).status).toBe(204);
+    });
+
+    it("releases with an owner token only the holder's lock, answering 204 either way", async () => {
+      const key = credKey("acme", "owned");
+      expect((await env.bridge.api.lock(key, "pod-b")).status).toBe(201);
+      // pod-a's lock expired and pod-b took it: pod-a's late release must leave pod-b's lock alone.
+      expect((await env.bridge.api.unlock(key, "pod-a")).status).toBe(204);
+      expect(await env.raw.get(lockKey(key))).toBe("pod-b");
+      expect((await env.bridge.api.unlock(key, "pod-b")).status).toBe(204);
+      expect(await env.raw.exists(lockKey(key))).toBe(0);
+      expect((await env.bridge.api.unlock(key, "pod-b")).status).toBe(204);
+    });
+
+    it("releases with an owner token after Valkey lost its script cache", async () => {
+      const key = credKey("acme", "script-flush");
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      expect((await env.bridge.api.unlock(key, "pod-a")).status).toBe(204);
+      await env.raw.script("FLUSH");
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      expect((await env.bridge.api.unlock(key, "pod-a")).status).toBe(204);
+      expect(await env.raw.exists(lockKey(key))).toBe(0);
+    });
+
+    it("is independent of the credential: writing or deleting one never touches the other", async () => {
+      const key = credKey("acme", "lock-and-cred");
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      expect((await env.bridge.api.put(key, "value")).status).toBe(204);
+      expect((await env.bridge.api.delete(key)).status).toBe(204);
+      expect(await env.raw.get(lockKey(key))).toBe("pod-a");
+      expect((await env.bridge.api.put(key, "value")).status).toBe(204);
+      expect((await env.bridge.api.unlock(key)).status).toBe(204);
+      expect((await env.bridge.api.get(key)).body.toString()).toBe("value");
+    });
+
+    it("refuses lock: keys on every /v1/cred route and on /v1/locks, touching nothing", async () => {
+      const key = credKey("acme", "no-lock-keys");
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      const lock = lockKey(key);
+      for (const reply of [
+        await env.bridge.api.get(lock),
+        await env.bridge.api.put(lock, "v"),
+        await env.bridge.api.delete(lock),
+        await env.bridge.api.lock(lock, "pod-b"),
+        await env.bridge.api.unlock(lock),
+      ]) {
+        expect(expectErrorBody(reply, "BadRequest").message).toContain("/v1/locks/");
+      }
+      expect(await env.raw.get(lock)).toBe("pod-a");
+      expect(await env.raw.exists(lockKey(lock))).toBe(0);
+    });
+
+    it("is not purged: purge and revocation prefixes are cred: prefixes", async () => {
+      const key = credKey("lock-purge", "a1");
+      await env.bridge.api.put(key, "v");
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      const purged = await env.bridge.api.purge({ prefix: "cred:spiffe://hexr.test/agent/lock-purge/" });
+      expect(purged.json()).toEqual({ deleted: 1 });
+      expect(await env.raw.exists(key)).toBe(0);
+      expect(await env.raw.get(lockKey(key))).toBe("pod-a");
+    });
+
+    it.each([
+      ["missing", ""],
+      ["zero", "?ttl_ms=0"],
+      ["negative", "?ttl_ms=-5"],
+      ["fractional", "?ttl_ms=1.5"],
+      ["leading zero", "?ttl_ms=0100"],
+      ["not a number", "?ttl_ms=soon"],
+      ["over 5 minutes", "?ttl_ms=300001"],
+      ["a credential's 12 hours", "?ttl_ms=43200000"],
+    ])("PUT with ttl_ms %s → 400, no lock taken", async (name, query) => {
+      const key = credKey("acme", `lock-ttl-${name.replace(/\W+/g, "-")}`);
+      const reply = await env.bridge.api.call("PUT", `/v1/locks/${encodeURIComponent(key)}${query}`, "pod-a");
+      expect(expectErrorBody(reply, "BadRequest").message).toContain("300000");
+      expect(await env.raw.exists(lockKey(key))).toBe(0);
+    });
+
+    it("accepts the 5 minute maximum", async () => {
+      const key = credKey("acme", "lock-five-minutes");
+      expect((await env.bridge.api.lock(key, "pod-a", 300_000)).status).toBe(201);
+      expect(await env.raw.pttl(lockKey(key))).toBeGreaterThan(300_000 - 5_000);
+    });
+
+    it("never echoes the owner token in an error body or the log", async () => {
+      const key = credKey("acme", "lock-echo");
+      expect((await env.bridge.api.lock(key, "OWNERMARKER-1")).status).toBe(201);
+      const held = await env.bridge.api.lock(key, "OWNERMARKER-2");
+      expect(held.status).toBe(409);
+      expect(held.body.toString()).not.toContain("OWNERMARKER");
+      expect(env.bridge.logs()).not.toContain("OWNERMARKER");
     });
   });
 
@@ -127,16 +238,16 @@ describe("bridge API (standalone Valkey)", () => {
     it("deletes every cred: key under the prefix and nothing else", async () => {
       const doomed = [credKey("purge-me", "a1"), credKey("purge-me", "a2", "gcp_bigquery", "us-central1")];
       const kept = [credKey("purge-keep", "a1"), credKey("purge-mex", "a1")];
-      const lock = `lock:${credKey("purge-me", "a3")}`;
+      const locked = credKey("purge-me", "a3");
       for (const key of [...doomed, ...kept]) await env.bridge.api.put(key, "v");
-      await env.bridge.api.lock(lock, "v");
+      expect((await env.bridge.api.lock(locked, "pod-a")).status).toBe(201);
       const reply = await env.bridge.api.purge({ prefix: "cred:spiffe://hexr.test/agent/purge-me/" });
       expect(reply.status).toBe(200);
       expect(reply.contentType).toBe("application/json");
       expect(reply.json()).toEqual({ deleted: 2 });
       for (const key of doomed) expect((await env.bridge.api.get(key)).status).toBe(404);
       for (const key of kept) expect((await env.bridge.api.get(key)).status).toBe(200);
-      expect(await env.raw.exists(lock)).toBe(1);
+      expect(await env.raw.exists(lockKey(locked))).toBe(1);
     });
 
     it("pages through many keys with SCAN", async () => {
@@ -193,15 +304,17 @@ describe("bridge API (standalone Valkey)", () => {
       expectErrorBody(await env.bridge.api.call("GET", path), "BadRequest");
     });
 
-    it("accepts a key of exactly 512 bytes and rejects 513", async () => {
-      const base = credKey("acme", "x");
-      const exact = base.replace("/x/", `/${"x".repeat(512 - base.length + 1)}/`);
-      expect(exact).toHaveLength(512);
-      expect((await env.bridge.api.put(exact, "v")).status).toBe(204);
-      expect((await env.bridge.api.get(exact)).status).toBe(200);
-      const over = exact.replace("/x", "/xx");
-      expect(over).toHaveLength(513);
+    it("accepts the longest key the contract allows (493 bytes) and refuses one byte more", async () => {
+      const spiffeId = `spiffe://hexr.test/agent/${"t".repeat(128)}/${"a".repeat(128)}/${"r".repeat(400 - 283)}`;
+      expect(spiffeId).toHaveLength(400);
+      const longest = credentialKey(spiffeId, `azure_${"s".repeat(48)}`, "r".repeat(32));
+      expect(longest).toHaveLength(493);
+      expect((await env.bridge.api.put(longest, "v")).status).toBe(204);
+      expect((await env.bridge.api.get(longest)).status).toBe(200);
+      expect((await env.bridge.api.lock(longest)).status).toBe(201);
+      const over = longest.replace("/rrr", "/rrrr");
       expectErrorBody(await env.bridge.api.put(over, "v"), "BadRequest");
+      expectErrorBody(await env.bridge.api.lock(over), "BadRequest");
     });
 
     it.each([
@@ -221,9 +334,10 @@ describe("bridge API (standalone Valkey)", () => {
       expect(await env.raw.exists(key)).toBe(0);
     });
 
-    it("PUT with nx other than 1 → 400", async () => {
-      expectErrorBody(await env.bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=true`, "v"), "BadRequest");
-      expectErrorBody(await env.bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=`, "v"), "BadRequest");
+    it.each(["1", "true", ""])("PUT with nx=%s → 400 pointing at /v1/locks, nothing written", async (nx) => {
+      const reply = await env.bridge.api.call("PUT", `/v1/cred/${enc}?ttl_ms=1000&nx=${nx}`, "v");
+      expect(expectErrorBody(reply, "BadRequest").message).toBe("nx is not supported; locks are /v1/locks/{key}");
+      expect(await env.raw.exists(good)).toBe(0);
     });
 
     it("PUT with a value over 16 KiB → 413, declared or streamed, nothing written", async () => {
@@ -268,6 +382,8 @@ describe("bridge API (standalone Valkey)", () => {
     it.each([
       ["GET", "/"],
       ["GET", "/v1/cred"],
+      ["PUT", "/v1/locks"],
+      ["PUT", "/v1/lock/x"],
       ["GET", "/v1/credentials/x"],
       ["GET", "/v2/cred/x"],
       ["POST", "/v1/purge/extra"],
@@ -279,6 +395,8 @@ describe("bridge API (standalone Valkey)", () => {
     it.each([
       ["POST", `/v1/cred/${enc}`, "GET, PUT, DELETE"],
       ["PATCH", `/v1/cred/${enc}`, "GET, PUT, DELETE"],
+      ["GET", `/v1/locks/${enc}`, "PUT, DELETE"],
+      ["POST", `/v1/locks/${enc}`, "PUT, DELETE"],
       ["GET", "/v1/purge", "POST"],
       ["DELETE", "/v1/purge", "POST"],
       ["POST", "/healthz", "GET"],

@@ -12,7 +12,7 @@ describe("bridge on a 3-master Valkey cluster", () => {
     expect(new Set(owners)).toEqual(new Set(env.cluster.nodes.map((n) => n.port)));
   });
 
-  it("stores, reads, locks and deletes keys in slots on every master", async () => {
+  it("stores, reads and deletes keys in slots on every master", async () => {
     const keys = Array.from({ length: 30 }, (_, i) => credKey("spread", `agent-${i}`));
     for (const key of keys) expect((await env.bridge.api.put(key, credentialValue(key))).status).toBe(204);
 
@@ -25,12 +25,22 @@ describe("bridge on a 3-master Valkey cluster", () => {
       expect(reply.status).toBe(200);
       expect(reply.body.toString()).toBe(credentialValue(key));
     }
-    for (const key of keys.slice(0, 10)) {
-      expect((await env.bridge.api.lock(`lock:${key}`, "pod-a")).status).toBe(201);
-      expect((await env.bridge.api.lock(`lock:${key}`, "pod-b")).status).toBe(409);
-    }
     for (const key of keys) expect((await env.bridge.api.delete(key)).status).toBe(204);
     expect(await env.keysPerMaster("cred:spiffe://hexr.test/agent/spread/*")).toEqual([0, 0, 0]);
+  });
+
+  it("takes and releases locks on every master, the owner check included", async () => {
+    const keys = Array.from({ length: 30 }, (_, i) => credKey("locks", `agent-${i}`));
+    for (const key of keys) {
+      expect((await env.bridge.api.lock(key, "pod-a")).status).toBe(201);
+      expect((await env.bridge.api.lock(key, "pod-b")).status).toBe(409);
+    }
+    const perMaster = await env.keysPerMaster("lock:cred:spiffe://hexr.test/agent/locks/*");
+    expect(perMaster.every((count) => count > 0)).toBe(true);
+    for (const key of keys) expect((await env.bridge.api.unlock(key, "pod-b")).status).toBe(204);
+    expect((await env.keysPerMaster("lock:cred:spiffe://hexr.test/agent/locks/*")).reduce((a, b) => a + b)).toBe(30);
+    for (const key of keys) expect((await env.bridge.api.unlock(key, "pod-a")).status).toBe(204);
+    expect(await env.keysPerMaster("lock:cred:spiffe://hexr.test/agent/locks/*")).toEqual([0, 0, 0]);
   });
 
   it("serves concurrent requests across slots (auto-pipelined per node)", async () => {

@@ -52,14 +52,18 @@ export function bridgeClient(baseUrl: string) {
     };
   };
   const credPath = (key: string) => `/v1/cred/${encodeURIComponent(key)}`;
+  const lockPath = (key: string) => `/v1/locks/${encodeURIComponent(key)}`;
   return {
     call,
     get: (key: string) => call("GET", credPath(key)),
     put: (key: string, value: Uint8Array<ArrayBuffer> | string, ttlMs: number | string = 60_000) =>
       call("PUT", `${credPath(key)}?ttl_ms=${ttlMs}`, value),
-    lock: (key: string, value: Uint8Array<ArrayBuffer> | string, ttlMs = 60_000) =>
-      call("PUT", `${credPath(key)}?ttl_ms=${ttlMs}&nx=1`, value),
     delete: (key: string) => call("DELETE", credPath(key)),
+    /** Takes the exchange lock of credential `key`; `owner` is the optional owner token. */
+    lock: (key: string, owner?: Uint8Array<ArrayBuffer> | string, ttlMs: number | string = 60_000) =>
+      call("PUT", `${lockPath(key)}?ttl_ms=${ttlMs}`, owner),
+    /** Releases it: only if `owner` holds it, or whoever holds it when no owner is given. */
+    unlock: (key: string, owner?: Uint8Array<ArrayBuffer> | string) => call("DELETE", lockPath(key), owner),
     purge: (body: unknown) => call("POST", "/v1/purge", typeof body === "string" ? body : JSON.stringify(body)),
     revoke: (body: unknown) => call("POST", "/v1/revocations", typeof body === "string" ? body : JSON.stringify(body)),
     /** `since` as sent: a number, or any string to test validation. */

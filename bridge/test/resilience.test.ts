@@ -40,10 +40,17 @@ describe("Valkey outages", () => {
     expect((await bridge.api.put(key, "before the hang")).status).toBe(204);
     valkey.pause();
     try {
-      // The PUT goes to another key: a write that timed out was already sent and may still land when Valkey
-      // wakes up (503 on a write means "outcome unknown"), which is harmless for a cache of valid credentials.
+      // Writes go to another key: a write that timed out was already sent and may still land when Valkey
+      // wakes up (503 on a write means "outcome unknown"), which is harmless for a cache of valid
+      // credentials and for a lock, which expires.
       const otherKey = credKey("acme", "written-during-hang");
-      for (const call of [() => bridge.api.get(key), () => bridge.api.put(otherKey, "v"), () => bridge.api.health()]) {
+      for (const call of [
+        () => bridge.api.get(key),
+        () => bridge.api.put(otherKey, "v"),
+        () => bridge.api.lock(otherKey, "pod-a"),
+        () => bridge.api.unlock(otherKey, "pod-a"),
+        () => bridge.api.health(),
+      ]) {
         const { result, ms } = await timed(call);
         expect(result.status).toBe(503);
         expectErrorBody(result, "ValkeyUnavailable");
@@ -61,7 +68,14 @@ describe("Valkey outages", () => {
     const port = valkey.port;
     await valkey.stop();
 
-    for (const call of [() => bridge.api.get(key), () => bridge.api.put(key, "v"), () => bridge.api.delete(key)]) {
+    for (const call of [
+      () => bridge.api.get(key),
+      () => bridge.api.put(key, "v"),
+      () => bridge.api.delete(key),
+      () => bridge.api.lock(key, "pod-a"),
+      () => bridge.api.unlock(key),
+      () => bridge.api.unlock(key, "pod-a"),
+    ]) {
       const { result, ms } = await timed(call);
       expect(result.status).toBe(503);
       expectErrorBody(result, "ValkeyUnavailable");

@@ -2,6 +2,7 @@
 // GET /v1/revocations?since=E is what every sidecar polls. Against real Valkey, standalone and cluster.
 import { Redis } from "iovalkey";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lockKey } from "../../contract/index.ts";
 import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
 import { credKey, credentialValue, expectErrorBody, startTestBridge, type TestBridge, useClusterBridge, useStandaloneBridge } from "./helpers.ts";
 
@@ -43,9 +44,9 @@ describe("revocations (standalone Valkey)", () => {
   it("purges the prefix from L2, records it under epoch 1 and reads it back", async () => {
     const doomed = [credKey("revoke-me", "a1"), credKey("revoke-me", "a2", "gcp_bigquery", "us-central1")];
     const kept = [credKey("revoke-keep", "a1"), credKey("revoke-mex", "a1")];
-    const lock = `lock:${credKey("revoke-me", "a3")}`;
+    const locked = credKey("revoke-me", "a3");
     for (const key of [...doomed, ...kept]) expect((await env.bridge.api.put(key, credentialValue(`REVOKEDSECRET-${key}`))).status).toBe(204);
-    expect((await env.bridge.api.lock(lock, "pod-a")).status).toBe(201);
+    expect((await env.bridge.api.lock(locked, "pod-a")).status).toBe(201);
 
     const reply = await env.bridge.api.revoke({ prefix: tenantPrefix("revoke-me") });
     expect(reply.status).toBe(200);
@@ -62,7 +63,7 @@ describe("revocations (standalone Valkey)", () => {
       expect(still.status).toBe(200);
       expect(still.body.toString()).toBe(credentialValue(`REVOKEDSECRET-${key}`));
     }
-    expect(await env.raw.exists(lock)).toBe(1); // locks are never purged; they expire
+    expect(await env.raw.exists(lockKey(locked))).toBe(1); // locks are never purged; they expire or are released
 
     expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("revoke-me")] });
     expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 1, prefixes: [] });

@@ -28,7 +28,7 @@ export const AGENT = {
   otherTrustDomain: "spiffe://partner.example/agent/acme-corp/data-pipeline/main",
 } as const;
 
-/** The 13 services of the SDK catalog (seeds/hexr-tool-sdk-reference.txt). */
+/** The 13 services of the catalog (contract/contract.json). */
 export const CATALOG = [
   "aws_s3", "aws_ec2", "aws_dynamodb", "aws_sqs", "aws_lambda", "aws_bedrock",
   "gcp_bigquery", "gcp_storage", "gcp_vertexai", "gcp_pubsub",
@@ -253,7 +253,7 @@ export function cacheValue(issued: Credential, storedAt?: number): string {
  */
 export function missL2(host: ProxyWasmHost): void {
   answerL2Lookup(host, 404);
-  const [lock] = host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER && call.method === "PUT" && call.path!.includes("lock%3A"));
+  const [lock] = host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER && call.method === "PUT" && call.path!.startsWith("/v1/locks/"));
   expect(lock, "a pending cross-pod lock request").toBeDefined();
   lock.respond({ status: 201 });
   answerL2Lookup(host, 404);

@@ -2,14 +2,14 @@
 // resolved (x-hexr-spiffe-id and its parts), and the mTLS peer must be allowed to relay for it.
 import type { IncomingHttpHeaders } from "node:http";
 import type { Socket } from "node:net";
+import { HEADERS, type AgentSpiffeId } from "../../contract/index.ts";
 import { unauthenticated } from "../errors.ts";
 import { singleHeader } from "../headers.ts";
-import type { AgentIdentity } from "../spiffe-id.ts";
 import { CallerPolicy, callerSpiffeId } from "./caller.ts";
 import type { JwtSvidVerifier } from "./jwt-svid.ts";
 
 export interface AuthenticatedRequest {
-  identity: AgentIdentity;
+  identity: AgentSpiffeId;
   /** The agent's JWT-SVID, needed as the web-identity token for the cloud exchange. Never logged. */
   jwtSvid: string;
   /** SPIFFE ID of the mTLS client (the sidecar), when the connection has one. */
@@ -28,14 +28,14 @@ export class Authenticator {
     const caller = callerSpiffeId(socket);
     const jwtSvid = BEARER.exec(headers.authorization ?? "")?.[1];
     if (!jwtSvid) throw unauthenticated("a JWT-SVID is required in Authorization: Bearer");
-    const claimed = singleHeader(headers, "x-hexr-spiffe-id");
-    if (!claimed) throw unauthenticated("x-hexr-spiffe-id is required");
+    const claimed = singleHeader(headers, HEADERS.spiffe_id);
+    if (!claimed) throw unauthenticated(`${HEADERS.spiffe_id} is required`);
 
     const identity = await this.verifier.verify(jwtSvid);
-    if (identity.spiffeId !== claimed) throw unauthenticated("JWT-SVID subject does not match x-hexr-spiffe-id");
+    if (identity.spiffeId !== claimed) throw unauthenticated(`JWT-SVID subject does not match ${HEADERS.spiffe_id}`);
     for (const part of ["tenant", "agent", "role"] as const) {
-      const value = singleHeader(headers, `x-hexr-${part}`);
-      if (value !== undefined && value !== identity[part]) throw unauthenticated(`x-hexr-${part} does not match the SPIFFE ID`);
+      const value = singleHeader(headers, HEADERS[part]);
+      if (value !== undefined && value !== identity[part]) throw unauthenticated(`${HEADERS[part]} does not match the SPIFFE ID`);
     }
     if (caller) this.callers.check(caller, identity);
     return { identity, jwtSvid, caller };

@@ -2,9 +2,10 @@
 // X.509-SVID), and whether it may ask for credentials on behalf of an agent of a given tenant.
 import type { TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
+import type { AgentSpiffeId } from "../../contract/index.ts";
 import type { CallerRule } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
-import { parseSpiffeId, type AgentIdentity } from "../spiffe-id.ts";
+import { parseSpiffeId } from "../spiffe-id.ts";
 
 /** Kinds of workload whose SPIFFE ID path starts /{kind}/{tenant}/ and so speaks for that tenant. */
 const TENANT_SCOPED_KINDS = new Set(["sidecar", "agent"]);
@@ -32,12 +33,12 @@ export class CallerPolicy {
   constructor(private readonly rules: readonly CallerRule[]) {}
 
   /** Throws a 401 unless `caller` may speak for `agent`'s tenant. */
-  check(caller: string, agent: AgentIdentity): void {
+  check(caller: string, agent: AgentSpiffeId): void {
     if (this.sameTenant(caller, agent) || this.rules.some((rule) => allows(rule, caller, agent.tenant))) return;
     throw unauthenticated(`caller ${caller} may not request credentials for tenant ${agent.tenant}`);
   }
 
-  private sameTenant(caller: string, agent: AgentIdentity): boolean {
+  private sameTenant(caller: string, agent: AgentSpiffeId): boolean {
     const parsed = parseSpiffeId(caller);
     if (!parsed || parsed.trustDomain !== agent.trustDomain || parsed.segments.length < 2) return false;
     const [kind, tenant] = parsed.segments;

@@ -2,9 +2,9 @@
 // against the trust bundle, expiry, audience (and issuer when configured), and a `sub` that is an
 // agent SPIFFE ID in a trusted trust domain.
 import { errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { parseAgentSpiffeId, type AgentSpiffeId } from "../../contract/index.ts";
 import type { InjectorConfig } from "../config.ts";
 import { ExchangeError, trustBundleUnavailable, unauthenticated } from "../errors.ts";
-import { parseAgentId, type AgentIdentity } from "../spiffe-id.ts";
 import { TrustBundleUnavailable, trustBundleFromFile, trustBundleFromUrl } from "./trust-bundle.ts";
 
 const JWKS_FETCH_TIMEOUT_MS = 2000;
@@ -20,7 +20,7 @@ export class JwtSvidVerifier {
   }
 
   /** The verified agent identity from `sub`; throws a 401 ExchangeError otherwise. */
-  async verify(token: string): Promise<AgentIdentity> {
+  async verify(token: string): Promise<AgentSpiffeId> {
     let subject: string | undefined;
     try {
       const { payload } = await jwtVerify(token, this.keys, {
@@ -34,7 +34,7 @@ export class JwtSvidVerifier {
     } catch (error) {
       throw rejection(error);
     }
-    const identity = subject === undefined ? undefined : parseAgentId(subject);
+    const identity = subject === undefined ? undefined : parseAgentSpiffeId(subject);
     if (!identity) throw unauthenticated("JWT-SVID subject is not an agent SPIFFE ID");
     if (!this.trustDomains.includes(identity.trustDomain)) {
       throw unauthenticated(`JWT-SVID trust domain ${identity.trustDomain} is not trusted`);

@@ -4,10 +4,10 @@
 // no AWS credentials.
 import { createHash } from "node:crypto";
 import { AssumeRoleWithWebIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import type { AgentSpiffeId } from "../../contract/index.ts";
 import type { AwsConfig } from "../config.ts";
 import { denied, exchangeRejected, exchangeUnavailable, type ExchangeError } from "../errors.ts";
 import { mostSpecific } from "../identity-map.ts";
-import type { AgentIdentity } from "../spiffe-id.ts";
 import { readOnlySessionPolicy } from "./aws-session-policy.ts";
 import { READ_SCOPE, enforceableScopes, withDeadline, type CloudExchange, type ExchangeRequest, type IssuedCredentials } from "./provider.ts";
 
@@ -49,14 +49,14 @@ export class AwsExchange implements CloudExchange {
 }
 
 /** hexr.{tenant}.{agent}.{role}: readable in CloudTrail; long IDs keep a hash so they stay unique. */
-export function sessionName(identity: AgentIdentity): string {
+export function sessionName(identity: AgentSpiffeId): string {
   const name = `hexr.${identity.tenant}.${identity.agent}.${identity.role}`;
   if (name.length <= MAX_SESSION_NAME) return name;
   const hash = createHash("sha256").update(identity.spiffeId).digest("hex").slice(0, 8);
   return `${name.slice(0, MAX_SESSION_NAME - hash.length - 1)}.${hash}`;
 }
 
-function identityKey({ tenant, agent, role }: AgentIdentity): string {
+function identityKey({ tenant, agent, role }: AgentSpiffeId): string {
   return `${tenant}/${agent}/${role}`;
 }
 

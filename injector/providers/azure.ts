@@ -4,6 +4,7 @@
 // for the service's resource scope.
 import { readFileSync } from "node:fs";
 import { ClientAssertionCredential } from "@azure/identity";
+import { providerOf } from "../../contract/index.ts";
 import type { AzureConfig } from "../config.ts";
 import { ConfigError } from "../config.ts";
 import { denied, exchangeRejected, exchangeUnavailable, type ExchangeError } from "../errors.ts";
@@ -25,7 +26,7 @@ export class AzureExchange implements CloudExchange {
 
   constructor(private readonly config: AzureConfig, extraServices: readonly string[]) {
     this.scopes = { ...BUILT_IN_AZURE_SCOPES, ...config.scopes };
-    const unscoped = extraServices.filter((service) => service.startsWith("azure_") && !this.scopes[service]);
+    const unscoped = extraServices.filter((service) => providerOf(service) === "azure" && !this.scopes[service]);
     if (unscoped.length > 0) throw new ConfigError("azure.scopes", `has no token scope for ${unscoped.join(", ")}`);
     this.trustedCa = config.ca_file ? readFileSync(config.ca_file, "utf8") : undefined;
   }

@@ -1,5 +1,5 @@
 // The cloud exchanges this injector is configured for; a provider without a config section is absent.
-import type { Provider } from "../catalog.ts";
+import type { Provider } from "../../contract/index.ts";
 import type { InjectorConfig } from "../config.ts";
 import { AwsExchange } from "./aws.ts";
 import { AzureExchange } from "./azure.ts";

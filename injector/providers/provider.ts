@@ -1,10 +1,9 @@
 // What every cloud exchange takes and gives back.
-import type { Provider } from "../catalog.ts";
+import type { AgentSpiffeId, Provider } from "../../contract/index.ts";
 import { ExchangeError, denied, exchangeTimedOut } from "../errors.ts";
-import type { AgentIdentity } from "../spiffe-id.ts";
 
 export interface ExchangeRequest {
-  identity: AgentIdentity;
+  identity: AgentSpiffeId;
   /** The agent's verified JWT-SVID: the web-identity token / subject token / client assertion. */
   jwtSvid: string;
   service: string;

@@ -3,13 +3,13 @@
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SignJWT, UnsecuredJWT, generateKeyPair, importPKCS8 } from "jose";
-import { issueX509Svid } from "../../scripts/dev-identity.ts";
+import { SignJWT, UnsecuredJWT, generateKeyPair } from "jose";
+import { issueX509Svid } from "../../support/dev-identity.ts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { freePort } from "../../support/processes.ts";
 import {
-  ANALYST_ID, DEFAULT_ROLE_ARN, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
+  ANALYST_ID, DEFAULT_ROLE_ARN, baseConfig, filterHeaders, send, sidecarTls, signedByDevKey, startCaptured, testIdentity,
   type CapturedInjector, type ClientTls, type TestIdentity,
 } from "./helpers.ts";
 
@@ -41,15 +41,6 @@ const body = JSON.stringify({ service: "aws_s3" });
 
 function post(headers: Record<string, string>, client: ClientTls = tls) {
   return send(injector.url, { headers, body, tls: client });
-}
-
-/** A token with any claims, signed by the real dev key (so only the claims are wrong). */
-async function signedByDevKey(claims: Record<string, unknown>, header: Record<string, unknown> = { alg: "ES256", kid }) {
-  const key = await importPKCS8(await readFile(identity.paths.signingKey, "utf8"), "ES256");
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ sub: ANALYST_ID, aud: "hexr-credential-injector", iss: "https://oidc.hexr.local", iat: now, exp: now + 600, ...claims })
-    .setProtectedHeader(header as { alg: string })
-    .sign(key);
 }
 
 function expectUnauthenticated(reply: Awaited<ReturnType<typeof post>>, message: string) {
@@ -111,15 +102,15 @@ describe("JWT-SVID verification", () => {
   it("rejects a JWT-SVID for another audience, or from another issuer", async () => {
     const otherAudience = await identity.mint(ANALYST_ID, { audience: "some-other-service" });
     expectUnauthenticated(await post(filterHeaders(ANALYST_ID, otherAudience)), "JWT-SVID audience is not accepted");
-    const otherIssuer = await signedByDevKey({ iss: "https://evil.example" });
+    const otherIssuer = await signedByDevKey(identity, { iss: "https://evil.example" });
     expectUnauthenticated(await post(filterHeaders(ANALYST_ID, otherIssuer)), "JWT-SVID issuer is not accepted");
   });
 
   it("rejects a subject that is not an agent SPIFFE ID, or from an untrusted trust domain", async () => {
-    const sidecar = await signedByDevKey({ sub: "spiffe://hexr.local/sidecar/acme-corp/dev-pod" });
+    const sidecar = await signedByDevKey(identity, { sub: "spiffe://hexr.local/sidecar/acme-corp/dev-pod" });
     expectUnauthenticated(await post(filterHeaders(ANALYST_ID, sidecar)), "JWT-SVID subject is not an agent SPIFFE ID");
     const foreignId = "spiffe://evil.example/agent/acme-corp/research-analyst/main";
-    const foreign = await signedByDevKey({ sub: foreignId });
+    const foreign = await signedByDevKey(identity, { sub: foreignId });
     expectUnauthenticated(await post(filterHeaders(foreignId, foreign)), "JWT-SVID trust domain evil.example is not trusted");
   });
 

@@ -52,6 +52,7 @@ describe("injector configuration", () => {
     [{ ...minimal, trust_domains: undefined }, "injector config: trust_domains is required"],
     [{ ...minimal, trust_domains: [] }, "injector config: trust_domains must name at least one trust domain"],
     [{ ...minimal, trust_domains: ["Bad Domain"] }, 'injector config: trust_domains[0] is not valid: "Bad Domain"'],
+    [{ ...minimal, trust_domains: ["hexr.local", "hexr.local:8443"] }, 'injector config: trust_domains[1] is not valid: "hexr.local:8443"'],
     [{ ...minimal, opa: {} }, "injector config: opa.url is required"],
     [{ ...minimal, opa: { url: "ftp://x" } }, "injector config: opa.url must be an http(s) URL"],
     [{ ...minimal, jwt: {} }, "injector config: jwt.jwks_file or jwt.jwks_url is required (exactly one)"],
@@ -60,17 +61,35 @@ describe("injector configuration", () => {
     [{ ...minimal, tls: { cert_file: "c", key_file: "k" } }, "injector config: tls.client_ca_file is required when require_client_cert is true"],
     [{ ...minimal, listen: { port: 70000 } }, "injector config: listen.port must be an integer from 0 to 65535"],
     [{ ...minimal, default_regions: { gcp: "Europe West" } }, "injector config: default_regions.gcp must be a region matching ^[a-z0-9-]{1,32}$"],
+    [{ ...minimal, default_regions: { aws: "x".repeat(33) } }, "injector config: default_regions.aws must be a region matching ^[a-z0-9-]{1,32}$"],
     [{ ...minimal, extra_services: ["oracle_db"] }, 'injector config: extra_services[0] is not valid: "oracle_db"'],
+    [{ ...minimal, extra_services: ["aws_kinesis", "aws_-kinesis"] }, 'injector config: extra_services[1] is not valid: "aws_-kinesis"'],
+    [{ ...minimal, extra_services: ["aws_s3:read"] }, 'injector config: extra_services[0] is not valid: "aws_s3:read"'],
     [{ ...minimal, log_level: "loud" }, "injector config: log_level must be one of fatal, error, warn, info, debug, trace, silent"],
     [{ ...minimal, caller_rules: [{ spiffe_id: "https://x", tenants: ["*"] }] }, "injector config: caller_rules[0].spiffe_id must be a SPIFFE ID, or a SPIFFE ID followed by /*"],
     [{ ...minimal, aws: { role_arns: {} } }, "injector config: aws.role_arns must have at least one entry"],
     [{ ...minimal, aws: { role_arns: { "*": "hexr-agent" } } }, 'injector config: aws.role_arns["*"] is not valid: "hexr-agent"'],
     [{ ...minimal, aws: { role_arns: { "a:b": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["a:b"] is not valid'],
+    [{ ...minimal, aws: { role_arns: { "acme-corp/..": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["acme-corp/.."] is not valid'],
+    [{ ...minimal, aws: { role_arns: { "t/a/r/x": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["t/a/r/x"] is not valid'],
     [{ ...minimal, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 60 } }, "injector config: aws.duration_seconds must be an integer from 900 to 43200"],
     [{ ...minimal, gcp: { workload_identity_provider: "my-pool" } }, "injector config: gcp.workload_identity_provider must be projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"],
     [{ ...minimal, azure: { client_ids: { "*": "c" } } }, "injector config: azure.tenant_id is required"],
+    [{ ...minimal, azure: { tenant_id: "t", client_ids: { "*": "c" }, scopes: { aws_s3: "https://x/.default" } } }, 'injector config: azure.scopes["aws_s3"] is not valid'],
   ])("rejects %j naming the field", (raw, message) => {
     expect(errorOf(raw)).toBe(message);
+  });
+
+  it("accepts extra services, trust domains and identity keys in the contract's grammars", () => {
+    const config = parseConfig({
+      ...minimal,
+      trust_domains: ["hexr.local", "td-1.example_x"],
+      extra_services: ["aws_my-svc", "gcp_9lives", "azure_key_vault"],
+      aws: { role_arns: { "Acme/Writer.v2/editor_1": "arn:aws:iam::123456789012:role/r" } },
+    });
+    expect(config.trust_domains).toEqual(["hexr.local", "td-1.example_x"]);
+    expect(config.extra_services).toEqual(["aws_my-svc", "gcp_9lives", "azure_key_vault"]);
+    expect(config.aws?.role_arns).toEqual({ "Acme/Writer.v2/editor_1": "arn:aws:iam::123456789012:role/r" });
   });
 
   it("rejects an Azure extra service without a token scope when the exchanges are built", () => {

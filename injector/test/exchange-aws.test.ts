@@ -4,7 +4,7 @@ import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client }
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
-import { issueX509Svid } from "../../scripts/dev-identity.ts";
+import { issueX509Svid } from "../../support/dev-identity.ts";
 import {
   ANALYST_ID, DEFAULT_ROLE_ARN, PIPELINE_ID, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
   type CapturedInjector, type ClientTls, type TestIdentity,

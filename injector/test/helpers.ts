@@ -7,10 +7,11 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { SignJWT, importPKCS8 } from "jose";
+import { HEADERS, parseAgentSpiffeId } from "../../contract/index.ts";
+import { DEV_AUDIENCE, DEV_ISSUER, ensureDevIdentity, mintJwtSvid, type DevIdentityPaths, type MintOptions } from "../../support/dev-identity.ts";
 import { createLogger } from "../log.ts";
 import { startInjector, type InjectorConfigInput, type RunningInjector } from "../server.ts";
-import { parseAgentId } from "../spiffe-id.ts";
-import { ensureDevIdentity, mintJwtSvid, type DevIdentityPaths, type MintOptions } from "../../scripts/dev-identity.ts";
 
 export const PIPELINE_ID = "spiffe://hexr.local/agent/acme-corp/data-pipeline/main";
 export const ANALYST_ID = "spiffe://hexr.local/agent/acme-corp/research-analyst/main";
@@ -32,6 +33,19 @@ export async function testIdentity(): Promise<TestIdentity> {
     mint: (spiffeId, options = {}) => mintJwtSvid(spiffeId, { ...options, dir }),
     remove: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * A token with any claims, signed by the real dev key (so only the claims are wrong); unlike
+ * mintJwtSvid it signs a `sub` that is no SPIFFE ID at all.
+ */
+export async function signedByDevKey(identity: TestIdentity, claims: Record<string, unknown>): Promise<string> {
+  const key = await importPKCS8(await readFile(identity.paths.signingKey, "utf8"), "ES256");
+  const { kid } = JSON.parse(await readFile(identity.paths.jwks, "utf8")).keys[0];
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ sub: ANALYST_ID, aud: DEV_AUDIENCE, iss: DEV_ISSUER, iat: now, exp: now + 600, ...claims })
+    .setProtectedHeader({ alg: "ES256", kid })
+    .sign(key);
 }
 
 /** The injector as the dev stack runs it (TLS, client certificate required), on a free port. */
@@ -119,16 +133,16 @@ export function send(baseUrl: string, spec: RequestSpec): Promise<Reply> {
 
 /** Headers the filter sends for an agent, with its JWT-SVID. */
 export function filterHeaders(spiffeId: string, token: string, extra: Record<string, string> = {}): Record<string, string> {
-  const agent = parseAgentId(spiffeId);
+  const agent = parseAgentSpiffeId(spiffeId);
   if (!agent) throw new Error(`not an agent SPIFFE ID: ${spiffeId}`);
   return {
     "content-type": "application/json",
     authorization: `Bearer ${token}`,
-    "x-hexr-spiffe-id": spiffeId,
-    "x-hexr-tenant": agent.tenant,
-    "x-hexr-agent": agent.agent,
-    "x-hexr-role": agent.role,
-    "x-hexr-identity-source": "jwt",
+    [HEADERS.spiffe_id]: spiffeId,
+    [HEADERS.tenant]: agent.tenant,
+    [HEADERS.agent]: agent.agent,
+    [HEADERS.role]: agent.role,
+    [HEADERS.identity_source]: "jwt",
     ...extra,
   };
 }

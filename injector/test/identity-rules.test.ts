@@ -1,12 +1,13 @@
 // The small rules behind authentication and the AWS exchange, one by one.
 import { describe, expect, it } from "vitest";
+import { parseAgentSpiffeId } from "../../contract/index.ts";
 import { CallerPolicy } from "../auth/caller.ts";
 import { mostSpecific } from "../identity-map.ts";
 import { sessionName } from "../providers/aws.ts";
 import { readOnlySessionPolicy } from "../providers/aws-session-policy.ts";
-import { parseAgentId, parseSpiffeId } from "../spiffe-id.ts";
+import { parseSpiffeId } from "../spiffe-id.ts";
 
-const agent = parseAgentId("spiffe://hexr.local/agent/acme-corp/content-crew/researcher")!;
+const agent = parseAgentSpiffeId("spiffe://hexr.local/agent/acme-corp/content-crew/researcher")!;
 
 describe("SPIFFE IDs", () => {
   it("parses agent IDs into their parts", () => {
@@ -26,12 +27,19 @@ describe("SPIFFE IDs", () => {
     "https://hexr.local/agent/acme-corp/crew/researcher",
     "spiffe://hexr.local/agent/acme-corp/crew/" + "r".repeat(2048),
   ])("rejects %s as an agent ID", (value) => {
-    expect(parseAgentId(value)).toBeUndefined();
+    expect(parseAgentSpiffeId(value)).toBeUndefined();
   });
 
   it("parses other SPIFFE IDs and the trust domain alone", () => {
     expect(parseSpiffeId("spiffe://hexr.local/sidecar/acme-corp/dev-pod")?.segments).toEqual(["sidecar", "acme-corp", "dev-pod"]);
     expect(parseSpiffeId("spiffe://hexr.local")?.segments).toEqual([]);
+  });
+
+  it("holds other SPIFFE IDs to the contract's segment and trust-domain grammars", () => {
+    expect(parseSpiffeId(`spiffe://hexr.local/sidecar/${"p".repeat(128)}`)).toBeDefined();
+    expect(parseSpiffeId(`spiffe://hexr.local/sidecar/${"p".repeat(129)}`)).toBeUndefined();
+    expect(parseSpiffeId("spiffe://hexr.local/sidecar/./pod")).toBeUndefined();
+    expect(parseSpiffeId(`spiffe://${"d".repeat(256)}/sidecar/pod`)).toBeUndefined();
   });
 });
 
@@ -40,14 +48,14 @@ describe("per-identity settings", () => {
 
   it("takes the most specific key", () => {
     expect(mostSpecific(map, agent)).toBe("role");
-    expect(mostSpecific(map, parseAgentId("spiffe://hexr.local/agent/acme-corp/content-crew/writer")!)).toBe("agent");
-    expect(mostSpecific(map, parseAgentId("spiffe://hexr.local/agent/acme-corp/pipeline/main")!)).toBe("tenant");
-    expect(mostSpecific(map, parseAgentId("spiffe://hexr.local/agent/globex/pipeline/main")!)).toBe("any");
+    expect(mostSpecific(map, parseAgentSpiffeId("spiffe://hexr.local/agent/acme-corp/content-crew/writer")!)).toBe("agent");
+    expect(mostSpecific(map, parseAgentSpiffeId("spiffe://hexr.local/agent/acme-corp/pipeline/main")!)).toBe("tenant");
+    expect(mostSpecific(map, parseAgentSpiffeId("spiffe://hexr.local/agent/globex/pipeline/main")!)).toBe("any");
     expect(mostSpecific({ globex: "g" }, agent)).toBeUndefined();
   });
 
   it("does not match keys inherited from Object.prototype", () => {
-    const odd = parseAgentId("spiffe://hexr.local/agent/constructor/toString/valueOf")!;
+    const odd = parseAgentSpiffeId("spiffe://hexr.local/agent/constructor/toString/valueOf")!;
     expect(mostSpecific({}, odd)).toBeUndefined();
   });
 });
@@ -58,7 +66,7 @@ describe("AWS session details", () => {
   });
 
   it("keeps long session names within 64 characters and distinct", () => {
-    const long = (role: string) => parseAgentId(`spiffe://hexr.local/agent/${"t".repeat(30)}/${"a".repeat(30)}/${role}`)!;
+    const long = (role: string) => parseAgentSpiffeId(`spiffe://hexr.local/agent/${"t".repeat(30)}/${"a".repeat(30)}/${role}`)!;
     const [first, second] = [sessionName(long("role-one")), sessionName(long("role-two"))];
     expect(first).toHaveLength(64);
     expect(first).toMatch(/^[\w+=,.@-]+$/);
@@ -102,8 +110,8 @@ describe("callers speaking for a tenant", () => {
   it("applies configured rules, by prefix or exactly", () => {
     expect(allowed("spiffe://hexr.local/hexr-system/gateway")).toBe(true);
     expect(allowed("spiffe://hexr.local/hexr-system-evil/gateway")).toBe(false);
-    expect(allowed("spiffe://hexr.local/hexr-system/gateway", parseAgentId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(false);
-    expect(allowed("spiffe://hexr.local/ops/break-glass", parseAgentId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(true);
+    expect(allowed("spiffe://hexr.local/hexr-system/gateway", parseAgentSpiffeId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(false);
+    expect(allowed("spiffe://hexr.local/ops/break-glass", parseAgentSpiffeId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(true);
     expect(allowed("spiffe://hexr.local/ops/break-glass/sub")).toBe(false);
   });
 });

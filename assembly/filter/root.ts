@@ -1,0 +1,73 @@
+// The plugin (root) context of one worker: configuration, and the tick that runs the work no single
+// request owns — waking waiters, polling the revocation log, evicting expired L1 entries, collecting
+// garbage.
+import { log, setTickPeriodMilliseconds } from "../proxy-wasm/host";
+import { HttpContext, RootContext } from "../proxy-wasm/context";
+import { LogLevel } from "../proxy-wasm/types";
+import { FilterConfig, parseConfig } from "../input/config";
+import { prepareClaims } from "../resolve/claims";
+import { RevocationPoller } from "../revocation/poller";
+import { evictExpiredKeys } from "../tiers/stored-keys";
+import { nowMilliseconds } from "../util/clock";
+import { collectAfterStream, collectNow } from "./collection";
+import { Metrics } from "./metrics";
+import { FilterState } from "./state";
+import { FilterStream } from "./stream";
+
+export class FilterRoot extends RootContext {
+  private state: FilterState = new FilterState(new FilterConfig(), new Metrics([]), 60_000);
+  private poller: RevocationPoller | null = null;
+  private nextEvictionMs: i64 = 0;
+
+  onConfigure(configuration: ArrayBuffer): bool {
+    const result = parseConfig(configuration);
+    if (result.config === null) {
+      // Envoy rejects the plugin when configure fails, so a bad config never reaches a request.
+      log(LogLevel.Critical, "hexr exchange filter: invalid plugin configuration: " + result.error);
+      return false;
+    }
+    const config = result.config!;
+    const idleTickMs = idleTickPeriod(config);
+    const metrics = new Metrics(config.services);
+    this.state = new FilterState(config, metrics, idleTickMs);
+    const revocation = config.revocation;
+    this.poller = revocation !== null ? new RevocationPoller(revocation, config.l2!, metrics) : null;
+    prepareClaims();
+    this.nextEvictionMs = nowMilliseconds() + config.evictionIntervalSeconds * 1000;
+    setTickPeriodMilliseconds(idleTickMs);
+    if (config.debugTrapPath !== null) {
+      log(LogLevel.Warn, "hexr exchange filter: debug_trap_path is set; requests to it trap the VM (tests only)");
+    }
+    log(LogLevel.Info, "hexr exchange filter configured for " + config.exchangePath);
+    return true;
+  }
+
+  newHttpContext(id: u32): HttpContext {
+    return new FilterStream(id, this, this.state);
+  }
+
+  onTick(): void {
+    const nowMs = nowMilliseconds();
+    const waiters = this.state.worker.waiters;
+    waiters.pollClaims(nowMs);
+    waiters.recheckLocks(nowMs);
+    const poller = this.poller;
+    if (poller !== null) poller.poll(nowMs);
+    if (nowMs >= this.nextEvictionMs) {
+      this.nextEvictionMs = nowMs + this.state.config.evictionIntervalSeconds * 1000;
+      this.state.metrics.evicted(evictExpiredKeys(nowMs / 1000));
+    }
+    collectNow();
+  }
+
+  onStreamDeleted(): void {
+    collectAfterStream();
+  }
+}
+
+/** The tick's period while nobody waits: the eviction interval, or the revocation poll if shorter. */
+function idleTickPeriod(config: FilterConfig): u32 {
+  const evictionMs = config.evictionIntervalSeconds * 1000;
+  const revocation = config.revocation;
+  return <u32>(revocation !== null && revocation.pollIntervalMs < evictionMs ? revocation.pollIntervalMs : evictionMs);
+}

@@ -1,0 +1,62 @@
+// One HTTP stream, as a small state machine: a request no door serves leaves the VM at its first
+// callback; a door's request is read (headers, then the whole body) and handed to the door, which
+// answers it with a local reply.
+//   headers ── no door ──────────────────────────────► passed through (Continue)
+//      └─ door: only the filter speaks x-hexr-*; door.onHeaders ─► answered, or the body is awaited
+//   body ──── too large → 413; at the end of the request ─► door.onBody ─► answered (now or later)
+import { HEADER_PREFIX } from "../contract";
+import { Door } from "../doors/door";
+import { HttpContext, RootContext } from "../proxy-wasm/context";
+import { getBuffer, getHeaderPairs, removeHeadersWithPrefix } from "../proxy-wasm/host";
+import { Action, BufferType, MapType } from "../proxy-wasm/types";
+import { pathMatches } from "../util/ascii";
+import { bodyTooLarge } from "./errors";
+import { openDoor } from "./routes";
+import { FilterState } from "./state";
+
+export class FilterStream extends HttpContext {
+  private door: Door | null = null;
+
+  constructor(id: u32, root: RootContext, private state: FilterState) {
+    super(id, root);
+  }
+
+  onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
+    // One host call for every header a door reads (path, method, content type and length, token).
+    const headers = getHeaderPairs(MapType.HttpRequestHeaders);
+    if (headers === null) return Action.Continue;
+    const path = headers.value(":path");
+    if (path === null) return Action.Continue;
+    const trapPath = this.state.config.debugTrapPath;
+    if (trapPath !== null && pathMatches(path, trapPath)) unreachable();
+    const door = openDoor(this.state, path, this.id);
+    if (door === null) return Action.Continue;
+    this.door = door;
+    // Only this filter may speak x-hexr-*: whatever a client sent under that prefix is dropped.
+    if (headers.hasNameWithPrefix(HEADER_PREFIX)) removeHeadersWithPrefix(MapType.HttpRequestHeaders, HEADER_PREFIX);
+    return door.onHeaders(headers, endOfStream);
+  }
+
+  onRequestBody(bodySize: u32, endOfStream: bool): Action {
+    const door = this.door;
+    if (door === null) return Action.Continue;
+    if (!door.expectsBody) return Action.Pause;
+    if (bodySize > <u32>door.maxBodyBytes()) return door.reject(bodyTooLarge());
+    if (!endOfStream) return Action.Pause;
+    return this.handBody(door, bodySize);
+  }
+
+  /** Trailers end the request: the body so far is all there is. */
+  onRequestTrailers(numTrailers: u32): Action {
+    const door = this.door;
+    if (door === null) return Action.Continue;
+    if (!door.expectsBody) return Action.Pause;
+    return this.handBody(door, <u32>door.maxBodyBytes() + 1);
+  }
+
+  private handBody(door: Door, bodySize: u32): Action {
+    const body = bodySize > 0 ? getBuffer(BufferType.HttpRequestBody, 0, bodySize) : null;
+    if (body !== null && body.byteLength > door.maxBodyBytes()) return door.reject(bodyTooLarge());
+    return door.onBody(body);
+  }
+}

@@ -1,0 +1,74 @@
+// Every VM polls the bridge's revocation log and empties the L1 entries it stored under each prefix
+// revoked since it last looked (each VM empties what it stored: the key index is per VM).
+import { Metrics } from "../filter/metrics";
+import { RevocationConfig, UpstreamConfig } from "../input/config";
+import { dispatchHttpCall, HttpCallHandler } from "../proxy-wasm/context";
+import { getBuffer, getHeaderBytes } from "../proxy-wasm/host";
+import { BufferType, MapType } from "../proxy-wasm/types";
+import { revocationsSince } from "../tiers/bridge";
+import { ALL_CREDENTIALS_PREFIX } from "../tiers/keys";
+import { forgetKeysWithPrefix } from "../tiers/stored-keys";
+import { decimalValue } from "../util/ascii";
+import { JsonKind, parseJson } from "../util/json";
+
+export class RevocationPoller implements HttpCallHandler {
+  /** The bridge's revocation epoch this VM has applied; -1 until the first poll answered. */
+  private epoch: i64 = -1;
+  private polling: bool = false;
+  private nextPollMs: i64 = 0;
+
+  constructor(private config: RevocationConfig, private bridge: UpstreamConfig, private metrics: Metrics) {}
+
+  /** On the tick: asks for the revocations since this VM's epoch, unless a poll is still out. */
+  poll(nowMs: i64): void {
+    if (this.polling || nowMs < this.nextPollMs) return;
+    this.nextPollMs = nowMs + this.config.pollIntervalMs;
+    const call = revocationsSince(this.bridge, this.epoch);
+    this.polling = dispatchHttpCall(this.bridge.cluster, call, null, this.bridge.timeoutMs, this) != 0;
+  }
+
+  callContextId(): u32 {
+    return 0;
+  }
+
+  onHttpCallResponse(numHeaders: u32, bodySize: u32): void {
+    this.polling = false;
+    if (numHeaders == 0 || bodySize == 0) return;
+    if (decimalValue(getHeaderBytes(MapType.HttpCallResponseHeaders, ":status")) != 200) return;
+    const body = getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
+    const log = body !== null ? parseRevocationLog(body) : null;
+    if (log === null) return;
+    if (log.epoch < this.epoch) {
+      // The log went back: Valkey lost it and started again. Everything in the new log is newer
+      // than this VM's epoch, so read it whole on the next tick.
+      this.epoch = 0;
+      this.nextPollMs = 0;
+      return;
+    }
+    // The first answer only tells where the log stands: this VM holds nothing older than itself.
+    if (this.epoch >= 0) {
+      for (let i = 0; i < log.prefixes.length; i++) this.metrics.evicted(forgetKeysWithPrefix(log.prefixes[i]));
+    }
+    this.epoch = log.epoch;
+  }
+}
+
+/** The bridge's log since some epoch: {"epoch": N, "prefixes": [...]}. */
+class RevocationLog {
+  constructor(public epoch: i64, public prefixes: string[]) {}
+}
+
+function parseRevocationLog(body: ArrayBuffer): RevocationLog | null {
+  const root = parseJson(String.UTF8.decode(body)).value;
+  if (root === null) return null;
+  const epoch = root.member("epoch");
+  const list = root.member("prefixes");
+  if (epoch === null || !epoch.isInteger() || epoch.number < 0 || list === null || list.kind != JsonKind.Array) return null;
+  const prefixes = new Array<string>();
+  for (let i = 0; i < list.items.length; i++) {
+    const item = list.items[i];
+    // Only prefixes of the shape this filter revokes: anything else is ignored, never applied widely.
+    if (item.kind == JsonKind.String && item.text.startsWith(ALL_CREDENTIALS_PREFIX)) prefixes.push(item.text);
+  }
+  return new RevocationLog(<i64>epoch.number, prefixes);
+}

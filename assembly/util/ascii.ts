@@ -1,0 +1,101 @@
+// Bytes and characters, checked without allocating: the one character table (generated from the
+// contract's grammars) and the one decimal parser of the filter. Header values and shared-data
+// values arrive as UTF-8 bytes and are checked as bytes, never turned into strings first.
+import { CHAR_CLASSES, CharClass } from "../contract";
+
+export { CharClass };
+
+/** The largest decimal any of the filter's fields may hold (epoch milliseconds fit). */
+const MAX_DIGITS = 15;
+
+@inline
+function byteAt(bytes: ArrayBuffer, index: i32): i32 {
+  return <i32>load<u8>(changetype<usize>(bytes) + <usize>index);
+}
+
+@inline
+export function isInClass(c: i32, charClass: CharClass): bool {
+  return <u32>c < 128 && (load<u8>(CHAR_CLASSES + <usize>c) & <u8>charClass) != 0;
+}
+
+/** Every character of text[from, to) belongs to `charClass` (an empty range does too). */
+export function allInClass(text: string, from: i32, to: i32, charClass: CharClass): bool {
+  for (let i = from; i < to; i++) {
+    if (!isInClass(text.charCodeAt(i), charClass)) return false;
+  }
+  return true;
+}
+
+/** Where the last scanDecimal stopped (a module field so the hot path returns no tuple object). */
+export let decimalEnd: i32 = 0;
+
+/**
+ * Reads the decimal digits at base[from..size) up to the first non-digit; decimalEnd tells where
+ * it stopped. -1 when there is no digit or more than MAX_DIGITS of them.
+ */
+export function scanDecimal(base: usize, from: i32, size: i32): i64 {
+  let value: i64 = 0;
+  let end = from;
+  while (end < size) {
+    const digit = <i32>load<u8>(base + <usize>end) - 0x30;
+    if (<u32>digit > 9) break;
+    if (end - from == MAX_DIGITS) {
+      decimalEnd = end;
+      return -1;
+    }
+    value = value * 10 + digit;
+    end++;
+  }
+  decimalEnd = end;
+  return end == from ? -1 : value;
+}
+
+/** bytes[from, to) is exactly a decimal: its value, or -1. */
+export function decimalIn(bytes: ArrayBuffer, from: i32, to: i32): i64 {
+  const value = scanDecimal(changetype<usize>(bytes), from, to);
+  return decimalEnd == to ? value : -1;
+}
+
+/** The whole of `bytes` is a decimal: its value, or -1 (also when absent). */
+export function decimalValue(bytes: ArrayBuffer | null): i64 {
+  return bytes === null ? -1 : decimalIn(bytes, 0, bytes.byteLength);
+}
+
+/** bytes == text (ASCII text). */
+export function bytesEqual(bytes: ArrayBuffer | null, text: string): bool {
+  if (bytes === null || bytes.byteLength != text.length) return false;
+  for (let i = 0; i < text.length; i++) {
+    if (byteAt(bytes, i) != text.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** The part of a request path before '?' equals `path`. */
+export function pathMatches(bytes: ArrayBuffer | null, path: string): bool {
+  if (bytes === null || bytes.byteLength < path.length) return false;
+  for (let i = 0; i < path.length; i++) {
+    if (byteAt(bytes, i) != path.charCodeAt(i)) return false;
+  }
+  return bytes.byteLength == path.length || byteAt(bytes, path.length) == 0x3f;
+}
+
+/** `application/json`, any case, optionally followed by parameters (`; charset=utf-8`). */
+export function isJsonMediaType(bytes: ArrayBuffer | null): bool {
+  const mediaType = "application/json";
+  if (bytes === null) return false;
+  const size = bytes.byteLength;
+  let start = 0;
+  while (start < size && byteAt(bytes, start) == 0x20) start++;
+  if (size - start < mediaType.length) return false;
+  for (let i = 0; i < mediaType.length; i++) {
+    let c = byteAt(bytes, start + i);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c != mediaType.charCodeAt(i)) return false;
+  }
+  for (let i = start + mediaType.length; i < size; i++) {
+    const c = byteAt(bytes, i);
+    if (c == 0x3b) return true;
+    if (c != 0x20 && c != 0x09) return false;
+  }
+  return true;
+}

@@ -1,0 +1,90 @@
+// The shared contract vectors (contract/vectors.json), run against the filter through the ABI:
+// the injector (injector/test/contract.test.ts) and the bridge (bridge/test/contract.test.ts) run
+// the same cases, so all three agree on every service, region, SPIFFE ID and key.
+import { describe, expect, it } from "vitest";
+import { caseName, VECTORS } from "../contract/vectors.ts";
+import { ProxyWasmHost } from "./host/index.ts";
+import {
+  AGENT, answerWithCredential, BRIDGE_CLUSTER, credential, expectContractError, expectInjectorCall, INJECTOR, jwtMetadata,
+  sendExchange, startFilter, WASM_PATH,
+} from "./support/exchange.ts";
+
+/** Whether the filter accepts this plugin configuration (Envoy refuses the plugin when it does not). */
+function accepts(configuration: object): boolean {
+  const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration: configuration, clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
+  return host.startVm().configured === true;
+}
+
+describe("services", () => {
+  it.each(VECTORS.services)("$value: the configuration accepts it as an extra service iff valid", (c) => {
+    expect(accepts({ extra_services: [c.value] }), caseName(c)).toBe(c.valid);
+  });
+
+  it.each(VECTORS.services.filter((c) => c.valid))("$value is exchanged once configured", (c) => {
+    const { host, vm } = startFilter({ extra_services: [c.value] });
+    sendExchange(vm, { body: { service: c.value, region: "us-east-1" } });
+    expect(expectInjectorCall(host, { spiffeId: AGENT.dataPipeline, source: "mtls", service: c.value, region: "us-east-1" })).toBeDefined();
+  });
+
+  it("aws_my-svc (once accepted by the injector only) is accepted by the filter", () => {
+    const { host, vm } = startFilter({ extra_services: ["aws_my-svc"] });
+    const stream = sendExchange(vm, { body: { service: "aws_my-svc" } });
+    const issued = credential({ service: "aws_my-svc", expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, { spiffeId: AGENT.dataPipeline, source: "mtls", service: "aws_my-svc", region: "us-east-1" }), issued);
+    expect(stream.response?.status).toBe(200);
+  });
+});
+
+describe("regions", () => {
+  it.each(VECTORS.regions)("$value: an exchange naming it is accepted iff valid", (c) => {
+    const { host, vm } = startFilter();
+    const stream = sendExchange(vm, { body: { service: "aws_s3", region: c.value } });
+    if (c.valid) {
+      expect(stream.response, caseName(c)).toBeUndefined();
+      expect(host.pendingHttpCalls().map((call) => call.headers.get("x-hexr-region"))).toEqual([c.value]);
+    } else {
+      expectContractError(stream, 400, "BadRequest");
+    }
+  });
+
+  it.each(VECTORS.regions)("$value: the configuration accepts it as a default region iff valid", (c) => {
+    expect(accepts({ default_regions: { aws: c.value } }), caseName(c)).toBe(c.valid);
+  });
+});
+
+describe("SPIFFE IDs", () => {
+  it.each(VECTORS.spiffe_ids)("$value: a verified jwt_authn subject is accepted iff valid", (c) => {
+    const { host, vm } = startFilter();
+    const stream = sendExchange(vm, { properties: jwtMetadata({ sub: c.value }) });
+    if (c.valid) {
+      expect(stream.response, caseName(c)).toBeUndefined();
+      expect(host.pendingHttpCalls().map((call) => call.headers.get("x-hexr-spiffe-id"))).toEqual([c.value]);
+    } else {
+      expectContractError(stream, 401, "AuthenticationError");
+    }
+  });
+
+  it.each(VECTORS.spiffe_ids)("$value: the configuration accepts it as the static identity iff valid", (c) => {
+    expect(accepts({ identity_sources: ["static"], static_spiffe_id: c.value }), caseName(c)).toBe(c.valid);
+  });
+});
+
+describe("keys", () => {
+  it.each(VECTORS.keys)("$key is where the credential of ($spiffe_id, $service, $region) lives in L1", (c) => {
+    const { host, vm } = startFilter({ extra_services: [c.service] });
+    sendExchange(vm, { properties: jwtMetadata({ sub: c.spiffe_id }), body: { service: c.service, region: c.region } });
+    const issued = credential({ spiffeId: c.spiffe_id, service: c.service, region: c.region, expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, { spiffeId: c.spiffe_id, source: "jwt", service: c.service, region: c.region }), issued);
+    expect(host.sharedData.read(c.key)?.text).toContain(issued.body);
+  });
+
+  it.each(VECTORS.keys)("$lock is the cross-pod lock the filter takes for ($spiffe_id, $service, $region)", (c) => {
+    const { host, vm } = startFilter({ extra_services: [c.service], l2: { cluster: BRIDGE_CLUSTER, authority: "hexr-bridge", timeout_ms: 50 } });
+    sendExchange(vm, { properties: jwtMetadata({ sub: c.spiffe_id }), body: { service: c.service, region: c.region } });
+    host.pendingHttpCalls()[0].respond({ status: 404 });
+    const [lock] = host.pendingHttpCalls();
+    expect(lock.method).toBe("PUT");
+    const lockedKey = decodeURIComponent(lock.path!.split("?")[0].slice("/v1/locks/".length));
+    expect(`lock:${lockedKey}`).toBe(c.lock);
+  });
+});

@@ -1,0 +1,70 @@
+// Writes assembly/contract.ts, the filter's copy of contract/contract.json as AssemblyScript
+// constants (AssemblyScript cannot read JSON at compile time). `npm run build` runs it first, so
+// the filter can never drift from the contract the injector and the bridge read at run time.
+import { writeFileSync } from "node:fs";
+import { CONTRACT, expandCharClass } from "../contract/index.ts";
+
+const OUTPUT = new URL("../assembly/contract.ts", import.meta.url);
+
+const { grammar, keys, headers, errors } = CONTRACT;
+
+/** One bit per character class; util/ascii.ts tests a character against them with one load. */
+const CLASSES: Record<string, string> = {
+  ServiceFirst: grammar.service.name_first,
+  ServiceRest: grammar.service.name_rest,
+  Region: grammar.region.chars,
+  TrustDomain: grammar.trust_domain.chars,
+  PathSegment: grammar.path_segment.chars,
+};
+
+function charTable(): number[] {
+  const table = new Array<number>(128).fill(0);
+  Object.values(CLASSES).forEach((spec, bit) => {
+    for (const c of expandCharClass(spec)) table[c.charCodeAt(0)] |= 1 << bit;
+  });
+  return table;
+}
+
+const str = (value: string) => JSON.stringify(value);
+const list = (values: readonly string[]) => `[${values.map(str).join(", ")}]`;
+const headerConstant = (name: string) => "HEADER_" + name.toUpperCase();
+
+const source = `// Generated from contract/contract.json by scripts/generate-contract.ts (npm run build). Do not edit.
+
+export const PROVIDERS: string[] = ${list(CONTRACT.providers)};
+export const CATALOG: string[] = ${list(CONTRACT.catalog)};
+/** Indexed like PROVIDERS. */
+export const DEFAULT_REGIONS: string[] = ${list(CONTRACT.providers.map((p) => CONTRACT.default_regions[p]))};
+
+export const SERVICE_SEPARATOR = ${str(grammar.service.separator)};
+export const SERVICE_NAME_MAX = ${grammar.service.name_max};
+export const REGION_MIN = ${grammar.region.min};
+export const REGION_MAX = ${grammar.region.max};
+export const TRUST_DOMAIN_MAX = ${grammar.trust_domain.max};
+export const PATH_SEGMENT_MAX = ${grammar.path_segment.max};
+export const PATH_SEGMENT_FORBIDDEN: string[] = ${list(grammar.path_segment.forbidden ?? [])};
+export const SPIFFE_SCHEME = ${str(grammar.agent_spiffe_id.scheme)};
+export const AGENT_KIND = ${str(grammar.agent_spiffe_id.kind)};
+export const AGENT_SPIFFE_ID_MAX = ${grammar.agent_spiffe_id.max};
+
+export const CREDENTIAL_KEY_PREFIX = ${str(keys.credential_prefix)};
+export const KEY_SEPARATOR = ${str(keys.separator)};
+export const LOCK_KEY_PREFIX = ${str(keys.lock_prefix)};
+export const KEY_MAX_BYTES = ${keys.max_bytes};
+
+/** Indexed like Tier in filter/metrics.ts: the values of the cache header. */
+export const CACHE_TIERS: string[] = ${list(CONTRACT.cache_tiers)};
+
+/** Indexed like ErrorType in filter/errors.ts. */
+export const ERROR_TYPE_NAMES: string[] = ${list(errors.types)};
+
+${Object.entries(headers).map(([name, value]) => `export const ${headerConstant(name)} = ${str(value)};`).join("\n")}
+
+export const enum CharClass {
+${Object.keys(CLASSES).map((name, bit) => `  ${name} = ${1 << bit},`).join("\n")}
+}
+/** ASCII code → the CharClass bits it belongs to. */
+export const CHAR_CLASSES: usize = memory.data<u8>([${charTable().join(", ")}]);
+`;
+
+writeFileSync(OUTPUT, source);
