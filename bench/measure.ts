@@ -81,6 +81,8 @@ type TierCounts = Record<Tier, number>;
 
 /** The filter's hexr_cache_hits.tier.* counters (an L3 answer counts as an L3 hit). */
 export async function tierCounters(adminUrl: string): Promise<TierCounts> {
+  // The filter hands its counters to Envoy on its tick (metrics_flush_ms, 250 in the local stack).
+  await new Promise((resolve) => setTimeout(resolve, 300));
   const response = await fetch(`${adminUrl}/stats?filter=${encodeURIComponent("^wasmcustom\\.hexr_cache_hits\\.tier\\.")}`);
   const stats = parseStats(await response.text());
   const read = (tier: Tier) => stats.get(`wasmcustom.hexr_cache_hits.tier.${tier}`) ?? 0;

@@ -160,8 +160,15 @@ export interface CacheCounters {
   invocations: (service: string) => number;
 }
 
+/**
+ * The filter hands its counters to Envoy on its tick (metrics_flush_ms: 250 in the local stack's
+ * envoy/exchange-filter.json): a read waits that long, so it sees every request already answered.
+ */
+const METRICS_FLUSH_WAIT_MS = 300;
+
 /** The filter's own metrics, as Envoy exposes them on admin /stats (prefix wasmcustom.). */
 export async function cacheCounters(sidecar: EnvoySidecar): Promise<CacheCounters> {
+  await sleep(METRICS_FLUSH_WAIT_MS);
   const stats = await sidecar.stats("^wasmcustom\\.");
   const read = (name: string) => {
     const value = stats.get(`wasmcustom.${name}`);
@@ -314,6 +321,7 @@ export function tally(answers: readonly { status: number; headers: http.Incoming
 
 /** One of the filter's counters (admin /stats, wasmcustom.{name}); throws when Envoy does not list it. */
 export async function filterMetric(sidecar: EnvoySidecar, name: string): Promise<number> {
+  await sleep(METRICS_FLUSH_WAIT_MS);
   const stats = await sidecar.stats(`^wasmcustom\\.${name.replace(/\./g, "\\.")}$`);
   const value = stats.get(`wasmcustom.${name}`);
   if (value === undefined) throw new Error(`wasmcustom.${name} is not in admin /stats`);

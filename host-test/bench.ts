@@ -101,19 +101,16 @@ function l3Lifecycle(): Figures {
 }
 
 /**
- * The host's own share of an L1 hit: a WAT guest that makes the same 8 hostcalls as the filter's L1
- * path (the header pairs, the identity property, the body, the clock, the L1 entry, 2 counters,
- * the local reply) and does nothing else.
+ * The host's own share of an L1 hit: a WAT guest that makes the same 6 hostcalls as the filter's L1
+ * path (the header pairs, the identity property, the body, the clock, the L1 entry, the local
+ * reply; counters reach Envoy on the tick) and does nothing else.
  */
 function hostOnlyL1Lifecycle(): Figures {
   const g = new WatGuest();
   const out = `(i32.const ${OUT_PTR}) (i32.const ${OUT_SIZE})`;
   const now = `(drop (call $proxy_get_current_time_nanoseconds (i32.const ${OUT_U64})))`;
   const module = g.build(`
-    (global $counter (mut i32) (i32.const 0))
     (func (export "proxy_on_configure") (param $root i32) (param $size i32) (result i32)
-      (drop (call $proxy_define_metric (i32.const 0) ${g.str("hits")} (i32.const ${OUT_EXTRA})))
-      (global.set $counter (i32.load (i32.const ${OUT_EXTRA})))
       (i32.const 1))
     (func (export "proxy_on_request_headers") (param $id i32) (param $count i32) (param $end i32) (result i32)
       (global.set $heap (i32.const 65536)) ;; one arena per request: the bump allocator never frees
@@ -124,8 +121,6 @@ function hostOnlyL1Lifecycle(): Figures {
       (drop (call $proxy_get_buffer_bytes (i32.const 0) (i32.const 0) (local.get $size) ${out}))
       ${now}
       (drop (call $proxy_get_shared_data ${g.str(KEY)} ${out} (i32.const ${OUT_EXTRA})))
-      (drop (call $proxy_increment_metric (global.get $counter) (i64.const 1)))
-      (drop (call $proxy_increment_metric (global.get $counter) (i64.const 1)))
       (drop (call $proxy_send_local_response (i32.const 200) (i32.const 0) (i32.const 0)
         (i32.load (i32.const ${OUT_PTR})) (i32.load (i32.const ${OUT_SIZE}))
         ${g.pairs([["content-type", "application/json"], ["x-hexr-cache", "L1"], ["x-hexr-expires-at", "1767229200"]])} (i32.const -1)))

@@ -272,11 +272,43 @@ describe("the cross-pod exchange lock", () => {
       for (let waited = 0; waited < INJECTOR.timeoutMs && host.pendingHttpCalls().length === 0; waited += 5) host.advance(5);
       expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster), "the injector while another pod holds the lock").toEqual([]);
       const poll = expectL2Get(host);
-      if (polls < 2) poll.respond({ status: 404 });
-      else poll.respond({ status: 200, body: cacheValue(issued, host.clock.nowSeconds) });
+      if (polls < 2) {
+        poll.respond({ status: 404 });
+        expectLock(host).respond({ status: 409 }); // still held: wait on
+      } else {
+        poll.respond({ status: 200, body: cacheValue(issued, host.clock.nowSeconds) });
+      }
     }
     expectCachedReply(stream, "L2", issued);
     expect(host.httpCalls.filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
+  });
+
+  it("takes the lock and exchanges as soon as the other pod let it go without an entry (its exchange failed)", () => {
+    const { host, vm } = startWithL2();
+    const stream = sendExchange(vm);
+    missL1(host, stream).respond({ status: 404 });
+    expectLock(host).respond({ status: 409 });
+    const start = host.clock.nowMs;
+    for (let waited = 0; host.pendingHttpCalls().length === 0 && waited < INJECTOR.timeoutMs; waited += 5) host.advance(5);
+    expectL2Get(host).respond({ status: 404 });
+    grantLock(host);
+    const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
+    answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);
+    expectInjectorReply(stream, issued);
+    expect(host.clock.nowMs - start, "well before the other pod's lock would have run out").toBeLessThan(100);
+  });
+
+  it("lets the claim go when an agent waiting for another pod's lock hangs up, so the next request leads at once", () => {
+    const { host, vm } = startWithL2();
+    const first = sendExchange(vm);
+    missL1(host, first).respond({ status: 404 });
+    expectLock(host).respond({ status: 409 });
+    first.resetByClient();
+    for (let waited = 0; waited < 100; waited += 5) host.advance(5); // the tick notices the hang-up
+    expect(host.pendingHttpCalls(), "nothing is asked for an agent that has gone").toEqual([]);
+    const second = sendExchange(vm);
+    missL1(host, second).respond({ status: 404 });
+    expect(expectLock(host), "the second request leads instead of waiting for a claim nobody holds").toBeDefined();
   });
 
   it("calls the injector itself once the other pod's lock has lapsed without an entry", () => {
@@ -285,11 +317,16 @@ describe("the cross-pod exchange lock", () => {
     missL1(host, stream).respond({ status: 404 });
     expectLock(host).respond({ status: 409 });
     const start = host.clock.nowMs;
+    // The other pod holds its lock throughout (409) and never writes an entry (404).
+    const answerBridge = () => {
+      for (const call of host.pendingHttpCalls().filter((pending) => pending.cluster === BRIDGE_CLUSTER)) call.respond({ status: call.method === "PUT" ? 409 : 404 });
+    };
     while (host.pendingHttpCalls().every((call) => call.cluster !== INJECTOR.cluster) && host.clock.nowMs - start < 3 * INJECTOR.timeoutMs) {
-      for (const poll of host.pendingHttpCalls()) poll.respond({ status: 404 });
+      answerBridge();
+      answerBridge();
       host.advance(5);
     }
-    for (const poll of host.pendingHttpCalls().filter((call) => call.cluster === BRIDGE_CLUSTER)) poll.respond({ status: 404 });
+    answerBridge();
     expect(host.clock.nowMs - start).toBeGreaterThanOrEqual(INJECTOR.timeoutMs);
     const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
     answerWithCredential(expectInjectorCall(host, MTLS_S3), issued);

@@ -29,7 +29,12 @@ const CONTRACT_METRICS: [RegExp, MetricType][] = [
   [/^hexr_(coalesced_requests|refresh_ahead_exchanges|stale_served|l1_evictions)$/, MetricType.Counter],
 ];
 
+/** The filter hands its counters to Envoy on the tick, every metrics_flush_ms (default 1 s). */
+const FLUSH_MS = 1000;
+
+/** A counter as Envoy shows it once the filter's next flush has happened. */
 function counter(host: ProxyWasmHost, name: string): number {
+  host.advance(FLUSH_MS);
   return host.metrics.value(name) ?? 0;
 }
 
@@ -61,6 +66,26 @@ describe("metric names and types", () => {
     for (const name of ["hexr_tool_invocations.service.aws_s3", "hexr_cache_misses.tier.L1", "hexr_cache_misses.tier.L2", "hexr_cache_hits.tier.L3", "hexr_cache_misses.tier.L3", "hexr_request_duration_ms"]) {
       expect(host.metrics.get(name), name).toBeDefined();
     }
+  });
+});
+
+describe("when counters reach Envoy", () => {
+  it("adds them up in the VM and hands them over on the tick, not on every request", () => {
+    const { host, vm } = startFilter();
+    host.sharedData.write(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"), cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })));
+    for (let i = 0; i < 3; i++) sendExchange(vm);
+    expect(host.metrics.value("hexr_cache_hits.tier.L1") ?? 0, "before the flush").toBe(0);
+    host.advance(FLUSH_MS);
+    expect(host.metrics.value("hexr_cache_hits.tier.L1")).toBe(3);
+    expect(host.metrics.value("hexr_tool_invocations.service.aws_s3")).toBe(3);
+  });
+
+  it("flushes as often as metrics_flush_ms says", () => {
+    const { host, vm } = startFilter({ metrics_flush_ms: 50 });
+    host.sharedData.write(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"), cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })));
+    sendExchange(vm);
+    host.advance(50);
+    expect(host.metrics.value("hexr_cache_hits.tier.L1")).toBe(1);
   });
 });
 

@@ -15,6 +15,7 @@ import {
   expectInjectorCall,
   INJECTOR,
   sendExchange,
+  flushedCounter,
   startFilter,
 } from "./support/exchange.ts";
 
@@ -53,7 +54,7 @@ describe("stale-if-error", () => {
     expect(stream.response).toBeUndefined();
     fail(expectInjectorCall(host, MTLS_S3), host);
     expectStale(stream, issued);
-    expect(host.metrics.value("hexr_stale_served")).toBe(1);
+    expect(flushedCounter(host, "hexr_stale_served")).toBe(1);
   });
 
   it.each([

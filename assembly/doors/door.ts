@@ -10,7 +10,7 @@ import { nowMilliseconds } from "../util/clock";
 export abstract class Door {
   /** The request's body is still to come; the stream hands it over whole (onBody). */
   expectsBody: bool = false;
-  private answered: bool = false;
+  private isAnsweredFlag: bool = false;
   /**
    * When the request began to wait for something outside this callback (an L2, lock or injector
    * call): such answers are timed in hexr_request_duration_ms. Answers given within the request's
@@ -40,16 +40,21 @@ export abstract class Door {
   }
 
   get isAnswered(): bool {
-    return this.answered;
+    return this.isAnsweredFlag;
   }
 
   /** Sends the local reply that ends this request. */
   protected reply(status: u32, details: string, body: Uint8Array, headers: Header[]): Action {
-    this.expectsBody = false;
-    this.answered = true;
+    this.answered();
     sendLocalResponse(status, details, body, headers);
-    if (this.waitingSinceMs > 0) this.state.metrics.recordDuration(<u64>(nowMilliseconds() - this.waitingSinceMs));
     return Action.Pause;
+  }
+
+  /** Marks the request answered (call it just before its local reply is sent), timing it if it waited. */
+  protected answered(): void {
+    this.expectsBody = false;
+    this.isAnsweredFlag = true;
+    if (this.waitingSinceMs > 0) this.state.metrics.recordDuration(<u64>(nowMilliseconds() - this.waitingSinceMs));
   }
 
   /** Refuses the request in the Hexr error format; doors of other protocols override it. */

@@ -14,38 +14,39 @@
 import { HEADER_CACHE, HEADER_EXPIRES_AT } from "../contract";
 import { badRequest, bodyTooLarge, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
 import { Tier, tierName } from "../filter/metrics";
-import { FilterState } from "../filter/state";
-import { CredentialRequest } from "../input/credential-request";
+import { CredentialRequest, RecentRequest } from "../input/credential-request";
 import { Identity, resolveIdentity } from "../input/identity";
-import { Header, HeaderPairs } from "../proxy-wasm/host";
+import {
+  addReplyHeader, addReplyHeaderDecimal, beginReplyHeaders, HeaderPairs, sendLocalResponseWithReplyHeaders,
+} from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
 import { resolveCredential } from "../resolve/resolve";
-import { CredentialAnswer } from "../resolve/worker";
+import { Requester } from "../resolve/worker";
 import { credentialKey } from "../tiers/keys";
-import { bytesEqual, decimalValue, isJsonMediaType } from "../util/ascii";
+import { bytesEqualAt, decimalAt, isJsonMediaTypeAt } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
 import { Door } from "./door";
 import { parseHexrRequest } from "./hexr-request";
 
 const STALE_WARNING = "110 - \"stale credential: the credential injector is unavailable\"";
 
-export class HexrJsonDoor extends Door implements CredentialAnswer {
+export class HexrJsonDoor extends Door implements Requester {
   private identity: Identity | null = null;
-  private authorization: ArrayBuffer | null = null;
+  /** The request headers as read in the headers callback (Envoy lets them be read only there). */
+  private headers: HeaderPairs | null = null;
 
   // ---- 1. headers ----
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     const config = this.state.config;
-    if (!bytesEqual(headers.value(":method"), "POST")) {
+    if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) {
       return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST for " + config.exchangePath));
     }
-    if (!isJsonMediaType(headers.value("content-type"))) {
+    if (!headers.find("content-type") || !isJsonMediaTypeAt(headers.foundAt, headers.foundSize)) {
       return this.reject(new Rejection(415, ErrorType.BadRequest, "the request body must be application/json"));
     }
-    const length = headers.value("content-length");
-    if (length !== null) {
-      const declared = decimalValue(length);
+    if (headers.find("content-length")) {
+      const declared = decimalAt(headers.foundAt, headers.foundSize);
       if (declared < 0) return this.reject(badRequest("invalid content-length"));
       if (declared > <i64>config.maxBodyBytes) return this.reject(bodyTooLarge());
     }
@@ -53,9 +54,8 @@ export class HexrJsonDoor extends Door implements CredentialAnswer {
     const resolved = resolveIdentity(config.identity);
     if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
     this.identity = resolved.identity;
-    // jwt_authn verified this token (or left no metadata); the injector re-verifies it. Read now:
-    // once the headers callback returns, Envoy no longer lets the filter read request headers.
-    this.authorization = headers.value("authorization");
+    // The token is copied out only if the injector is called (agentToken): an L1 hit never needs it.
+    this.headers = headers;
     this.expectsBody = true;
     return Action.Continue;
   }
@@ -64,35 +64,51 @@ export class HexrJsonDoor extends Door implements CredentialAnswer {
 
   onBody(body: ArrayBuffer | null): Action {
     this.expectsBody = false;
-    const config = this.state.config;
-    const parsed = parseHexrRequest(body, config);
-    if (parsed.rejection !== null) return this.reject(parsed.rejection!);
-    const asked = parsed.request!;
     const identity = this.identity!;
-    if (!config.resources.allows(identity.spiffe, asked.service)) {
-      return this.reject(credentialError(403, "the service is not in this agent's resources"));
+    const state = this.state;
+    const recent = state.recentRequest;
+    let request: CredentialRequest;
+    if (recent !== null && body !== null && recent.matches(identity, body)) {
+      request = recent.request;
+    } else {
+      const parsed = parseHexrRequest(body, state.config);
+      if (parsed.rejection !== null) return this.reject(parsed.rejection!);
+      const asked = parsed.request!;
+      if (!state.config.resources.allows(identity.spiffe, asked.service)) {
+        return this.reject(credentialError(403, "the service is not in this agent's resources"));
+      }
+      const key = credentialKey(identity.spiffe.uri, asked.service, asked.region);
+      request = new CredentialRequest(identity, asked.service, asked.region, key);
+      state.recentRequest = new RecentRequest(identity, body!, request);
     }
-    const key = credentialKey(identity.spiffe.uri, asked.service, asked.region);
-    const request = new CredentialRequest(identity, asked.service, asked.region, key, this.authorization);
 
     // ---- 3. resolve: L1 → L2 → L3 ----
     const nowMs = nowMilliseconds();
-    resolveCredential(this.state.worker, request, this, nowMs / 1000);
+    resolveCredential(state.worker, request, this, nowMs / 1000);
     if (!this.isAnswered) this.startWaiting(nowMs);
     return Action.Pause;
   }
 
-  // ---- 4. the answer (the CredentialAnswer of resolve/) ----
+  // ---- 4. the answer (the Requester of resolve/) ----
 
-  answerContextId(): u32 {
+  requesterContextId(): u32 {
     return this.contextId;
   }
 
+  agentToken(): ArrayBuffer | null {
+    const headers = this.headers;
+    return headers !== null ? headers.value("authorization") : null;
+  }
+
   serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
-    const headers = [new Header("content-type", "application/json"), new Header(HEADER_CACHE, tierName(tier))];
-    if (expiresAt > 0) headers.push(new Header(HEADER_EXPIRES_AT, expiresAt.toString()));
-    if (tier == Tier.L1Stale) headers.push(new Header("warning", STALE_WARNING));
-    this.reply(200, "hexr_credential", body, headers);
+    const stale = tier == Tier.L1Stale;
+    beginReplyHeaders(stale ? 4 : 3);
+    addReplyHeader("content-type", "application/json");
+    addReplyHeader(HEADER_CACHE, tierName(tier));
+    if (expiresAt > 0) addReplyHeaderDecimal(HEADER_EXPIRES_AT, expiresAt);
+    if (stale) addReplyHeader("warning", STALE_WARNING);
+    this.answered();
+    sendLocalResponseWithReplyHeaders(200, "hexr_credential", body);
   }
 
   refuse(rejection: Rejection): void {

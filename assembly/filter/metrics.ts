@@ -11,47 +11,79 @@ export function tierName(tier: Tier): string {
   return CACHE_TIERS[<i32>tier];
 }
 
+/**
+ * Counters are added up in the VM and handed to Envoy on the tick (every metrics_flush_ms), not on
+ * every request: each increment is a call into Envoy, and an L1 hit would otherwise make two of
+ * them. Envoy's stats lag by at most the flush interval; the histogram is recorded at once.
+ */
 export class Metrics {
-  private invocations: Map<string, u32> = new Map<string, u32>();
-  private hits: u32[] = [0, 0, 0];
-  private misses: u32[] = [0, 0, 0];
+  /** slot → Envoy's metric id, and the count not yet handed to Envoy. */
+  private ids: u32[] = [];
+  private pending: i64[] = [];
+  private dirty: bool = false;
+  private invocations: Map<string, i32> = new Map<string, i32>();
+  private hits: i32[] = [0, 0, 0];
+  private misses: i32[] = [0, 0, 0];
   private durationId: u32;
-  private coalescedId: u32;
-  private refreshesId: u32;
-  private staleId: u32;
-  private evictedId: u32;
+  private coalescedSlot: i32;
+  private refreshesSlot: i32;
+  private staleSlot: i32;
+  private evictedSlot: i32;
 
   constructor(services: string[]) {
     for (let i = 0; i < services.length; i++) {
-      this.invocations.set(services[i], defineMetric(MetricType.Counter, "hexr_tool_invocations.service." + services[i]));
+      this.invocations.set(services[i], this.counter("hexr_tool_invocations.service." + services[i]));
     }
     for (let tier = Tier.L1; tier <= Tier.L3; tier++) {
-      this.hits[tier] = defineMetric(MetricType.Counter, "hexr_cache_hits.tier." + tierName(tier));
-      this.misses[tier] = defineMetric(MetricType.Counter, "hexr_cache_misses.tier." + tierName(tier));
+      this.hits[tier] = this.counter("hexr_cache_hits.tier." + tierName(tier));
+      this.misses[tier] = this.counter("hexr_cache_misses.tier." + tierName(tier));
     }
     this.durationId = defineMetric(MetricType.Histogram, "hexr_request_duration_ms");
-    this.coalescedId = defineMetric(MetricType.Counter, "hexr_coalesced_requests");
-    this.refreshesId = defineMetric(MetricType.Counter, "hexr_refresh_ahead_exchanges");
-    this.staleId = defineMetric(MetricType.Counter, "hexr_stale_served");
-    this.evictedId = defineMetric(MetricType.Counter, "hexr_l1_evictions");
+    this.coalescedSlot = this.counter("hexr_coalesced_requests");
+    this.refreshesSlot = this.counter("hexr_refresh_ahead_exchanges");
+    this.staleSlot = this.counter("hexr_stale_served");
+    this.evictedSlot = this.counter("hexr_l1_evictions");
+  }
+
+  private counter(name: string): i32 {
+    this.ids.push(defineMetric(MetricType.Counter, name));
+    this.pending.push(0);
+    return this.ids.length - 1;
+  }
+
+  private add(slot: i32, count: i64): void {
+    this.pending[slot] += count;
+    this.dirty = true;
+  }
+
+  /** Hands the counts added since the last flush to Envoy. */
+  flush(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    for (let slot = 0; slot < this.pending.length; slot++) {
+      const count = this.pending[slot];
+      if (count == 0) continue;
+      this.pending[slot] = 0;
+      incrementMetric(this.ids[slot], count);
+    }
   }
 
   invocation(service: string): void {
-    if (this.invocations.has(service)) incrementMetric(this.invocations.get(service), 1);
+    if (this.invocations.has(service)) this.add(this.invocations.get(service), 1);
   }
 
-  hit(tier: Tier): void { incrementMetric(this.hits[tier], 1); }
+  hit(tier: Tier): void { this.add(this.hits[tier], 1); }
 
-  miss(tier: Tier): void { incrementMetric(this.misses[tier], 1); }
+  miss(tier: Tier): void { this.add(this.misses[tier], 1); }
 
   recordDuration(milliseconds: u64): void { recordMetric(this.durationId, milliseconds); }
 
   /** A request answered from an exchange another request started. */
-  coalesced(): void { incrementMetric(this.coalescedId, 1); }
+  coalesced(): void { this.add(this.coalescedSlot, 1); }
 
-  refreshAhead(): void { incrementMetric(this.refreshesId, 1); }
+  refreshAhead(): void { this.add(this.refreshesSlot, 1); }
 
-  staleServed(): void { incrementMetric(this.staleId, 1); }
+  staleServed(): void { this.add(this.staleSlot, 1); }
 
-  evicted(count: i64): void { if (count > 0) incrementMetric(this.evictedId, count); }
+  evicted(count: i64): void { if (count > 0) this.add(this.evictedSlot, count); }
 }

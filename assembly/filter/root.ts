@@ -57,6 +57,7 @@ export class FilterRoot extends RootContext {
       this.nextEvictionMs = nowMs + this.state.config.evictionIntervalSeconds * 1000;
       this.state.metrics.evicted(evictExpiredKeys(nowMs / 1000));
     }
+    this.state.metrics.flush();
     collectNow();
   }
 
@@ -65,9 +66,10 @@ export class FilterRoot extends RootContext {
   }
 }
 
-/** The tick's period while nobody waits: the eviction interval, or the revocation poll if shorter. */
+/** The tick's period while nobody waits: the shortest of eviction, metrics flush and revocation poll. */
 function idleTickPeriod(config: FilterConfig): u32 {
-  const evictionMs = config.evictionIntervalSeconds * 1000;
+  let period = min(config.evictionIntervalSeconds * 1000, config.metricsFlushMs);
   const revocation = config.revocation;
-  return <u32>(revocation !== null && revocation.pollIntervalMs < evictionMs ? revocation.pollIntervalMs : evictionMs);
+  if (revocation !== null) period = min(period, revocation.pollIntervalMs);
+  return <u32>period;
 }

@@ -3,13 +3,14 @@
 import { Door } from "../doors/door";
 import { HexrJsonDoor } from "../doors/hexr-json";
 import { RevocationEndpoint } from "../revocation/admin";
-import { pathMatches } from "../util/ascii";
+import { pathMatchesAt } from "../util/ascii";
 import { FilterState } from "./state";
 
-export function openDoor(state: FilterState, path: ArrayBuffer, contextId: u32): Door | null {
+/** The door for the request path at path[0, size), or null. */
+export function openDoor(state: FilterState, path: usize, size: i32, contextId: u32): Door | null {
   const config = state.config;
-  if (pathMatches(path, config.exchangePath)) return new HexrJsonDoor(state, contextId);
+  if (pathMatchesAt(path, size, config.exchangePath)) return new HexrJsonDoor(state, contextId);
   const revocation = config.revocation;
-  if (revocation !== null && pathMatches(path, revocation.path)) return new RevocationEndpoint(state, contextId);
+  if (revocation !== null && pathMatchesAt(path, size, revocation.path)) return new RevocationEndpoint(state, contextId);
   return null;
 }

@@ -9,7 +9,7 @@ import { Door } from "../doors/door";
 import { HttpContext, RootContext } from "../proxy-wasm/context";
 import { getBuffer, getHeaderPairs, removeHeadersWithPrefix } from "../proxy-wasm/host";
 import { Action, BufferType, MapType } from "../proxy-wasm/types";
-import { pathMatches } from "../util/ascii";
+import { pathMatchesAt } from "../util/ascii";
 import { bodyTooLarge } from "./errors";
 import { openDoor } from "./routes";
 import { FilterState } from "./state";
@@ -24,12 +24,10 @@ export class FilterStream extends HttpContext {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action {
     // One host call for every header a door reads (path, method, content type and length, token).
     const headers = getHeaderPairs(MapType.HttpRequestHeaders);
-    if (headers === null) return Action.Continue;
-    const path = headers.value(":path");
-    if (path === null) return Action.Continue;
+    if (headers === null || !headers.find(":path")) return Action.Continue;
     const trapPath = this.state.config.debugTrapPath;
-    if (trapPath !== null && pathMatches(path, trapPath)) unreachable();
-    const door = openDoor(this.state, path, this.id);
+    if (trapPath !== null && pathMatchesAt(headers.foundAt, headers.foundSize, trapPath)) unreachable();
+    const door = openDoor(this.state, headers.foundAt, headers.foundSize, this.id);
     if (door === null) return Action.Continue;
     this.door = door;
     // Only this filter may speak x-hexr-*: whatever a client sent under that prefix is dropped.

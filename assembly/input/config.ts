@@ -32,6 +32,8 @@ export class FilterConfig {
   evictionIntervalSeconds: i64 = 60;
   /** How often a request waiting for another worker's exchange looks at L1 again. */
   coalescePollMs: i64 = 5;
+  /** How often counters are handed to Envoy (filter/metrics.ts). */
+  metricsFlushMs: i64 = 1000;
   /** Debug only: a request to this path traps the VM, to prove Envoy's failure policy. */
   debugTrapPath: string | null = null;
   injector: UpstreamConfig = new UpstreamConfig("hexr_injector", "credential-injector", 5000);
@@ -52,7 +54,7 @@ export class ConfigResult {
 const KNOWN_FIELDS: string[] = [
   "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
   "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
-  "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms",
+  "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
   "debug_trap_path", "injector", "l2", "revocation",
 ];
 
@@ -120,6 +122,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   config.refreshAheadPercent = read.integer(root.member("refresh_ahead_percent"), "refresh_ahead_percent", config.refreshAheadPercent, 0, 90);
   config.evictionIntervalSeconds = read.integer(root.member("eviction_interval_seconds"), "eviction_interval_seconds", config.evictionIntervalSeconds, 1, 3600);
   config.coalescePollMs = read.integer(root.member("coalesce_poll_ms"), "coalesce_poll_ms", config.coalescePollMs, 1, 1000);
+  config.metricsFlushMs = read.integer(root.member("metrics_flush_ms"), "metrics_flush_ms", config.metricsFlushMs, 10, 60000);
   const trapPath = root.member("debug_trap_path");
   if (trapPath !== null) config.debugTrapPath = read.string(trapPath, "debug_trap_path", "");
   readIdentity(root, config.identity, read);

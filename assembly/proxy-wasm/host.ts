@@ -132,7 +132,28 @@ export function getHeaderBytes(map: MapType, name: string): ArrayBuffer | null {
 export class HeaderPairs {
   constructor(private serialized: ArrayBuffer, private count: usize) {}
 
-  /** The value of the first header named `name` (lower case), or null. */
+  /** Where the value `find` found starts, and its size (valid until the next find). */
+  foundAt: usize = 0;
+  foundSize: i32 = 0;
+
+  /** Finds the first header named `name` (lower case) without copying its value: see foundAt. */
+  find(name: string): bool {
+    const base = changetype<usize>(this.serialized);
+    let bytes = base + 4 + this.count * 8;
+    for (let i: usize = 0; i < this.count; i++) {
+      const nameSize = <usize>load<u32>(base + 4 + i * 8);
+      const valueSize = <usize>load<u32>(base + 8 + i * 8);
+      if (nameEquals(bytes, nameSize, name)) {
+        this.foundAt = bytes + nameSize + 1;
+        this.foundSize = <i32>valueSize;
+        return true;
+      }
+      bytes += nameSize + valueSize + 2;
+    }
+    return false;
+  }
+
+  /** The value of the first header named `name` (lower case), copied, or null. */
   value(name: string): ArrayBuffer | null {
     const base = changetype<usize>(this.serialized);
     let bytes = base + 4 + this.count * 8;
@@ -245,6 +266,77 @@ export function sendLocalResponse(status: u32, details: string, body: Uint8Array
     detailData, encodedSize,
     body.dataStart, body.byteLength,
     changetype<usize>(serialized), serialized.byteLength,
+    -1,
+  );
+}
+
+// The hot path's local reply builds its few, short headers in a static area instead of objects
+// and a fresh buffer: begin with the count, add each pair, then send.
+const REPLY_PAIRS_SIZE: usize = 512;
+const REPLY_PAIRS: usize = memory.data(<i32>REPLY_PAIRS_SIZE);
+let replyPairsCount: usize = 0;
+let replyPairsAdded: usize = 0;
+let replyPairsEnd: usize = 0;
+
+export function beginReplyHeaders(count: i32): void {
+  replyPairsCount = <usize>count;
+  replyPairsAdded = 0;
+  store<u32>(REPLY_PAIRS, <u32>count);
+  replyPairsEnd = REPLY_PAIRS + 4 + replyPairsCount * 8;
+}
+
+/** Adds one header; the names and values the filter sends are short constants, far below the area's size. */
+export function addReplyHeader(name: string, value: string): void {
+  const nameSize = <usize>String.UTF8.byteLength(name);
+  const valueSize = <usize>String.UTF8.byteLength(value);
+  if (replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + valueSize + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return;
+  store<u32>(REPLY_PAIRS + 4 + replyPairsAdded * 8, <u32>nameSize);
+  store<u32>(REPLY_PAIRS + 8 + replyPairsAdded * 8, <u32>valueSize);
+  replyPairsAdded++;
+  String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
+  store<u8>(replyPairsEnd + nameSize, 0);
+  String.UTF8.encodeUnsafe(changetype<usize>(value), value.length, replyPairsEnd + nameSize + 1);
+  store<u8>(replyPairsEnd + nameSize + 1 + valueSize, 0);
+  replyPairsEnd += nameSize + valueSize + 2;
+}
+
+/** Adds a header whose value is a non-negative decimal, written in place (no string). */
+export function addReplyHeaderDecimal(name: string, value: i64): void {
+  let digits: usize = 1;
+  for (let rest = value / 10; rest > 0; rest /= 10) digits++;
+  const nameSize = <usize>String.UTF8.byteLength(name);
+  if (value < 0 || replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + digits + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return;
+  store<u32>(REPLY_PAIRS + 4 + replyPairsAdded * 8, <u32>nameSize);
+  store<u32>(REPLY_PAIRS + 8 + replyPairsAdded * 8, <u32>digits);
+  replyPairsAdded++;
+  String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
+  store<u8>(replyPairsEnd + nameSize, 0);
+  let at = replyPairsEnd + nameSize + digits;
+  let rest = value;
+  do {
+    store<u8>(at--, <u8>(0x30 + rest % 10));
+    rest /= 10;
+  } while (rest > 0);
+  store<u8>(replyPairsEnd + nameSize + 1 + digits, 0);
+  replyPairsEnd += nameSize + digits + 2;
+}
+
+/** Sends the local reply with the headers added since beginReplyHeaders. */
+export function sendLocalResponseWithReplyHeaders(status: u32, details: string, body: Uint8Array): void {
+  store<u32>(REPLY_PAIRS, <u32>replyPairsAdded); // a header that did not fit is left out, never half-written
+  if (replyPairsAdded < replyPairsCount) {
+    // The sizes table was laid out for `count` pairs: move the bytes up behind the shorter table.
+    const gap = (replyPairsCount - replyPairsAdded) * 8;
+    const start = REPLY_PAIRS + 4 + replyPairsCount * 8;
+    memory.copy(start - gap, start, replyPairsEnd - start);
+    replyPairsEnd -= gap;
+  }
+  const detailData = encodeFirst(details);
+  abi.proxy_send_local_response(
+    status,
+    detailData, encodedSize,
+    body.dataStart, body.byteLength,
+    REPLY_PAIRS, replyPairsEnd - REPLY_PAIRS,
     -1,
   );
 }

@@ -9,10 +9,10 @@ import { claimExchange, releaseClaim } from "./claims";
 import { fillCaches } from "./fill";
 import { Worker } from "./worker";
 
-export function refreshInBackground(worker: Worker, request: CredentialRequest): void {
+export function refreshInBackground(worker: Worker, request: CredentialRequest, agentToken: ArrayBuffer | null): void {
   const injector = worker.config.injector;
   if (!claimExchange(request.key, nowMilliseconds(), injector.timeoutMs)) return;
-  const call = injectorCall(worker.config, request);
+  const call = injectorCall(worker.config, request, agentToken);
   const refresh = new Refresh(worker, request.key);
   if (dispatchHttpCall(injector.cluster, call.headers, call.body, injector.timeoutMs, refresh) == 0) {
     releaseClaim(request.key);

@@ -20,7 +20,7 @@ import { nowMilliseconds } from "../util/clock";
 import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./claims";
 import { fillCaches, HeldLock, releaseHeldLock, storeInL1 } from "./fill";
 import { Waiter } from "./waiters";
-import { CredentialAnswer, Worker } from "./worker";
+import { Requester, Worker } from "./worker";
 
 const enum Stage { LookingInL2, WaitingForClaim, TakingLock, WaitingForLock, RecheckingL2, Exchanging, Done }
 
@@ -35,8 +35,8 @@ export class Resolution implements Waiter {
   private lockDeadlineMs: i64 = 0;
   private readonly contextId: u32;
 
-  constructor(private worker: Worker, private request: CredentialRequest, private answer: CredentialAnswer) {
-    this.contextId = answer.answerContextId();
+  constructor(private worker: Worker, private request: CredentialRequest, private requester: Requester) {
+    this.contextId = requester.requesterContextId();
   }
 
   start(): void {
@@ -76,7 +76,7 @@ export class Resolution implements Waiter {
     } else if (this.lock !== null) {
       this.exchange();
     } else {
-      this.waitForLock();
+      this.takeLock(); // the other sidecar may have let its lock go without an entry (a failure)
     }
   }
 
@@ -107,10 +107,15 @@ export class Resolution implements Waiter {
       this.finishLeading();
       return;
     }
-    const bridge = config.l2;
+    this.takeLock();
+  }
+
+  /** Across pods, one sidecar at a time exchanges a key: the lock lives in L2 (when there is one). */
+  private takeLock(): void {
+    const bridge = this.worker.config.l2;
     if (bridge !== null) {
       const token = lockToken(this.contextId);
-      const call = takeLock(bridge, key, config.injector.timeoutMs);
+      const call = takeLock(bridge, this.request.key, this.worker.config.injector.timeoutMs);
       if (dispatchHttpCall(bridge.cluster, call, token, bridge.timeoutMs, new LockAnswer(this, token)) != 0) {
         this.stage = Stage.TakingLock;
         return;
@@ -126,7 +131,7 @@ export class Resolution implements Waiter {
       this.lock = new HeldLock(this.request.key, token);
       if (!this.lookInL2(Stage.RecheckingL2)) this.exchange();
     } else if (status == 409) {
-      this.lockDeadlineMs = nowMilliseconds() + this.worker.config.injector.timeoutMs;
+      if (this.lockDeadlineMs == 0) this.lockDeadlineMs = nowMilliseconds() + this.worker.config.injector.timeoutMs;
       this.waitForLock();
     } else {
       this.exchange(); // the bridge is in trouble: L2 trouble never fails a request
@@ -151,6 +156,14 @@ export class Resolution implements Waiter {
   resume(): void {
     if (this.stage == Stage.WaitingForClaim) this.resumeAfterClaim();
     else if (this.stage == Stage.WaitingForLock) this.resumeAfterLock();
+  }
+
+  /** The agent hung up while this request waited: a request that leads lets its claim go. */
+  abandon(): void {
+    if (this.stage != Stage.WaitingForLock) return;
+    this.stage = Stage.Done;
+    releaseClaim(this.request.key);
+    this.worker.waiters.wakeClaimWaiters(this.request.key);
   }
 
   private resumeAfterClaim(): void {
@@ -184,7 +197,7 @@ export class Resolution implements Waiter {
 
   private exchange(): void {
     const injector = this.worker.config.injector;
-    const call = injectorCall(this.worker.config, this.request);
+    const call = injectorCall(this.worker.config, this.request, this.requester.agentToken());
     if (dispatchHttpCall(injector.cluster, call.headers, call.body, injector.timeoutMs, new InjectorAnswer(this)) == 0) {
       this.failExchange(credentialError(503, "the credential injector is unavailable"));
       return;
@@ -230,7 +243,7 @@ export class Resolution implements Waiter {
 
   private serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
     this.stage = Stage.Done;
-    this.answer.serve(body, tier, expiresAt);
+    this.requester.serve(body, tier, expiresAt);
   }
 
   /**
@@ -242,10 +255,10 @@ export class Resolution implements Waiter {
     const entry = rejection.status >= 500 ? readL1(this.request.key) : null;
     if (entry !== null && nowMilliseconds() / 1000 < entry.expiresAt) {
       this.worker.metrics.staleServed();
-      this.answer.serve(entry.body, Tier.L1Stale, entry.expiresAt);
+      this.requester.serve(entry.body, Tier.L1Stale, entry.expiresAt);
       return;
     }
-    this.answer.refuse(rejection);
+    this.requester.refuse(rejection);
   }
 }
 

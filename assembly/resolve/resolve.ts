@@ -1,7 +1,7 @@
 // The credential resolution every door shares, as in the diagram: L1 → L2 → L3.
 //   L1 (shared data)   hit → serve; in the last part of its life, refresh it in the background
 //   miss               a Resolution (resolution.ts): L2, then one exchange per key at the injector
-// The door says who asks and for what (a CredentialRequest) and how to answer (a CredentialAnswer);
+// The door says who asks and for what (a CredentialRequest) and how to answer (a Requester);
 // nothing here knows a door's protocol.
 import { Tier } from "../filter/metrics";
 import { CredentialRequest } from "../input/credential-request";
@@ -9,9 +9,9 @@ import { isDueForRefresh } from "../tiers/entry";
 import { lookupL1 } from "../tiers/l1";
 import { refreshInBackground } from "./refresh";
 import { Resolution } from "./resolution";
-import { CredentialAnswer, Worker } from "./worker";
+import { Requester, Worker } from "./worker";
 
-export function resolveCredential(worker: Worker, request: CredentialRequest, answer: CredentialAnswer, nowSeconds: i64): void {
+export function resolveCredential(worker: Worker, request: CredentialRequest, requester: Requester, nowSeconds: i64): void {
   const config = worker.config;
   const metrics = worker.metrics;
   metrics.invocation(request.service);
@@ -19,11 +19,11 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, an
   if (cached !== null) {
     metrics.hit(Tier.L1);
     if (isDueForRefresh(cached, nowSeconds, config.refreshBufferSeconds, config.refreshAheadPercent)) {
-      refreshInBackground(worker, request);
+      refreshInBackground(worker, request, requester.agentToken());
     }
-    answer.serve(cached.body, Tier.L1, cached.expiresAt);
+    requester.serve(cached.body, Tier.L1, cached.expiresAt);
     return;
   }
   metrics.miss(Tier.L1);
-  new Resolution(worker, request, answer).start();
+  new Resolution(worker, request, requester).start();
 }

@@ -15,6 +15,8 @@ export interface Waiter {
   waitedKey(): string;
   /** What it waited for has (or may have) settled: look again. */
   resume(): void;
+  /** Its stream is gone: let go of whatever it holds. */
+  abandon(): void;
 }
 
 /**
@@ -101,7 +103,10 @@ export class Waiters {
 
 function resumeIfAlive(waiter: Waiter): void {
   const id = waiter.waiterContextId();
-  if (!isStreamAlive(id)) return; // the agent hung up
+  if (!isStreamAlive(id)) {
+    waiter.abandon(); // the agent hung up
+    return;
+  }
   setEffectiveContext(id);
   waiter.resume();
 }

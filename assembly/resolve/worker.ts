@@ -5,9 +5,12 @@ import { Metrics, Tier } from "../filter/metrics";
 import { FilterConfig } from "../input/config";
 import { Waiters } from "./waiters";
 
-/** How a door answers: a credential (the injector's body, byte for byte) or a rejection. */
-export interface CredentialAnswer {
-  answerContextId(): u32;
+/** The door's side of a resolution: the stream it answers, the agent's token, and how it answers. */
+export interface Requester {
+  requesterContextId(): u32;
+  /** The agent's `authorization` header as jwt_authn saw it, for the injector; null for mTLS-only callers. */
+  agentToken(): ArrayBuffer | null;
+  /** A credential: the injector's body, byte for byte, from `tier`. */
   serve(body: Uint8Array, tier: Tier, expiresAt: i64): void;
   refuse(rejection: Rejection): void;
 }

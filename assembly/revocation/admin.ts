@@ -12,7 +12,7 @@ import { Action, BufferType, MapType } from "../proxy-wasm/types";
 import { recordRevocation } from "../tiers/bridge";
 import { ALL_CREDENTIALS_PREFIX, identityPrefix, tenantPrefix } from "../tiers/keys";
 import { forgetKeysWithPrefix } from "../tiers/stored-keys";
-import { bytesEqual, decimalValue } from "../util/ascii";
+import { bytesEqualAt, decimalValue } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
 
@@ -24,7 +24,7 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
   private prefix: string = "";
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
-    if (!bytesEqual(headers.value(":method"), "POST")) return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST to revoke"));
+    if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST to revoke"));
     const resolved = resolveIdentity(this.state.config.identity);
     if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
     const admin = resolved.identity!.spiffe;

@@ -17,7 +17,7 @@ export class InjectorCall {
   constructor(public headers: Header[], public body: Uint8Array) {}
 }
 
-export function injectorCall(config: FilterConfig, request: CredentialRequest): InjectorCall {
+export function injectorCall(config: FilterConfig, request: CredentialRequest, agentToken: ArrayBuffer | null): InjectorCall {
   const spiffe = request.identity.spiffe;
   const headers: Header[] = [
     new Header(":method", "POST"),
@@ -32,8 +32,7 @@ export function injectorCall(config: FilterConfig, request: CredentialRequest): 
     new Header(HEADER_SERVICE, request.service),
     new Header(HEADER_REGION, request.region),
   ];
-  const authorization = request.authorization;
-  if (authorization !== null) headers.push(new Header("authorization", String.UTF8.decode(authorization)));
+  if (agentToken !== null) headers.push(new Header("authorization", String.UTF8.decode(agentToken)));
   // Both values passed the contract's grammars (no quote, no backslash), so no escaping is needed.
   const json = "{\"service\":\"" + request.service + "\",\"region\":\"" + request.region + "\"}";
   return new InjectorCall(headers, Uint8Array.wrap(String.UTF8.encode(json)));

@@ -9,11 +9,6 @@ export { CharClass };
 const MAX_DIGITS = 15;
 
 @inline
-function byteAt(bytes: ArrayBuffer, index: i32): i32 {
-  return <i32>load<u8>(changetype<usize>(bytes) + <usize>index);
-}
-
-@inline
 export function isInClass(c: i32, charClass: CharClass): bool {
   return <u32>c < 128 && (load<u8>(CHAR_CLASSES + <usize>c) & <u8>charClass) != 0;
 }
@@ -50,6 +45,12 @@ export function scanDecimal(base: usize, from: i32, size: i32): i64 {
   return end == from ? -1 : value;
 }
 
+/** data[0, size) is exactly a decimal: its value, or -1. */
+export function decimalAt(data: usize, size: i32): i64 {
+  const value = scanDecimal(data, 0, size);
+  return decimalEnd == size ? value : -1;
+}
+
 /** bytes[from, to) is exactly a decimal: its value, or -1. */
 export function decimalIn(bytes: ArrayBuffer, from: i32, to: i32): i64 {
   const value = scanDecimal(changetype<usize>(bytes), from, to);
@@ -58,42 +59,45 @@ export function decimalIn(bytes: ArrayBuffer, from: i32, to: i32): i64 {
 
 /** The whole of `bytes` is a decimal: its value, or -1 (also when absent). */
 export function decimalValue(bytes: ArrayBuffer | null): i64 {
-  return bytes === null ? -1 : decimalIn(bytes, 0, bytes.byteLength);
+  return bytes === null ? -1 : decimalAt(changetype<usize>(bytes), bytes.byteLength);
 }
 
-/** bytes == text (ASCII text). */
-export function bytesEqual(bytes: ArrayBuffer | null, text: string): bool {
-  if (bytes === null || bytes.byteLength != text.length) return false;
-  for (let i = 0; i < text.length; i++) {
-    if (byteAt(bytes, i) != text.charCodeAt(i)) return false;
+/** data[0, size) == text (ASCII text). */
+export function bytesEqualAt(data: usize, size: i32, text: string): bool {
+  if (size != text.length) return false;
+  for (let i = 0; i < size; i++) {
+    if (<i32>load<u8>(data + <usize>i) != text.charCodeAt(i)) return false;
   }
   return true;
 }
 
-/** The part of a request path before '?' equals `path`. */
-export function pathMatches(bytes: ArrayBuffer | null, path: string): bool {
-  if (bytes === null || bytes.byteLength < path.length) return false;
+/** bytes == text (ASCII text). */
+export function bytesEqual(bytes: ArrayBuffer | null, text: string): bool {
+  return bytes !== null && bytesEqualAt(changetype<usize>(bytes), bytes.byteLength, text);
+}
+
+/** The part of the request path at data[0, size) before '?' equals `path`. */
+export function pathMatchesAt(data: usize, size: i32, path: string): bool {
+  if (size < path.length) return false;
   for (let i = 0; i < path.length; i++) {
-    if (byteAt(bytes, i) != path.charCodeAt(i)) return false;
+    if (<i32>load<u8>(data + <usize>i) != path.charCodeAt(i)) return false;
   }
-  return bytes.byteLength == path.length || byteAt(bytes, path.length) == 0x3f;
+  return size == path.length || load<u8>(data + <usize>path.length) == 0x3f;
 }
 
 /** `application/json`, any case, optionally followed by parameters (`; charset=utf-8`). */
-export function isJsonMediaType(bytes: ArrayBuffer | null): bool {
+export function isJsonMediaTypeAt(data: usize, size: i32): bool {
   const mediaType = "application/json";
-  if (bytes === null) return false;
-  const size = bytes.byteLength;
   let start = 0;
-  while (start < size && byteAt(bytes, start) == 0x20) start++;
+  while (start < size && load<u8>(data + <usize>start) == 0x20) start++;
   if (size - start < mediaType.length) return false;
   for (let i = 0; i < mediaType.length; i++) {
-    let c = byteAt(bytes, start + i);
+    let c = <i32>load<u8>(data + <usize>(start + i));
     if (c >= 0x41 && c <= 0x5a) c += 0x20;
     if (c != mediaType.charCodeAt(i)) return false;
   }
   for (let i = start + mediaType.length; i < size; i++) {
-    const c = byteAt(bytes, i);
+    const c = load<u8>(data + <usize>i);
     if (c == 0x3b) return true;
     if (c != 0x20 && c != 0x09) return false;
   }

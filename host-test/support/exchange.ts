@@ -336,3 +336,12 @@ export function expectWellFormedHeaders(headers: readonly (readonly [string, str
 
 export const REQUEST_PSEUDO_HEADERS = [":method", ":path", ":authority", ":scheme"] as const;
 export const RESPONSE_PSEUDO_HEADERS = [":status"] as const;
+
+/**
+ * A counter as Envoy shows it once the filter has handed its counts over: the filter adds them up
+ * in the VM and flushes them on its tick, every metrics_flush_ms (default 1 s).
+ */
+export function flushedCounter(host: ProxyWasmHost, name: string): number | undefined {
+  host.advance(1000);
+  return host.metrics.value(name);
+}
