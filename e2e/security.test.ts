@@ -99,6 +99,19 @@ describe("spoofed x-hexr-* headers", () => {
   });
 });
 
+describe("two tokens in one request", () => {
+  it("are refused, whichever jwt_authn verified: the filter never passes on a token it cannot tell was the verified one", async () => {
+    for (const tokens of [
+      [["authorization", `Bearer ${otherToken}`], ["authorization", `Bearer ${victimToken}`]],
+      [["authorization", `Bearer ${victimToken}`], ["authorization", `Bearer ${otherToken}`]],
+    ] as [string, string][][]) {
+      const answer = await exchange(stack.envoy, { region: REGION, headers: tokens });
+      expectContractError(answer, 401, "AuthenticationError");
+      expectNotVictims(answer);
+    }
+  });
+});
+
 describe("JWT-SVIDs that must not work", () => {
   async function forgedTokens(): Promise<Record<string, string>> {
     const { keys } = JSON.parse(readFileSync(stack.identity.jwks, "utf8")) as { keys: { kid: string }[] };

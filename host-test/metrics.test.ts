@@ -174,7 +174,7 @@ describe("no credential in logs or metrics", () => {
     sendExchange(vm, { jwtSub: AGENT.dataPipeline, headers: { authorization: `Bearer ${token}` } });
 
     // L2
-    const viaBridge = credential({ service: "gcp_storage", expiresAt: host.clock.nowSeconds + 3600 });
+    const viaBridge = credential({ service: "gcp_storage", region: "us-central1", expiresAt: host.clock.nowSeconds + 3600 });
     secrets.push(...viaBridge.secrets);
     sendExchange(vm, { body: { service: "gcp_storage" } });
     bridgeCall(host, "GET").respond({ status: 200, body: cacheValue(viaBridge) });

@@ -51,6 +51,8 @@ export class HexrJsonDoor extends Door implements Requester {
       if (declared > <i64>config.maxBodyBytes) return this.reject(bodyTooLarge());
     }
     if (endOfStream) return this.reject(badRequest("the request body is empty; send {\"service\": ...}"));
+    // jwt_authn verifies one token; with two, the one passed on could be another than the one verified.
+    if (hasSeveralTokens(headers)) return this.reject(unauthenticated("send exactly one authorization header"));
     const resolved = resolveIdentity(config.identity);
     if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
     this.identity = resolved.identity;
@@ -114,4 +116,14 @@ export class HexrJsonDoor extends Door implements Requester {
   refuse(rejection: Rejection): void {
     this.reject(rejection);
   }
+}
+
+/** Two authorization headers, or one that Envoy joined from two (a JWT never contains a comma). */
+function hasSeveralTokens(headers: HeaderPairs): bool {
+  if (headers.occurrences("authorization") > 1) return true;
+  if (!headers.find("authorization")) return false;
+  for (let i = 0; i < headers.foundSize; i++) {
+    if (load<u8>(headers.foundAt + <usize>i) == 0x2c) return true;
+  }
+  return false;
 }

@@ -5,7 +5,7 @@ import { log, setTickPeriodMilliseconds } from "../proxy-wasm/host";
 import { HttpContext, RootContext } from "../proxy-wasm/context";
 import { LogLevel } from "../proxy-wasm/types";
 import { FilterConfig, parseConfig } from "../input/config";
-import { prepareClaims } from "../resolve/claims";
+import { prepareClaims, sweepForgottenFailures } from "../resolve/claims";
 import { RevocationPoller } from "../revocation/poller";
 import { evictExpiredKeys } from "../tiers/stored-keys";
 import { nowMilliseconds } from "../util/clock";
@@ -57,6 +57,7 @@ export class FilterRoot extends RootContext {
       this.nextEvictionMs = nowMs + this.state.config.evictionIntervalSeconds * 1000;
       this.state.metrics.evicted(evictExpiredKeys(nowMs / 1000));
     }
+    sweepForgottenFailures(nowMs);
     this.state.metrics.flush();
     collectNow();
   }

@@ -113,7 +113,34 @@ export function releaseClaim(key: string): void {
 
 /** Releases the claim and leaves the exact error for the waiters, on every worker, to answer with. */
 export function releaseClaimWithFailure(key: string, failure: Rejection, nowMs: i64): void {
-  const marker = "F" + (nowMs + FAILURE_MEMORY_MS).toString() + ":" + failure.status.toString() + ":" +
+  const until = nowMs + FAILURE_MEMORY_MS;
+  const marker = "F" + until.toString() + ":" + failure.status.toString() + ":" +
     (<i32>failure.type).toString() + ":" + failure.message;
   setSharedData(claimKey(key), Uint8Array.wrap(String.UTF8.encode(marker)), 0);
+  failedKeys.push(key);
+  failedUntil.push(until);
+}
+
+// The failures this VM left behind, so the tick can empty them once forgotten: a marker's message
+// would otherwise stay in shared data until the key's next exchange, for every key that ever failed.
+let failedKeys: string[] = [];
+let failedUntil: i64[] = [];
+
+/** On the tick: empties the failure markers this VM wrote that are no longer remembered. */
+export function sweepForgottenFailures(nowMs: i64): void {
+  if (failedKeys.length == 0) return;
+  const keptKeys = new Array<string>();
+  const keptUntil = new Array<i64>();
+  for (let i = 0; i < failedKeys.length; i++) {
+    if (failedUntil[i] > nowMs) {
+      keptKeys.push(failedKeys[i]);
+      keptUntil.push(failedUntil[i]);
+      continue;
+    }
+    // Only if it still is that failure: another exchange of the key may have claimed it since.
+    const claim = readClaim(failedKeys[i], nowMs);
+    if (claim.state == ClaimState.Free && claim.cas != 0) setSharedData(claimKey(failedKeys[i]), EMPTY, claim.cas);
+  }
+  failedKeys = keptKeys;
+  failedUntil = keptUntil;
 }

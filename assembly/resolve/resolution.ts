@@ -13,7 +13,7 @@ import { getBuffer, getHeaderBytes, nowNanoseconds } from "../proxy-wasm/host";
 import { BufferType, MapType } from "../proxy-wasm/types";
 import { getCredential, takeLock } from "../tiers/bridge";
 import { decodeEntry, isServable } from "../tiers/entry";
-import { injectorCall, readInjectorAnswer } from "../tiers/injector";
+import { injectorCall, isCredentialFor, readInjectorAnswer } from "../tiers/injector";
 import { lookupL1, readL1 } from "../tiers/l1";
 import { decimalValue } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
@@ -62,7 +62,10 @@ export class Resolution implements Waiter {
     const value = successBody(numHeaders, bodySize);
     const entry = value !== null ? decodeEntry(value) : null;
     const nowSeconds = nowMilliseconds() / 1000;
-    if (entry !== null && isServable(entry.expiresAt, nowSeconds, this.worker.config.refreshBufferSeconds)) {
+    // L2 is shared by every sidecar: a value is served only if it is the credential of exactly the
+    // identity, service and region asked for, whatever key it was found under.
+    if (entry !== null && isServable(entry.expiresAt, nowSeconds, this.worker.config.refreshBufferSeconds) &&
+      isCredentialFor(entry.body, this.request)) {
       this.worker.metrics.hit(Tier.L2);
       storeInL1(this.request.key, Uint8Array.wrap(value!), entry.expiresAt);
       this.serve(entry.body, Tier.L2, entry.expiresAt);

@@ -19,7 +19,9 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
   if (cached !== null) {
     metrics.hit(Tier.L1);
     if (isDueForRefresh(cached, nowSeconds, config.refreshBufferSeconds, config.refreshAheadPercent)) {
-      refreshInBackground(worker, request, requester.agentToken());
+      // The injector re-verifies the agent's JWT-SVID: without one the refresh could only fail.
+      const token = requester.agentToken();
+      if (token !== null) refreshInBackground(worker, request, token);
     }
     requester.serve(cached.body, Tier.L1, cached.expiresAt);
     return;

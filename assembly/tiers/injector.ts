@@ -10,7 +10,7 @@ import { identitySourceName } from "../input/identity";
 import { getBuffer, getHeaderBytes, Header } from "../proxy-wasm/host";
 import { BufferType, MapType } from "../proxy-wasm/types";
 import { decimalValue } from "../util/ascii";
-import { JsonKind, parseJson } from "../util/json";
+import { JsonKind, JsonValue, parseJson } from "../util/json";
 
 /** What the injector needs to know: who asks (verified), for what, and the JWT-SVID it re-verifies. */
 export class InjectorCall {
@@ -53,6 +53,19 @@ export function readInjectorAnswer(numHeaders: u32, bodySize: u32): InjectorAnsw
   }
   const header = decimalValue(getHeaderBytes(MapType.HttpCallResponseHeaders, HEADER_EXPIRES_AT));
   return new InjectorAnswer(Uint8Array.wrap(body), header > 0 ? header : expiresAtInBody(body), null);
+}
+
+/** The injector's answer names exactly this request's identity, service and region. */
+export function isCredentialFor(body: Uint8Array, request: CredentialRequest): bool {
+  const root = parseJson(String.UTF8.decodeUnsafe(body.dataStart, <usize>body.byteLength)).value;
+  if (root === null) return false;
+  return hasText(root, "spiffe_id", request.identity.spiffe.uri) && hasText(root, "service", request.service) &&
+    hasText(root, "region", request.region);
+}
+
+function hasText(object: JsonValue, member: string, text: string): bool {
+  const value = object.member(member);
+  return value !== null && value.kind == JsonKind.String && value.text == text;
 }
 
 function expiresAtInBody(body: ArrayBuffer): i64 {

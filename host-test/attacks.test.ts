@@ -1,0 +1,58 @@
+// Attacks from an agent process on the pod (it reaches every loopback port and the bridge, and holds
+// its own SVID), each against the defence in the filter that stops it. The end-to-end attacks on the
+// services are in e2e/.
+import { describe, expect, it } from "vitest";
+import {
+  AGENT, BRIDGE_CLUSTER, cacheKey, cacheValue, credential, expectContractError, INJECTOR, L2_CONFIG, sendExchange, startFilter,
+} from "./support/exchange.ts";
+
+describe("a value planted in L2 under a victim's key", () => {
+  it.each([
+    ["another identity's credential", { spiffeId: AGENT.otherTenant }],
+    ["the victim's credential for another service", { service: "aws_ec2" }],
+    ["the victim's credential for another region", { region: "eu-west-1" }],
+  ])("is never served: %s", (_, planted) => {
+    const { host, vm } = startFilter({ l2: L2_CONFIG });
+    const stream = sendExchange(vm); // the victim: data-pipeline, aws_s3, us-east-1
+    const [lookup] = host.pendingHttpCalls();
+    expect(decodeURIComponent(lookup.path!.slice("/v1/cred/".length))).toBe(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"));
+    lookup.respond({ status: 200, body: cacheValue(credential({ ...planted, expiresAt: host.clock.nowSeconds + 3600 })) });
+    expect(stream.response, "the planted value was not served").toBeUndefined();
+    expect(host.sharedData.read(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1")), "nor stored in L1").toBeUndefined();
+    // Treated as a miss: the filter goes on to exchange the victim's own credential.
+    expect(host.pendingHttpCalls().map((call) => [call.cluster, call.method])).toEqual([[BRIDGE_CLUSTER, "PUT"]]);
+  });
+});
+
+describe("two tokens in one request", () => {
+  it.each([
+    ["two authorization headers", [["authorization", "Bearer victim.jwt.svid"], ["authorization", "Bearer attacker.jwt.svid"]]],
+    ["two tokens joined into one header", [["authorization", "Bearer victim.jwt.svid,Bearer attacker.jwt.svid"]]],
+  ])("is refused before anything is looked up: %s", (_, tokens) => {
+    const { host, vm } = startFilter();
+    host.sharedData.write(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"), cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })));
+    const stream = vm.newHttpStream({ properties: { connection: { uri_san_peer_certificate: AGENT.dataPipeline } } });
+    const body = JSON.stringify({ service: "aws_s3" });
+    stream.sendRequestHeaders([
+      [":method", "POST"], [":path", "/exchange"], [":authority", "127.0.0.1:15080"], [":scheme", "http"],
+      ["content-type", "application/json"], ["content-length", String(body.length)], ...(tokens as [string, string][]),
+    ]);
+    stream.sendRequestBody(body);
+    expectContractError(stream, 401, "AuthenticationError");
+    expect(host.pendingHttpCalls().filter((call) => call.cluster === INJECTOR.cluster)).toEqual([]);
+  });
+});
+
+describe("what a failing key leaves in shared data", () => {
+  it("is emptied on the tick once the failure is forgotten (250 ms)", () => {
+    const { host, vm } = startFilter({ metrics_flush_ms: 50 });
+    const stream = sendExchange(vm);
+    const [call] = host.pendingHttpCalls();
+    call.respond({ status: 503, body: JSON.stringify({ error: { type: "CredentialError", message: "STS is unreachable" } }) });
+    expectContractError(stream, 503, "CredentialError");
+    const marker = `inflight:${cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1")}`;
+    expect(host.sharedData.read(marker)?.text, "remembered for a moment").toContain("STS is unreachable");
+    host.advance(300);
+    expect(host.sharedData.read(marker)?.text, "then emptied").toBe("");
+  });
+});
