@@ -30,6 +30,10 @@ export interface AwsConfig {
   role_arns: IdentityMap;
   duration_seconds: number;
   timeout_ms: number;
+  /** `aud` of the tokens minted for STS: the client ID registered with the IAM OIDC provider. */
+  token_audience: string;
+  /** IAM action prefix per AWS service where it is not the name after "aws_" (on top of the built-in table). */
+  action_prefixes: Readonly<Record<string, string>>;
 }
 
 export interface GcpConfig {
@@ -40,6 +44,8 @@ export interface GcpConfig {
   service_accounts: IdentityMap;
   token_lifetime_seconds: number;
   timeout_ms: number;
+  /** `aud` of the tokens minted for GCP STS: by default the provider's full resource name. */
+  token_audience: string;
 }
 
 export interface AzureConfig {
@@ -50,6 +56,24 @@ export interface AzureConfig {
   scopes: Readonly<Record<string, string>>;
   ca_file: string | null;
   timeout_ms: number;
+  /** `aud` of the client assertions minted for Entra ID (the federated credential's audience). */
+  token_audience: string;
+}
+
+/** The injector as the OIDC issuer the clouds trust: it mints the tokens they see (injector/oidc/). */
+export interface OidcConfig {
+  /** https URL the clouds' federation is configured with; `iss` of every minted token. */
+  issuer: string;
+  /** Where the clouds fetch the public keys (the discovery document's jwks_uri). */
+  jwks_uri: string;
+  /** Folder of signing key files, named `YYYYMMDDTHHMMSSZ[-label].pem|.jwk` (activation time, UTC). */
+  signing_keys_dir: string;
+  /** Development: create a key in `signing_keys_dir` when it has none. */
+  generate_key: boolean;
+  /** Lifetime of a minted token (`exp` − `iat`). */
+  token_lifetime_seconds: number;
+  /** Plain-HTTP listener serving only the discovery document and the JWKS; null = none. */
+  discovery_listen: { host: string; port: number } | null;
 }
 
 export interface InjectorConfig {
@@ -69,6 +93,7 @@ export interface InjectorConfig {
   opa: { url: string; decision_path: string; timeout_ms: number };
   default_regions: Record<Provider, string>;
   extra_services: string[];
+  oidc: OidcConfig | null;
   aws: AwsConfig | null;
   gcp: GcpConfig | null;
   azure: AzureConfig | null;
@@ -86,6 +111,12 @@ export class ConfigError extends Error {
 export const JWT_SVID_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
+/** IAM action prefixes ("s3", "dynamodb", "elasticloadbalancing", ...). */
+export const IAM_ACTION_PREFIX = /^[a-z0-9][a-z0-9-]{0,63}$/;
+export const DEFAULT_AWS_TOKEN_AUDIENCE = "sts.amazonaws.com";
+export const DEFAULT_AZURE_TOKEN_AUDIENCE = "api://AzureADTokenExchange";
+/** Bounds of a minted token's lifetime: long enough for clock skew and a slow STS, short enough to be useless if leaked. */
+export const OIDC_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 };
 const DECISION_PATH = /^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/;
 
 /** Reads and validates a config file; relative file paths in it are relative to the file. */
@@ -113,17 +144,25 @@ export function parseConfig(raw: unknown, baseDir: string = process.cwd()): Inje
     opa: parseOpa(root.section("opa")),
     default_regions: defaultRegions,
     extra_services: root.stringList("extra_services", [], isServiceName),
+    oidc: root.has("oidc") ? parseOidc(root.section("oidc")) : null,
     aws: root.has("aws") ? parseAws(root.section("aws"), defaultRegions.aws) : null,
     gcp: root.has("gcp") ? parseGcp(root.section("gcp")) : null,
     azure: root.has("azure") ? parseAzure(root.section("azure")) : null,
     log_level: root.oneOf("log_level", LOG_LEVELS, "info"),
   };
   if (config.trust_domains.length === 0) throw new ConfigError("trust_domains", "must name at least one trust domain");
+  if (!config.oidc && (config.aws || config.gcp || config.azure)) {
+    // The clouds trust only tokens the injector mints; without an issuer there is nothing to exchange.
+    throw new ConfigError("oidc", "is required when aws, gcp or azure exchanges are configured");
+  }
+  if (config.oidc && config.oidc.issuer === config.jwt.issuer) {
+    throw new ConfigError("oidc.issuer", "must differ from jwt.issuer: the clouds must not trust the issuer of the agents' own tokens");
+  }
   return config;
 }
 
-function parseListen(fields: Fields): InjectorConfig["listen"] {
-  return { host: fields.string("host", "127.0.0.1"), port: fields.integer("port", 8443, 0, 65535) };
+function parseListen(fields: Fields, defaultPort = 8443): InjectorConfig["listen"] {
+  return { host: fields.string("host", "127.0.0.1"), port: fields.integer("port", defaultPort, 0, 65535) };
 }
 
 function parseTls(fields: Fields): TlsConfig {
@@ -174,6 +213,18 @@ function parseDefaultRegions(fields: Fields): Record<Provider, string> {
   return regions;
 }
 
+function parseOidc(fields: Fields): OidcConfig {
+  const issuer = fields.httpsUrl("issuer");
+  return {
+    issuer,
+    jwks_uri: fields.httpsUrl("jwks_uri", `${issuer}/keys`),
+    signing_keys_dir: fields.file("signing_keys_dir"),
+    generate_key: fields.boolean("generate_key", false),
+    token_lifetime_seconds: fields.integer("token_lifetime_seconds", OIDC_TOKEN_LIFETIME.default, OIDC_TOKEN_LIFETIME.min, OIDC_TOKEN_LIFETIME.max),
+    discovery_listen: fields.has("discovery_listen") ? parseListen(fields.section("discovery_listen"), 8444) : null,
+  };
+}
+
 function parseAws(fields: Fields, defaultRegion: string): AwsConfig {
   return {
     sts_endpoint: fields.has("sts_endpoint") ? fields.url("sts_endpoint") : null,
@@ -181,6 +232,8 @@ function parseAws(fields: Fields, defaultRegion: string): AwsConfig {
     role_arns: fields.identityMap("role_arns", (arn) => ROLE_ARN.test(arn), true),
     duration_seconds: fields.integer("duration_seconds", 900, 900, 43_200),
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
+    token_audience: fields.string("token_audience", DEFAULT_AWS_TOKEN_AUDIENCE),
+    action_prefixes: fields.stringMap("action_prefixes", (service) => isServiceName(service) && providerOf(service) === "aws", (prefix) => IAM_ACTION_PREFIX.test(prefix)),
   };
 }
 
@@ -197,6 +250,7 @@ function parseGcp(fields: Fields): GcpConfig {
     service_accounts: fields.identityMap("service_accounts", (email) => /^[^@\s/]+@[^@\s/]+$/.test(email), false),
     token_lifetime_seconds: fields.integer("token_lifetime_seconds", 3600, 1, 43_200),
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
+    token_audience: fields.string("token_audience", audience),
   };
 }
 
@@ -208,6 +262,7 @@ function parseAzure(fields: Fields): AzureConfig {
     scopes: fields.stringMap("scopes", (service) => isServiceName(service) && providerOf(service) === "azure"),
     ca_file: fields.has("ca_file") ? fields.file("ca_file") : null,
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
+    token_audience: fields.string("token_audience", DEFAULT_AZURE_TOKEN_AUDIENCE),
   };
 }
 
@@ -274,6 +329,12 @@ class Fields {
     return this.value(key, fallback, (v) => typeof v === "string" && /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), "an http(s) URL").replace(/\/+$/, "");
   }
 
+  /** An https URL without query or fragment, trailing slashes removed: what the clouds accept as an OIDC issuer or JWKS URL. */
+  httpsUrl(key: string, fallback?: string): string {
+    const valid = (v: unknown) => typeof v === "string" && /^https:\/\/[^\s?#]+$/.test(v) && URL.canParse(v) && new URL(v).hostname !== "";
+    return this.value(key, fallback, valid, "an https URL without query or fragment").replace(/\/+$/, "");
+  }
+
   region(key: string, fallback?: string): string {
     return this.value(key, fallback, (v) => typeof v === "string" && isRegion(v), `a region matching ${REGION_RULE}`);
   }
@@ -299,10 +360,10 @@ class Fields {
     return typeof this.object[key] === "string" ? [this.string(key)] : this.stringList(key, fallback);
   }
 
-  stringMap(key: string, validKey: (key: string) => boolean): Record<string, string> {
+  stringMap(key: string, validKey: (key: string) => boolean, validValue: (value: string) => boolean = () => true): Record<string, string> {
     const map = this.value<Record<string, unknown>>(key, {}, (v) => typeof v === "object" && !Array.isArray(v), "an object");
     for (const [entry, value] of Object.entries(map)) {
-      if (!validKey(entry) || typeof value !== "string" || value.length === 0) {
+      if (!validKey(entry) || typeof value !== "string" || value.length === 0 || !validValue(value)) {
         throw new ConfigError(`${this.name(key)}["${entry}"]`, "is not valid");
       }
     }

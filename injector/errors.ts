@@ -8,6 +8,7 @@ export type Outcome =
   | "bad_request"
   | "unauthenticated"
   | "trust_bundle_unavailable"
+  | "signing_key_unavailable"
   | "denied"
   | "policy_unavailable"
   | "not_configured"
@@ -41,6 +42,10 @@ export const unauthenticated = (message: string) =>
 
 export const trustBundleUnavailable = () =>
   new ExchangeError(503, "CredentialError", "trust_bundle_unavailable", "the JWT-SVID trust bundle is unavailable");
+
+/** No OIDC signing key may sign now: the injector cannot mint the token a cloud would accept. */
+export const signingKeyUnavailable = () =>
+  new ExchangeError(503, "CredentialError", "signing_key_unavailable", "the injector's OIDC signing key is unavailable");
 
 export const denied = (message: string) => new ExchangeError(403, "CredentialError", "denied", message);
 

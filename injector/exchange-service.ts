@@ -102,7 +102,7 @@ export class ExchangeService {
   private exchangeFor(authenticated: AuthenticatedRequest, target: ExchangeTarget, scopes: string[]): Promise<IssuedCredentials> {
     const exchange = this.deps.exchanges.get(target.provider);
     if (!exchange) throw notConfigured(`${target.provider} exchanges are not configured on this injector`);
-    return exchange.exchange({ identity: authenticated.identity, jwtSvid: authenticated.jwtSvid, service: target.service, region: target.region, scopes });
+    return exchange.exchange({ identity: authenticated.identity, service: target.service, region: target.region, scopes });
   }
 
   private failure(error: unknown, log: ExchangeLog): Reply {

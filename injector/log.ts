@@ -8,6 +8,8 @@ export type { Logger };
 const REDACTED_PATHS = [
   "credentials", "*.credentials", "token", "*.token", "jwt", "*.jwt", "jwtSvid", "*.jwtSvid",
   "authorization", "*.authorization", "headers.authorization", "*.headers.authorization",
+  "WebIdentityToken", "*.WebIdentityToken", "subject_token", "*.subject_token", "client_assertion", "*.client_assertion",
+  "privateKey", "*.privateKey",
 ];
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {

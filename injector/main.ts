@@ -4,6 +4,7 @@
 // missing). Prints "listening on URL" once ready; SIGTERM or SIGINT shut it down cleanly.
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfigFile, type InjectorConfig } from "./config.ts";
+import { createLogger } from "./log.ts";
 import { startInjector } from "./server.ts";
 
 function fail(message: string): never {
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     throw error;
   }
   process.stdout.write(`listening on ${injector.url}\n`);
+  if (injector.discoveryUrl) createLogger(injector.config.log_level).info({ url: injector.discoveryUrl }, "oidc discovery listening");
   const shutDown = () => void injector.close().then(() => process.exit(0));
   process.once("SIGTERM", shutDown);
   process.once("SIGINT", shutDown);

@@ -1,6 +1,8 @@
 // The injector's HTTP(S) server: POST /exchange, GET /healthz, and the JSON error contract for
 // everything else. With TLS configured it presents its own certificate and verifies the client's
-// (the sidecar's X.509-SVID) against the configured CA bundle.
+// (the sidecar's X.509-SVID) against the configured CA bundle. When `oidc.discovery_listen` is
+// set, a second, plain-HTTP listener serves only the OIDC discovery document and the JWKS, which
+// are public (see oidc/discovery.ts).
 import { readFileSync } from "node:fs";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
@@ -13,6 +15,9 @@ import { parseConfig, type InjectorConfig } from "./config.ts";
 import { badRequest } from "./errors.ts";
 import { ExchangeService, type Reply } from "./exchange-service.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { CloudTokenIssuer } from "./oidc/cloud-tokens.ts";
+import { discoveryHandler } from "./oidc/discovery.ts";
+import { SigningKeyStore } from "./oidc/signing-keys.ts";
 import { OpaClient } from "./opa.ts";
 import { createExchanges } from "./providers/index.ts";
 
@@ -26,6 +31,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Relative file paths in the config are resolved against this (default: the working directory). */
   baseDir?: string;
+  /** Epoch milliseconds for minting and key rotation (default Date.now); tests move it. */
+  clock?: () => number;
 }
 
 export interface RunningInjector {
@@ -33,6 +40,10 @@ export interface RunningInjector {
   /** e.g. https://127.0.0.1:8443 */
   url: string;
   config: InjectorConfig;
+  /** e.g. http://127.0.0.1:8444: serves {issuer path}/.well-known/openid-configuration and the JWKS; null without oidc.discovery_listen. */
+  discoveryUrl: string | null;
+  /** The OIDC signing keys (rotate(), reload(), statuses(), jwks()); null without an oidc section. */
+  signingKeys: SigningKeyStore | null;
   close(): Promise<void>;
 }
 
@@ -42,8 +53,11 @@ const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 export async function startInjector(input: InjectorConfigInput, options: StartOptions = {}): Promise<RunningInjector> {
   const config = parseConfig(input, options.baseDir);
   const logger = options.logger ?? createLogger(config.log_level);
+  const clock = options.clock ?? Date.now;
+  const signingKeys = config.oidc ? await SigningKeyStore.open(config.oidc, { clock, logger }) : null;
+  const tokens = config.oidc && signingKeys ? new CloudTokenIssuer(config.oidc, signingKeys, clock) : noIssuer;
   const opa = new OpaClient(config.opa.url, config.opa.decision_path, config.opa.timeout_ms);
-  const exchanges = createExchanges(config);
+  const exchanges = createExchanges(config, tokens);
   const service = new ExchangeService({
     config,
     catalog: new ServiceCatalog(config.extra_services),
@@ -53,28 +67,63 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
     logger,
   });
 
-  const server = createServer(config, (request, response) => void route(service, request, response));
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 5_000;
+  const release = () => {
+    opa.close();
+    for (const exchange of exchanges.values()) exchange.close?.();
+  };
+  let discovery: http.Server | null = null;
+  try {
+    if (config.oidc?.discovery_listen && signingKeys) {
+      const handler = discoveryHandler(config.oidc, signingKeys);
+      discovery = await listen(http.createServer((request, response) => void handler(request, response)), config.oidc.discovery_listen);
+    }
+    const server = createServer(config, (request, response) => void route(service, request, response));
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 5_000;
+    await listen(server, config.listen);
+    const discoveryServer = discovery;
+    return {
+      port: (server.address() as AddressInfo).port,
+      url: urlOf(server, config.listen.host, config.tls ? "https" : "http"),
+      config,
+      discoveryUrl: discoveryServer && config.oidc?.discovery_listen ? urlOf(discoveryServer, config.oidc.discovery_listen.host, "http") : null,
+      signingKeys,
+      async close() {
+        await Promise.all([stop(server), discoveryServer && stop(discoveryServer)]);
+        release();
+      },
+    };
+  } catch (error) {
+    if (discovery) await stop(discovery);
+    release();
+    throw error;
+  }
+}
+
+/** Without an oidc section no cloud exchange is configured (parseConfig insists), so nothing mints. */
+const noIssuer = {
+  mint(): Promise<string> {
+    return Promise.reject(new Error("no OIDC issuer is configured"));
+  },
+};
+
+async function listen<T extends http.Server>(server: T, address: { host: string; port: number }): Promise<T> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(config.listen.port, config.listen.host, () => resolve());
+    server.listen(address.port, address.host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  const host = config.listen.host.includes(":") ? `[${config.listen.host}]` : config.listen.host;
+  return server;
+}
 
-  return {
-    port,
-    url: `${config.tls ? "https" : "http"}://${host}:${port}`,
-    config,
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-      opa.close();
-      for (const exchange of exchanges.values()) exchange.close?.();
-    },
-  };
+function stop(server: http.Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
+}
+
+function urlOf(server: http.Server, host: string, scheme: string): string {
+  const { port } = server.address() as AddressInfo;
+  return `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 function createServer(config: InjectorConfig, listener: http.RequestListener): http.Server {

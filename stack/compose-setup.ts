@@ -35,6 +35,7 @@ injector.tls = injector.tls && {
   client_ca_file: injector.tls.client_ca_file && relative(injector.tls.client_ca_file),
 };
 if (injector.jwt.jwks_file) injector.jwt.jwks_file = relative(injector.jwt.jwks_file);
+if (injector.oidc) injector.oidc.signing_keys_dir = relative(injector.oidc.signing_keys_dir);
 writeFileSync(path.join(out, "injector.json"), JSON.stringify(injector, null, 2) + "\n");
 
 console.log(`wrote ${RENDERED_DIR}/envoy.yaml and ${RENDERED_DIR}/injector.json; identity material in ${path.relative(projectRoot, identity.dir)}/`);

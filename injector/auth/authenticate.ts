@@ -10,8 +10,6 @@ import type { JwtSvidVerifier } from "./jwt-svid.ts";
 
 export interface AuthenticatedRequest {
   identity: AgentSpiffeId;
-  /** The agent's JWT-SVID, needed as the web-identity token for the cloud exchange. Never logged. */
-  jwtSvid: string;
   /** SPIFFE ID of the mTLS client (the sidecar), when the connection has one. */
   caller: string | undefined;
 }
@@ -38,6 +36,8 @@ export class Authenticator {
       if (value !== undefined && value !== identity[part]) throw unauthenticated(`${HEADERS[part]} does not match the SPIFFE ID`);
     }
     if (caller) this.callers.check(caller, identity);
-    return { identity, jwtSvid, caller };
+    // The JWT-SVID is for the sidecar and the injector only: it proves who asks, and goes no
+    // further. (A revoked-identity check belongs here, once the identity is known.)
+    return { identity, caller };
   }
 }

@@ -1,14 +1,16 @@
-// AWS: AssumeRoleWithWebIdentity with the agent's JWT-SVID as the web-identity token. AWS trusts
-// the SPIFFE OIDC issuer through an IAM OIDC identity provider; the role comes from the config
-// (most specific tenant/agent/role key wins). The call is unsigned, so the injector itself holds
-// no AWS credentials.
+// AWS: AssumeRoleWithWebIdentity with a token the injector minted for STS (aud = the IAM OIDC
+// provider's client ID, sub = the agent's SPIFFE ID); AWS trusts the injector's issuer through an
+// IAM OIDC identity provider. The role comes from the config (most specific tenant/agent/role key
+// wins) and a session policy always narrows it to the granted service. The call is unsigned, so
+// the injector itself holds no AWS credentials.
 import { createHash } from "node:crypto";
 import { AssumeRoleWithWebIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import type { AgentSpiffeId } from "../../contract/index.ts";
 import type { AwsConfig } from "../config.ts";
 import { denied, exchangeRejected, exchangeUnavailable, type ExchangeError } from "../errors.ts";
 import { mostSpecific } from "../identity-map.ts";
-import { readOnlySessionPolicy } from "./aws-session-policy.ts";
+import type { CloudTokenMinter } from "../oidc/cloud-tokens.ts";
+import { iamActionPrefix, readOnlySessionPolicy, serviceSessionPolicy } from "./aws-session-policy.ts";
 import { READ_SCOPE, enforceableScopes, withDeadline, type CloudExchange, type ExchangeRequest, type IssuedCredentials } from "./provider.ts";
 
 const SERVICE_NAME = "AWS STS";
@@ -18,7 +20,10 @@ export class AwsExchange implements CloudExchange {
   readonly provider = "aws";
   private readonly sts: STSClient;
 
-  constructor(private readonly config: AwsConfig) {
+  constructor(
+    private readonly config: AwsConfig,
+    private readonly tokens: CloudTokenMinter,
+  ) {
     this.sts = new STSClient({
       region: config.sts_region,
       endpoint: config.sts_endpoint ?? undefined,
@@ -30,12 +35,13 @@ export class AwsExchange implements CloudExchange {
     const roleArn = mostSpecific(this.config.role_arns, request.identity);
     if (!roleArn) throw denied(`no AWS role is configured for ${identityKey(request.identity)}`);
     const scopes = enforceableScopes(request, [READ_SCOPE]);
+    const prefix = iamActionPrefix(request.service, this.config.action_prefixes);
     const command = new AssumeRoleWithWebIdentityCommand({
       RoleArn: roleArn,
       RoleSessionName: sessionName(request.identity),
-      WebIdentityToken: request.jwtSvid,
+      WebIdentityToken: await this.tokens.mint(request.identity.spiffeId, this.config.token_audience),
       DurationSeconds: this.config.duration_seconds,
-      Policy: scopes === "full" ? undefined : readOnlySessionPolicy(request.service),
+      Policy: scopes === "full" ? serviceSessionPolicy(prefix) : readOnlySessionPolicy(prefix),
     });
     const reply = await withDeadline(SERVICE_NAME, this.config.timeout_ms, (abortSignal) => this.sts.send(command, { abortSignal }), classify);
     const { AccessKeyId, SecretAccessKey, SessionToken, Expiration } = reply.Credentials ?? {};

@@ -1,7 +1,8 @@
 // Azure: the federated client-assertion flow. The app registration (or user-assigned managed
-// identity) trusts the SPIFFE OIDC issuer through a federated identity credential; @azure/identity's
-// ClientAssertionCredential presents the JWT-SVID as the client assertion and gets an access token
-// for the service's resource scope.
+// identity) trusts the injector's OIDC issuer through a federated identity credential;
+// @azure/identity's ClientAssertionCredential presents a token the injector minted for Entra ID
+// (aud = api://AzureADTokenExchange) as the client assertion and gets an access token for the
+// service's resource scope.
 import { readFileSync } from "node:fs";
 import { ClientAssertionCredential } from "@azure/identity";
 import { providerOf } from "../../contract/index.ts";
@@ -9,6 +10,7 @@ import type { AzureConfig } from "../config.ts";
 import { ConfigError } from "../config.ts";
 import { denied, exchangeRejected, exchangeUnavailable, type ExchangeError } from "../errors.ts";
 import { mostSpecific } from "../identity-map.ts";
+import type { CloudTokenMinter } from "../oidc/cloud-tokens.ts";
 import { enforceableScopes, withDeadline, type CloudExchange, type ExchangeRequest, type IssuedCredentials } from "./provider.ts";
 
 const SERVICE_NAME = "Azure AD";
@@ -24,7 +26,11 @@ export class AzureExchange implements CloudExchange {
   private readonly scopes: Readonly<Record<string, string>>;
   private readonly trustedCa: string | undefined;
 
-  constructor(private readonly config: AzureConfig, extraServices: readonly string[]) {
+  constructor(
+    private readonly config: AzureConfig,
+    private readonly tokens: CloudTokenMinter,
+    extraServices: readonly string[],
+  ) {
     this.scopes = { ...BUILT_IN_AZURE_SCOPES, ...config.scopes };
     const unscoped = extraServices.filter((service) => providerOf(service) === "azure" && !this.scopes[service]);
     if (unscoped.length > 0) throw new ConfigError("azure.scopes", `has no token scope for ${unscoped.join(", ")}`);
@@ -36,9 +42,10 @@ export class AzureExchange implements CloudExchange {
     if (!clientId) throw denied(`no Azure client ID is configured for ${request.identity.tenant}/${request.identity.agent}/${request.identity.role}`);
     // An Azure token's reach is fixed by the app's role assignments; no scope can narrow it per request.
     enforceableScopes(request, []);
+    const assertion = await this.tokens.mint(request.identity.spiffeId, this.config.token_audience);
     return withDeadline(SERVICE_NAME, this.config.timeout_ms, async (abortSignal) => {
       // One credential per exchange: MSAL caches tokens per client, and the assertion belongs to one agent.
-      const credential = new ClientAssertionCredential(this.config.tenant_id, clientId, async () => request.jwtSvid, {
+      const credential = new ClientAssertionCredential(this.config.tenant_id, clientId, async () => assertion, {
         authorityHost: this.config.authority_host,
         // Instance discovery would call login.microsoftonline.com whatever the authority host is.
         disableInstanceDiscovery: true,

@@ -2,10 +2,12 @@
 import type { AgentSpiffeId, Provider } from "../../contract/index.ts";
 import { ExchangeError, denied, exchangeTimedOut } from "../errors.ts";
 
+/**
+ * What a provider is asked for, after authentication and OPA. It carries no token: the agent's
+ * JWT-SVID stays with the authenticator, and each provider mints the token its cloud sees.
+ */
 export interface ExchangeRequest {
   identity: AgentSpiffeId;
-  /** The agent's verified JWT-SVID: the web-identity token / subject token / client assertion. */
-  jwtSvid: string;
   service: string;
   region: string;
   /** The scopes OPA granted ([] = full access), e.g. ["read"] for "aws_s3:read". */

@@ -5,6 +5,10 @@ import { DEV_CONFIG_FILE } from "../dev-config.ts";
 import { createExchanges } from "../providers/index.ts";
 
 const minimal = { jwt: { jwks_file: "jwks.json" }, trust_domains: ["hexr.local"], opa: { url: "http://127.0.0.1:8181" } };
+/** Any cloud exchange needs the injector's own OIDC issuer. */
+const withIssuer = { ...minimal, oidc: { issuer: "https://oidc.hexr.cloud", signing_keys_dir: "oidc-keys" } };
+const ROLE = "arn:aws:iam::123456789012:role/r";
+const neverMints = { mint: () => Promise.reject(new Error("not in this test")) };
 
 function errorOf(raw: unknown): string {
   try {
@@ -26,16 +30,42 @@ describe("injector configuration", () => {
     expect(config.jwt.algorithms).not.toContain("none");
     expect(config.opa).toEqual({ url: "http://127.0.0.1:8181", decision_path: "hexr/exchange/decision", timeout_ms: 500 });
     expect(config.default_regions).toEqual({ aws: "us-east-1", gcp: "us-central1", azure: "eastus" });
-    expect([config.aws, config.gcp, config.azure]).toEqual([null, null, null]);
+    expect([config.oidc, config.aws, config.gcp, config.azure]).toEqual([null, null, null, null]);
   });
 
-  it("defaults AWS to 15-minute credentials from the default region's STS", () => {
-    const config = parseConfig({ ...minimal, default_regions: { aws: "eu-west-1" }, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" } } });
-    expect(config.aws).toEqual({ sts_endpoint: null, sts_region: "eu-west-1", role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 900, timeout_ms: 5000 });
+  it("defaults AWS to 15-minute credentials from the default region's STS, minted tokens for sts.amazonaws.com", () => {
+    const config = parseConfig({ ...withIssuer, default_regions: { aws: "eu-west-1" }, aws: { role_arns: { "*": ROLE } } });
+    expect(config.aws).toEqual({
+      sts_endpoint: null, sts_region: "eu-west-1", role_arns: { "*": ROLE }, duration_seconds: 900, timeout_ms: 5000,
+      token_audience: "sts.amazonaws.com", action_prefixes: {},
+    });
+  });
+
+  it("defaults the OIDC issuer's tokens to 5 minutes, its JWKS to {issuer}/keys, and no key generation", () => {
+    const config = parseConfig({ ...minimal, oidc: { issuer: "https://oidc.hexr.cloud/", signing_keys_dir: "keys" } }, "/etc/hexr");
+    expect(config.oidc).toEqual({
+      issuer: "https://oidc.hexr.cloud", jwks_uri: "https://oidc.hexr.cloud/keys", signing_keys_dir: "/etc/hexr/keys",
+      generate_key: false, token_lifetime_seconds: 300, discovery_listen: null,
+    });
+  });
+
+  it("defaults each cloud's token audience: the GCP provider's resource name, Entra ID's token exchange audience", () => {
+    const config = parseConfig({
+      ...withIssuer,
+      gcp: { workload_identity_provider: "projects/1/locations/global/workloadIdentityPools/p/providers/r" },
+      azure: { tenant_id: "t", client_ids: { "*": "c" } },
+    });
+    expect(config.gcp?.token_audience).toBe("//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/r");
+    expect(config.azure?.token_audience).toBe("api://AzureADTokenExchange");
   });
 
   it("accepts a parsed configuration again unchanged", () => {
-    const config = parseConfig({ ...minimal, tls: { cert_file: "c.pem", key_file: "k.pem", client_ca_file: "ca.pem" } }, "/etc/hexr");
+    const config = parseConfig({
+      ...withIssuer,
+      tls: { cert_file: "c.pem", key_file: "k.pem", client_ca_file: "ca.pem" },
+      aws: { role_arns: { "*": ROLE } },
+      gcp: { workload_identity_provider: "projects/1/locations/global/workloadIdentityPools/p/providers/r" },
+    }, "/etc/hexr");
     expect(parseConfig(config, "/elsewhere")).toEqual(config);
   });
 
@@ -45,7 +75,11 @@ describe("injector configuration", () => {
     expect(config.listen.port).toBe(15443);
     expect(config.tls).toEqual({ cert_file: path.join(devDir, "injector.pem"), key_file: path.join(devDir, "injector-key.pem"), client_ca_file: path.join(devDir, "ca.pem"), require_client_cert: true });
     expect(config.jwt).toMatchObject({ jwks_file: path.join(devDir, "jwks.json"), audience: ["hexr-credential-injector"], issuer: "https://oidc.hexr.local" });
-    expect(config.aws?.role_arns["*"]).toMatch(/^arn:aws:iam::\d{12}:role\//);
+    expect(config.oidc).toMatchObject({ issuer: "https://oidc.hexr.cloud", signing_keys_dir: path.join(devDir, "oidc-keys"), generate_key: true, token_lifetime_seconds: 300 });
+    expect(config.oidc?.issuer).not.toBe(config.jwt.issuer);
+    // One role per identity pattern, not one role for all: no "*" entry.
+    expect(Object.keys(config.aws!.role_arns)).not.toContain("*");
+    expect(new Set(Object.values(config.aws!.role_arns)).size).toBe(Object.keys(config.aws!.role_arns).length);
   });
 
   it.each([
@@ -73,6 +107,18 @@ describe("injector configuration", () => {
     [{ ...minimal, aws: { role_arns: { "acme-corp/..": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["acme-corp/.."] is not valid'],
     [{ ...minimal, aws: { role_arns: { "t/a/r/x": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["t/a/r/x"] is not valid'],
     [{ ...minimal, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 60 } }, "injector config: aws.duration_seconds must be an integer from 900 to 43200"],
+    [{ ...minimal, aws: { role_arns: { "*": ROLE } } }, "injector config: oidc is required when aws, gcp or azure exchanges are configured"],
+    [{ ...withIssuer, aws: { role_arns: { "*": ROLE }, action_prefixes: { aws_s3: "S3:" } } }, 'injector config: aws.action_prefixes["aws_s3"] is not valid'],
+    [{ ...withIssuer, aws: { role_arns: { "*": ROLE }, action_prefixes: { gcp_storage: "s3" } } }, 'injector config: aws.action_prefixes["gcp_storage"] is not valid'],
+    [{ ...minimal, oidc: { signing_keys_dir: "k" } }, "injector config: oidc.issuer is required"],
+    [{ ...minimal, oidc: { issuer: "http://oidc.hexr.cloud", signing_keys_dir: "k" } }, "injector config: oidc.issuer must be an https URL without query or fragment"],
+    [{ ...minimal, oidc: { issuer: "https://oidc.hexr.cloud?x=1", signing_keys_dir: "k" } }, "injector config: oidc.issuer must be an https URL without query or fragment"],
+    [{ ...minimal, oidc: { issuer: "https://oidc.hexr.cloud" } }, "injector config: oidc.signing_keys_dir is required"],
+    [{ ...withIssuer, oidc: { ...withIssuer.oidc, token_lifetime_seconds: 30 } }, "injector config: oidc.token_lifetime_seconds must be an integer from 60 to 3600"],
+    [{ ...withIssuer, oidc: { ...withIssuer.oidc, token_lifetime_seconds: 7200 } }, "injector config: oidc.token_lifetime_seconds must be an integer from 60 to 3600"],
+    [{ ...withIssuer, oidc: { ...withIssuer.oidc, jwks_uri: "http://x/keys" } }, "injector config: oidc.jwks_uri must be an https URL without query or fragment"],
+    [{ ...withIssuer, oidc: { ...withIssuer.oidc, discovery_listen: { port: -1 } } }, "injector config: oidc.discovery_listen.port must be an integer from 0 to 65535"],
+    [{ ...withIssuer, jwt: { jwks_file: "a", issuer: "https://oidc.hexr.cloud" } }, "injector config: oidc.issuer must differ from jwt.issuer: the clouds must not trust the issuer of the agents' own tokens"],
     [{ ...minimal, gcp: { workload_identity_provider: "my-pool" } }, "injector config: gcp.workload_identity_provider must be projects/N/locations/global/workloadIdentityPools/POOL/providers/PROVIDER"],
     [{ ...minimal, azure: { client_ids: { "*": "c" } } }, "injector config: azure.tenant_id is required"],
     [{ ...minimal, azure: { tenant_id: "t", client_ids: { "*": "c" }, scopes: { aws_s3: "https://x/.default" } } }, 'injector config: azure.scopes["aws_s3"] is not valid'],
@@ -82,7 +128,7 @@ describe("injector configuration", () => {
 
   it("accepts extra services, trust domains and identity keys in the contract's grammars", () => {
     const config = parseConfig({
-      ...minimal,
+      ...withIssuer,
       trust_domains: ["hexr.local", "td-1.example_x"],
       extra_services: ["aws_my-svc", "gcp_9lives", "azure_key_vault"],
       aws: { role_arns: { "Acme/Writer.v2/editor_1": "arn:aws:iam::123456789012:role/r" } },
@@ -93,9 +139,14 @@ describe("injector configuration", () => {
   });
 
   it("rejects an Azure extra service without a token scope when the exchanges are built", () => {
-    const config = parseConfig({ ...minimal, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" } } });
-    expect(() => createExchanges(config)).toThrow("injector config: azure.scopes has no token scope for azure_keyvault");
-    const scoped = parseConfig({ ...minimal, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" }, scopes: { azure_keyvault: "https://vault.azure.net/.default" } } });
-    expect(createExchanges(scoped).has("azure")).toBe(true);
+    const config = parseConfig({ ...withIssuer, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" } } });
+    expect(() => createExchanges(config, neverMints)).toThrow("injector config: azure.scopes has no token scope for azure_keyvault");
+    const scoped = parseConfig({ ...withIssuer, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" }, scopes: { azure_keyvault: "https://vault.azure.net/.default" } } });
+    expect(createExchanges(scoped, neverMints).has("azure")).toBe(true);
+  });
+
+  it("accepts IAM action prefixes for AWS services in the config", () => {
+    const config = parseConfig({ ...withIssuer, extra_services: ["aws_step_functions"], aws: { role_arns: { "*": ROLE }, action_prefixes: { aws_step_functions: "states" } } });
+    expect(config.aws?.action_prefixes).toEqual({ aws_step_functions: "states" });
   });
 });

@@ -1,5 +1,6 @@
 // Azure federated client-assertion flow against the real OPA server and a loopback stand-in for
-// Entra ID (see fakes/azure.ts: no local emulator exists).
+// Entra ID (see fakes/azure.ts: no local emulator exists), which checks the client assertion
+// against the injector's published JWKS as a federated identity credential does.
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -8,16 +9,20 @@ import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { freePort } from "../../support/processes.ts";
 import { projectRoot } from "../../support/tools.ts";
 import type { InjectorConfigInput } from "../server.ts";
-import { startAzureFake, type AzureFake } from "./fakes/azure.ts";
+import { decodeJwt } from "jose";
+import { AZURE_AUDIENCE, startAzureFake, type AzureFake } from "./fakes/azure.ts";
+import { resolverFor } from "./fakes/oidc-federation.ts";
 import {
-  ANALYST_ID, MULTI_CLOUD_ID, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
-  type CapturedInjector, type ClientTls, type TestIdentity,
+  ANALYST_ID, MULTI_CLOUD_ID, OIDC_ISSUER, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
+  verifyAgainstPublishedJwks, type CapturedInjector, type ClientTls, type TestIdentity,
 } from "./helpers.ts";
 
 const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const DEFAULT_CLIENT = "11111111-1111-1111-1111-111111111111";
 const RESEARCH_CLIENT = "22222222-2222-2222-2222-222222222222";
 const ARCHIVIST_ID = "spiffe://hexr.local/agent/acme-corp/archivist/main";
+/** Granted azure_storage by policy/data.json, mapped to DEFAULT_CLIENT, but no federated credential names it. */
+const UNFEDERATED_ID = "spiffe://hexr.local/agent/acme-corp/multi-cloud-agent/main";
 
 let identity: TestIdentity;
 let policyDir: string;
@@ -25,7 +30,6 @@ let opa: OpaServer;
 let entra: AzureFake;
 let injector: CapturedInjector;
 let tls: ClientTls;
-const minted = new Set<string>();
 
 /** The shipped policy and data, plus an agent granted azure_storage in the :read form. */
 async function policyWithReadOnlyAzureGrant(): Promise<string> {
@@ -37,13 +41,14 @@ async function policyWithReadOnlyAzureGrant(): Promise<string> {
   return dir;
 }
 
-function azureConfig(authorityHost: string, timeoutMs = 1000): InjectorConfigInput["azure"] {
+function azureConfig(authorityHost: string, timeoutMs = 1000, overrides: Record<string, unknown> = {}): InjectorConfigInput["azure"] {
   return {
     authority_host: authorityHost,
     tenant_id: TENANT_ID,
     client_ids: { "*": DEFAULT_CLIENT, "acme-corp/research-analyst": RESEARCH_CLIENT },
     ca_file: identity.paths.ca,
     timeout_ms: timeoutMs,
+    ...overrides,
   };
 }
 
@@ -55,8 +60,9 @@ beforeAll(async () => {
     cert: await readFile(identity.paths.listenerCert, "utf8"),
     key: await readFile(identity.paths.listenerKey, "utf8"),
     tenantId: TENANT_ID,
-    clientIds: [DEFAULT_CLIENT, RESEARCH_CLIENT],
-    acceptsAssertion: (assertion) => minted.has(assertion),
+    issuer: { issuer: OIDC_ISSUER, resolve: resolverFor(OIDC_ISSUER, () => injector.discoveryUrl!) },
+    // One federated credential per identity: the app trusts exactly the subjects it names.
+    federatedSubjects: { [DEFAULT_CLIENT]: [MULTI_CLOUD_ID], [RESEARCH_CLIENT]: [ANALYST_ID] },
   });
   injector = await startCaptured({ ...baseConfig(identity, opa.url), azure: azureConfig(entra.url) });
   tls = await sidecarTls(identity);
@@ -70,18 +76,17 @@ afterAll(async () => {
   if (policyDir) await rm(policyDir, { recursive: true, force: true });
 });
 
-async function exchange(spiffeId: string, service: string, options: { mintedByUs?: boolean; url?: string } = {}) {
+async function exchange(spiffeId: string, service: string, options: { url?: string } = {}) {
   const token = await identity.mint(spiffeId);
-  if (options.mintedByUs ?? true) minted.add(token);
   entra.tokenRequests.length = 0;
   const reply = await send(options.url ?? injector.url, { headers: filterHeaders(spiffeId, token), body: JSON.stringify({ service }), tls });
   return { token, reply };
 }
 
 describe("Azure exchange", () => {
-  it("presents the JWT-SVID as the client assertion and returns a 1 h access token", async () => {
+  it("presents a client assertion it minted for Entra ID and returns a 1 h access token", async () => {
     const before = Math.floor(Date.now() / 1000);
-    const { token, reply } = await exchange(MULTI_CLOUD_ID, "azure_storage");
+    const { token: jwtSvid, reply } = await exchange(MULTI_CLOUD_ID, "azure_storage");
 
     expect(reply.status).toBe(200);
     expect(reply.json).toMatchObject({ service: "azure_storage", provider: "azure", region: "eastus", spiffe_id: MULTI_CLOUD_ID });
@@ -95,7 +100,12 @@ describe("Azure exchange", () => {
     expect(form.get("client_id")).toBe(DEFAULT_CLIENT);
     expect(form.get("scope")).toBe("https://storage.azure.com/.default");
     expect(form.get("client_assertion_type")).toBe("urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-    expect(form.get("client_assertion")).toBe(token);
+    // Not the agent's token: the injector's, for the federated credential's audience.
+    const assertion = form.get("client_assertion")!;
+    expect(assertion).not.toBe(jwtSvid);
+    const claims = await verifyAgainstPublishedJwks(assertion, injector.discoveryUrl!, AZURE_AUDIENCE);
+    expect(claims).toMatchObject({ iss: OIDC_ISSUER, sub: MULTI_CLOUD_ID, aud: AZURE_AUDIENCE });
+    expect(claims.exp! - claims.iat!).toBe(300);
   });
 
   it("uses the most specific client ID and the service's resource scope", async () => {
@@ -112,11 +122,42 @@ describe("Azure exchange", () => {
     expect(entra.tokenRequests).toHaveLength(0);
   });
 
-  it("answers 502 with the error and AADSTS code when Entra ID rejects the assertion", async () => {
-    const { reply, token } = await exchange(MULTI_CLOUD_ID, "azure_storage", { mintedByUs: false });
+  it("answers 502 with the error and AADSTS code when no federated credential names the identity", async () => {
+    const { reply, token } = await exchange(UNFEDERATED_ID, "azure_storage");
     expect(reply.status).toBe(502);
     expect(reply.json).toEqual({ error: { type: "CredentialError", message: "Azure AD rejected the exchange: invalid_client: AADSTS700213" } });
-    expect(injector.logText()).not.toContain(token);
+    expect(decodeJwt(entra.tokenRequests[0].get("client_assertion")!).sub).toBe(UNFEDERATED_ID);
+    for (const secret of [token, entra.tokenRequests[0].get("client_assertion")!]) expect(injector.logText()).not.toContain(secret);
+  });
+
+  it("answers 502 when the assertion's audience is not the federated credential's", async () => {
+    const misconfigured = await startCaptured({ ...baseConfig(identity, opa.url), azure: azureConfig(entra.url, 1000, { token_audience: "api://AzureADMyOrg" }) });
+    try {
+      const { reply } = await exchange(MULTI_CLOUD_ID, "azure_storage", { url: misconfigured.url });
+      expect(reply.status).toBe(502);
+      expect(reply.json.error.message).toBe("Azure AD rejected the exchange: invalid_client: AADSTS700212");
+    } finally {
+      await misconfigured.close();
+    }
+  });
+
+  it("refuses the agent's own JWT-SVID presented to Entra ID directly, whatever its audience", async () => {
+    for (const audience of [undefined, AZURE_AUDIENCE]) {
+      const response = await send(entra.url, {
+        path: `/${TENANT_ID}/oauth2/v2.0/token`,
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "client_credentials",
+          client_id: DEFAULT_CLIENT,
+          scope: "https://storage.azure.com/.default",
+          client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+          client_assertion: await identity.mint(MULTI_CLOUD_ID, { audience }),
+        }).toString(),
+        tls: { ca: await readFile(identity.paths.ca, "utf8") },
+      });
+      expect(response.status).toBe(401);
+      expect(response.json).toMatchObject({ error: "invalid_client", error_codes: [700211] });
+    }
   });
 
   it("answers 504 within the timeout when Entra ID is slow", async () => {

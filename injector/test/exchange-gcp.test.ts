@@ -1,12 +1,15 @@
 // GCP Workload Identity Federation against the real OPA server and a loopback stand-in for Google's
-// STS and IAM Credentials endpoints (see fakes/gcp.ts: no local emulator exists).
+// STS and IAM Credentials endpoints (see fakes/gcp.ts: no local emulator exists), which verifies
+// the subject token against the injector's published JWKS as a workload identity pool does.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { freePort } from "../../support/processes.ts";
+import { decodeJwt } from "jose";
 import { GCP_AUDIENCE, startGcpFake, type GcpFake } from "./fakes/gcp.ts";
+import { resolverFor } from "./fakes/oidc-federation.ts";
 import {
-  ANALYST_ID, MULTI_CLOUD_ID, PIPELINE_ID, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
-  type CapturedInjector, type ClientTls, type TestIdentity,
+  ANALYST_ID, MULTI_CLOUD_ID, OIDC_ISSUER, PIPELINE_ID, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
+  verifyAgainstPublishedJwks, type CapturedInjector, type ClientTls, type TestIdentity,
 } from "./helpers.ts";
 
 const RESEARCHER_ID = "spiffe://hexr.local/agent/acme-corp/content-crew/researcher";
@@ -18,26 +21,32 @@ let opa: OpaServer;
 let google: GcpFake;
 let injector: CapturedInjector;
 let tls: ClientTls;
-const minted = new Set<string>();
+/** The injector whose discovery listener the fake fetches the issuer's keys from. */
+let issuerHost: CapturedInjector;
+
+function gcpConfig(overrides: Record<string, unknown> = {}) {
+  return {
+    sts_endpoint: `${google.url}/v1/token`,
+    iam_credentials_endpoint: google.url,
+    workload_identity_provider: GCP_AUDIENCE.replace("//iam.googleapis.com/", ""),
+    service_accounts: {
+      "acme-corp/data-pipeline": PIPELINE_SA,
+      "acme-corp/content-crew/researcher": RESEARCHER_SA,
+      "acme-corp/multi-cloud-analyst": "someone-else@hexr-dev.iam.gserviceaccount.com",
+    },
+    timeout_ms: 1000,
+    ...overrides,
+  };
+}
 
 beforeAll(async () => {
   identity = await testIdentity();
   opa = await startOpa();
-  google = await startGcpFake({ acceptsSubjectToken: (token) => minted.has(token), serviceAccounts: [PIPELINE_SA, RESEARCHER_SA] });
-  injector = await startCaptured({
-    ...baseConfig(identity, opa.url),
-    gcp: {
-      sts_endpoint: `${google.url}/v1/token`,
-      iam_credentials_endpoint: google.url,
-      workload_identity_provider: GCP_AUDIENCE.replace("//iam.googleapis.com/", ""),
-      service_accounts: {
-        "acme-corp/data-pipeline": PIPELINE_SA,
-        "acme-corp/content-crew/researcher": RESEARCHER_SA,
-        "acme-corp/multi-cloud-analyst": "someone-else@hexr-dev.iam.gserviceaccount.com",
-      },
-      timeout_ms: 1000,
-    },
+  google = await startGcpFake({
+    provider: { issuer: OIDC_ISSUER, resolve: resolverFor(OIDC_ISSUER, () => issuerHost.discoveryUrl!) },
+    serviceAccounts: [PIPELINE_SA, RESEARCHER_SA],
   });
+  injector = issuerHost = await startCaptured({ ...baseConfig(identity, opa.url), gcp: gcpConfig() });
   tls = await sidecarTls(identity);
 });
 
@@ -48,20 +57,36 @@ afterAll(async () => {
   await identity?.remove();
 });
 
-async function exchange(spiffeId: string, service: string, mintedByUs = true) {
+async function exchange(spiffeId: string, service: string, url = injector.url) {
   const token = await identity.mint(spiffeId);
-  if (mintedByUs) minted.add(token);
   google.calls.length = 0;
-  const reply = await send(injector.url, { headers: filterHeaders(spiffeId, token), body: JSON.stringify({ service }), tls });
+  const reply = await send(url, { headers: filterHeaders(spiffeId, token), body: JSON.stringify({ service }), tls });
   return { token, reply };
+}
+
+/** What a caller gets from Google STS when it presents `subjectToken` itself. */
+async function exchangeAtGoogle(subjectToken: string) {
+  const response = await fetch(`${google.url}/v1/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      audience: GCP_AUDIENCE,
+      scope: "https://www.googleapis.com/auth/cloud-platform",
+      requested_token_type: "urn:ietf:params:oauth:token-type:access_token",
+      subject_token: subjectToken,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+    }),
+  });
+  return { status: response.status, body: await response.json() };
 }
 
 const form = (index: number) => new URLSearchParams(google.calls[index].body);
 
 describe("GCP exchange", () => {
-  it("exchanges the JWT-SVID at STS, then impersonates the configured service account", async () => {
+  it("exchanges a token it minted for GCP at STS, then impersonates the configured service account", async () => {
     const before = Math.floor(Date.now() / 1000);
-    const { token, reply } = await exchange(PIPELINE_ID, "gcp_bigquery");
+    const { token: jwtSvid, reply } = await exchange(PIPELINE_ID, "gcp_bigquery");
 
     expect(reply.status).toBe(200);
     expect(reply.json).toMatchObject({ service: "gcp_bigquery", provider: "gcp", region: "us-central1", spiffe_id: PIPELINE_ID });
@@ -71,14 +96,20 @@ describe("GCP exchange", () => {
     expect(reply.headers["x-hexr-expires-at"]).toBe(String(reply.json.expires_at));
 
     expect(google.calls.map((call) => call.path)).toEqual(["/v1/token", `/v1/projects/-/serviceAccounts/${PIPELINE_SA}:generateAccessToken`]);
+    const subjectToken = form(0).get("subject_token")!;
     expect(Object.fromEntries(form(0))).toEqual({
       grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
       audience: GCP_AUDIENCE,
       scope: "https://www.googleapis.com/auth/cloud-platform",
       requested_token_type: "urn:ietf:params:oauth:token-type:access_token",
-      subject_token: token,
+      subject_token: subjectToken,
       subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
     });
+    // Not the agent's token: the injector's, for the workload identity pool provider's audience.
+    expect(subjectToken).not.toBe(jwtSvid);
+    const claims = await verifyAgainstPublishedJwks(subjectToken, injector.discoveryUrl!, GCP_AUDIENCE);
+    expect(claims).toMatchObject({ iss: OIDC_ISSUER, sub: PIPELINE_ID, aud: GCP_AUDIENCE });
+    expect(claims.exp! - claims.iat!).toBe(300);
     expect(JSON.parse(google.calls[1].body)).toEqual({ scope: ["https://www.googleapis.com/auth/cloud-platform"], lifetime: "3600s" });
   });
 
@@ -98,10 +129,24 @@ describe("GCP exchange", () => {
     expect(JSON.parse(google.calls[1].body).scope).toEqual(["https://www.googleapis.com/auth/cloud-platform.read-only"]);
   });
 
-  it("answers 502 with Google's error code when STS rejects the token", async () => {
-    const { reply } = await exchange(PIPELINE_ID, "gcp_bigquery", false);
-    expect(reply.status).toBe(502);
-    expect(reply.json).toEqual({ error: { type: "CredentialError", message: "GCP STS rejected the exchange: invalid_grant" } });
+  it("answers 502 with Google's error code when STS rejects the token (an audience the provider does not allow)", async () => {
+    const misconfigured = await startCaptured({ ...baseConfig(identity, opa.url), gcp: gcpConfig({ token_audience: "https://example.com/not-the-provider" }) });
+    try {
+      const { reply } = await exchange(PIPELINE_ID, "gcp_bigquery", misconfigured.url);
+      expect(reply.status).toBe(502);
+      expect(reply.json).toEqual({ error: { type: "CredentialError", message: "GCP STS rejected the exchange: invalid_grant" } });
+      expect(decodeJwt(form(0).get("subject_token")!).aud).toBe("https://example.com/not-the-provider");
+    } finally {
+      await misconfigured.close();
+    }
+  });
+
+  it("refuses the agent's own JWT-SVID presented to STS directly, whatever its audience", async () => {
+    for (const audience of [undefined, GCP_AUDIENCE]) {
+      const { status, body } = await exchangeAtGoogle(await identity.mint(PIPELINE_ID, { audience }));
+      expect(status).toBe(400);
+      expect(body).toEqual({ error: "invalid_grant", error_description: "The issuer in ID Token does not match the expected issuer of the provider." });
+    }
   });
 
   it("answers 502 with the status when impersonation is refused", async () => {
@@ -141,7 +186,8 @@ describe("GCP exchange", () => {
 
   it("keeps tokens out of the logs", async () => {
     const { token, reply } = await exchange(PIPELINE_ID, "gcp_bigquery");
-    expect(injector.logText()).not.toContain(token);
-    expect(injector.logText()).not.toContain(reply.json.credentials.access_token);
+    for (const secret of [token, form(0).get("subject_token")!, reply.json.credentials.access_token]) {
+      expect(injector.logText()).not.toContain(secret);
+    }
   });
 });

@@ -1,13 +1,16 @@
 // When the policy engine or the cloud's STS fails, the answer is a clear 5xx, on time, never an
 // allow, and never a token in the error.
+import { readdir, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeJwt } from "jose";
 import { freePort } from "../../support/processes.ts";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
 import type { InjectorConfigInput } from "../server.ts";
 import {
-  ANALYST_ID, DEFAULT_ROLE_ARN, baseConfig, filterHeaders, send, sidecarTls, startBlackHole, startCaptured, testIdentity,
+  ANALYST_ID, DEFAULT_ROLE_ARN, OIDC_ISSUER, baseConfig, filterHeaders, send, sidecarTls, startBlackHole, startCaptured, testIdentity,
   type ClientTls, type TestIdentity,
 } from "./helpers.ts";
 
@@ -142,13 +145,38 @@ describe("AWS STS failing", () => {
     try {
       const { port } = sts.address() as { port: number };
       const { reply, token, log } = await exchangeWith({ aws: { sts_endpoint: `http://127.0.0.1:${port}`, role_arns: { "*": DEFAULT_ROLE_ARN } } });
-      expect(seenToken).toBe(token);
+      // STS saw the injector's token for it, not the agent's JWT-SVID.
+      expect(seenToken).not.toBe(token);
+      expect(decodeJwt(seenToken)).toMatchObject({ iss: OIDC_ISSUER, sub: ANALYST_ID, aud: "sts.amazonaws.com" });
       expect(reply.status).toBe(502);
       expect(reply.json).toEqual({ error: { type: "CredentialError", message: "AWS STS rejected the exchange: InvalidIdentityToken" } });
       expect(log).toMatchObject({ outcome: "exchange_rejected", status: 502 });
-      expect(JSON.stringify(log)).not.toContain(token);
+      expect(reply.body).not.toContain(seenToken);
+      for (const secret of [token, seenToken]) expect(JSON.stringify(log)).not.toContain(secret);
     } finally {
       await new Promise((resolve) => sts.close(resolve));
+    }
+  });
+});
+
+describe("the OIDC signing key missing", () => {
+  it("answers 503 and calls no cloud when no key may sign the token the cloud needs", async () => {
+    const config = baseConfig(identity, opa.url);
+    const keysDir = path.join(identity.paths.dir, "oidc-keys-removed");
+    await moto.startRecording();
+    const injector = await startCaptured({ ...config, oidc: { ...config.oidc, signing_keys_dir: keysDir }, aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } } });
+    try {
+      for (const file of await readdir(keysDir)) await rm(path.join(keysDir, file));
+      await injector.signingKeys!.reload();
+      const token = await identity.mint(ANALYST_ID);
+      const reply = await send(injector.url, { headers: filterHeaders(ANALYST_ID, token), body: '{"service":"aws_s3"}', tls });
+      expect(reply.status).toBe(503);
+      expect(reply.json).toEqual({ error: { type: "CredentialError", message: "the injector's OIDC signing key is unavailable" } });
+      expect(injector.logLines().at(-1)).toMatchObject({ decision: "allow", outcome: "signing_key_unavailable", status: 503 });
+      const assumed = (await moto.recordedRequests()).filter((request) => request.body.includes("AssumeRoleWithWebIdentity"));
+      expect(assumed).toHaveLength(0);
+    } finally {
+      await injector.close();
     }
   });
 });

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
-import { SignJWT, importPKCS8 } from "jose";
+import { SignJWT, createLocalJWKSet, importPKCS8, jwtVerify, type JWTPayload } from "jose";
 import { HEADERS, parseAgentSpiffeId } from "../../contract/index.ts";
 import { DEV_AUDIENCE, DEV_ISSUER, ensureDevIdentity, mintJwtSvid, type DevIdentityPaths, type MintOptions } from "../../support/dev-identity.ts";
 import { createLogger } from "../log.ts";
@@ -17,6 +17,8 @@ export const PIPELINE_ID = "spiffe://hexr.local/agent/acme-corp/data-pipeline/ma
 export const ANALYST_ID = "spiffe://hexr.local/agent/acme-corp/research-analyst/main";
 export const MULTI_CLOUD_ID = "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main";
 export const DEFAULT_ROLE_ARN = "arn:aws:iam::123456789012:role/hexr-agent";
+/** The issuer the clouds trust (the seeds' oidc.hexr.cloud): the injector, never the agents' SPIRE. */
+export const OIDC_ISSUER = "https://oidc.hexr.cloud";
 
 export interface TestIdentity {
   paths: DevIdentityPaths;
@@ -48,7 +50,11 @@ export async function signedByDevKey(identity: TestIdentity, claims: Record<stri
     .sign(key);
 }
 
-/** The injector as the dev stack runs it (TLS, client certificate required), on a free port. */
+/**
+ * The injector as the dev stack runs it (TLS, client certificate required), on a free port, as
+ * the OIDC issuer the clouds trust: its signing key generated into the test's identity folder,
+ * its discovery documents on a plain-HTTP loopback listener of their own.
+ */
 export function baseConfig(identity: TestIdentity, opaUrl: string): InjectorConfigInput {
   const { paths } = identity;
   return {
@@ -57,7 +63,28 @@ export function baseConfig(identity: TestIdentity, opaUrl: string): InjectorConf
     jwt: { jwks_file: paths.jwks, audience: ["hexr-credential-injector"], issuer: "https://oidc.hexr.local" },
     trust_domains: ["hexr.local"],
     opa: { url: opaUrl, timeout_ms: 500 },
+    oidc: {
+      issuer: OIDC_ISSUER,
+      signing_keys_dir: path.join(paths.dir, "oidc-keys"),
+      generate_key: true,
+      discovery_listen: { host: "127.0.0.1", port: 0 },
+    },
   };
+}
+
+/** The injector's published JWKS, fetched from its discovery document as a cloud would. */
+export async function publishedJwks(discoveryUrl: string): Promise<{ keys: Record<string, unknown>[] }> {
+  const configuration = await (await fetch(`${discoveryUrl}/.well-known/openid-configuration`)).json();
+  const jwksPath = new URL(configuration.jwks_uri).pathname;
+  return (await fetch(`${discoveryUrl}${jwksPath}`)).json();
+}
+
+/** Verifies a token a cloud received against the injector's published JWKS: its claims, or a throw. */
+export async function verifyAgainstPublishedJwks(token: string, discoveryUrl: string, audience: string, now = Date.now()): Promise<JWTPayload> {
+  const keys = createLocalJWKSet((await publishedJwks(discoveryUrl)) as any);
+  const { payload, protectedHeader } = await jwtVerify(token, keys, { issuer: OIDC_ISSUER, audience, algorithms: ["RS256"], currentDate: new Date(now) });
+  if (protectedHeader.typ !== "JWT") throw new Error(`unexpected typ ${protectedHeader.typ}`);
+  return payload;
 }
 
 export interface CapturedInjector extends RunningInjector {
@@ -66,7 +93,8 @@ export interface CapturedInjector extends RunningInjector {
   logText(): string;
 }
 
-export async function startCaptured(config: InjectorConfigInput): Promise<CapturedInjector> {
+/** `clock` (epoch ms) is what the injector mints and rotates keys by; tests move it. */
+export async function startCaptured(config: InjectorConfigInput, options: { clock?: () => number } = {}): Promise<CapturedInjector> {
   let text = "";
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -74,7 +102,7 @@ export async function startCaptured(config: InjectorConfigInput): Promise<Captur
       done();
     },
   });
-  const injector = await startInjector(config, { logger: createLogger("info", sink) });
+  const injector = await startInjector(config, { logger: createLogger("info", sink), clock: options.clock });
   return {
     ...injector,
     logText: () => text,

@@ -4,7 +4,7 @@ import { parseAgentSpiffeId } from "../../contract/index.ts";
 import { CallerPolicy } from "../auth/caller.ts";
 import { mostSpecific } from "../identity-map.ts";
 import { sessionName } from "../providers/aws.ts";
-import { readOnlySessionPolicy } from "../providers/aws-session-policy.ts";
+import { iamActionPrefix, readOnlySessionPolicy, serviceSessionPolicy } from "../providers/aws-session-policy.ts";
 import { parseSpiffeId } from "../spiffe-id.ts";
 
 const agent = parseAgentSpiffeId("spiffe://hexr.local/agent/acme-corp/content-crew/researcher")!;
@@ -73,8 +73,30 @@ describe("AWS session details", () => {
     expect(first).not.toBe(second);
   });
 
+  it.each([
+    ["aws_s3", "s3"], ["aws_dynamodb", "dynamodb"], ["aws_sqs", "sqs"], ["aws_lambda", "lambda"], ["aws_bedrock", "bedrock"], ["aws_ec2", "ec2"],
+    ["aws_kinesis", "kinesis"], ["aws_my-svc", "my-svc"], ["aws_sso_oidc", "sso-oidc"],
+    ["aws_bedrock-runtime", "bedrock"], ["aws_opensearch", "es"], ["aws_eventbridge", "events"], ["aws_stepfunctions", "states"],
+    ["aws_cloudwatch-logs", "logs"], ["aws_elbv2", "elasticloadbalancing"],
+  ])("maps %s to the IAM action prefix %s", (service, prefix) => {
+    expect(iamActionPrefix(service)).toBe(prefix);
+  });
+
+  it("takes configured prefixes first", () => {
+    expect(iamActionPrefix("aws_step_functions")).toBe("step-functions");
+    expect(iamActionPrefix("aws_step_functions", { aws_step_functions: "states" })).toBe("states");
+    expect(iamActionPrefix("aws_s3", { aws_s3: "s3-custom" })).toBe("s3-custom");
+  });
+
+  it("builds a session policy allowing the whole service and nothing else for a full grant", () => {
+    expect(JSON.parse(serviceSessionPolicy("sqs"))).toEqual({
+      Version: "2012-10-17",
+      Statement: [{ Sid: "HexrServiceOnly", Effect: "Allow", Action: ["sqs:*"], Resource: "*" }],
+    });
+  });
+
   it("builds a read-only session policy for the service only", () => {
-    expect(JSON.parse(readOnlySessionPolicy("aws_dynamodb"))).toEqual({
+    expect(JSON.parse(readOnlySessionPolicy("dynamodb"))).toEqual({
       Version: "2012-10-17",
       Statement: [{
         Sid: "HexrReadOnly", Effect: "Allow", Resource: "*",

@@ -1,19 +1,37 @@
 // A loopback stand-in for Microsoft Entra ID: the OpenID configuration document MSAL reads and the
 // v2.0 token endpoint's client-credentials grant with a federated client assertion. There is no
 // local emulator; this checks every field the real endpoint requires and answers in its format
-// (errors included), over HTTPS because MSAL refuses a plain-HTTP authority.
+// (errors included), over HTTPS because MSAL refuses a plain-HTTP authority. The client assertion
+// is checked as a federated identity credential does: issuer, the issuer's published JWKS (RS256),
+// audience api://AzureADTokenExchange, expiry, and the exact subject the credential names.
 import type { ServerResponse } from "node:http";
 import { createServer } from "node:https";
 import { randomBytes } from "node:crypto";
+import { FederationError, verifyFederatedToken, type FederationFailure, type TrustedIssuer } from "./oidc-federation.ts";
+
+export const AZURE_AUDIENCE = "api://AzureADTokenExchange";
 
 export interface AzureFakeOptions {
   cert: string;
   key: string;
   tenantId: string;
-  /** Client IDs with a federated credential that trusts the assertions the test mints. */
-  clientIds: string[];
-  acceptsAssertion(assertion: string): boolean;
+  /** The issuer every federated credential names. */
+  issuer: TrustedIssuer;
+  /** Per client ID (app registration / managed identity), the subjects its federated credentials name. */
+  federatedSubjects: Record<string, string[]>;
 }
+
+/** Entra ID's answer per failure: error, AADSTS code, description. */
+const AADSTS: Record<FederationFailure, [string, number, string]> = {
+  malformed: ["invalid_request", 50027, "JWT token is invalid or malformed."],
+  issuer: ["invalid_client", 700211, "No matching federated identity record found for presented assertion issuer."],
+  keys_unavailable: ["invalid_client", 50166, "Request to External OIDC endpoint failed."],
+  signature: ["invalid_client", 700027, "Client assertion failed signature validation."],
+  expired: ["invalid_client", 700024, "Client assertion is not within its valid time range."],
+  not_yet_valid: ["invalid_client", 700024, "Client assertion is not within its valid time range."],
+  audience: ["invalid_client", 700212, "No matching federated identity record found for presented assertion audience."],
+  claims: ["invalid_request", 50027, "JWT token is invalid or malformed."],
+};
 
 export interface AzureFake {
   /** https://127.0.0.1:PORT: the authority host. */
@@ -39,7 +57,7 @@ export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFa
       if (request.method === "POST" && path === `${tenantPath}/oauth2/v2.0/token`) {
         const form = new URLSearchParams(body);
         fake.tokenRequests.push(form);
-        return void setTimeout(() => token(response, request.headers["content-type"] ?? "", form), fake.delayMs);
+        return void setTimeout(() => void token(response, request.headers["content-type"] ?? "", form), fake.delayMs);
       }
       reply(response, 404, { error: "not_found" });
     });
@@ -61,13 +79,23 @@ export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFa
     };
   }
 
-  function token(response: ServerResponse, contentType: string, form: URLSearchParams) {
+  async function token(response: ServerResponse, contentType: string, form: URLSearchParams) {
     if (!contentType.startsWith("application/x-www-form-urlencoded")) return aadError(response, 400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.");
     if (form.get("grant_type") !== "client_credentials") return aadError(response, 400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
     if (!/^https:\/\/[a-z.]+\/\.default$/.test(form.get("scope") ?? "")) return aadError(response, 400, "invalid_scope", 1002012, "The provided value for scope is not valid.");
     if (form.get("client_assertion_type") !== CLIENT_ASSERTION_TYPE) return aadError(response, 400, "invalid_request", 7000215, "Invalid client assertion type.");
-    if (!options.clientIds.includes(form.get("client_id") ?? "")) return aadError(response, 400, "unauthorized_client", 700016, "Application was not found in the directory.");
-    if (!options.acceptsAssertion(form.get("client_assertion") ?? "")) {
+    const clientId = form.get("client_id") ?? "";
+    const subjects = Object.hasOwn(options.federatedSubjects, clientId) ? options.federatedSubjects[clientId] : undefined;
+    if (!subjects) return aadError(response, 400, "unauthorized_client", 700016, "Application was not found in the directory.");
+    let claims;
+    try {
+      claims = await verifyFederatedToken(form.get("client_assertion") ?? "", options.issuer, [AZURE_AUDIENCE], ["RS256"]);
+    } catch (error) {
+      if (!(error instanceof FederationError)) throw error;
+      const [code, number, description] = AADSTS[error.reason];
+      return aadError(response, code === "invalid_client" ? 401 : 400, code, number, description);
+    }
+    if (!subjects.includes(String(claims.sub))) {
       return aadError(response, 401, "invalid_client", 700213, "No matching federated identity record found for presented assertion subject.");
     }
     reply(response, 200, { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token: `eyJ0eXAiOiJKV1Qi.azure-${randomBytes(12).toString("hex")}` });

@@ -1,18 +1,35 @@
 // A loopback stand-in for Google's STS (RFC 8693 token exchange) and IAM Credentials
 // (generateAccessToken). There is no local emulator for either, so this checks every field the
 // real endpoints require and answers in their formats; a request with any field wrong gets the
-// error Google would give, so a test expecting success fails.
+// error Google would give, so a test expecting success fails. The subject token is verified as
+// a workload identity pool's OIDC provider does: issuer, the issuer's published JWKS, audience
+// (by default the provider's full resource name, with or without https:), expiry.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
+import { FederationError, verifyFederatedToken, type FederationFailure, type TrustedIssuer } from "./oidc-federation.ts";
 
 export const GCP_AUDIENCE = "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/hexr/providers/spire";
 
 export interface GcpFakeOptions {
-  /** The subject tokens the STS accepts (the JWT-SVIDs the test minted). */
-  acceptsSubjectToken(token: string): boolean;
+  /** The workload identity pool provider's issuer (the tokens it accepts, and where its keys are). */
+  provider: TrustedIssuer;
+  /** The provider's allowed audiences; default its own resource name, with or without https:. */
+  allowedAudiences?: string[];
   /** Service accounts the federated identity may impersonate. */
   serviceAccounts: string[];
 }
+
+/** Google STS's error_description per failure (all `invalid_grant`, HTTP 400). */
+const INVALID_GRANT: Record<FederationFailure, string> = {
+  malformed: "Invalid value for \"subject_token\": the token is not a valid JWT.",
+  issuer: "The issuer in ID Token does not match the expected issuer of the provider.",
+  keys_unavailable: "Unable to fetch the public keys of the OIDC provider.",
+  signature: "Invalid ID Token signature.",
+  expired: "ID Token has expired.",
+  not_yet_valid: "ID Token is not valid yet.",
+  audience: "The audience in ID Token does not match the expected audience.",
+  claims: "ID Token is missing required claims.",
+};
 
 export interface RecordedCall {
   path: string;
@@ -49,13 +66,13 @@ export async function startGcpFake(options: GcpFakeOptions): Promise<GcpFake> {
   });
 
   function route(request: IncomingMessage, response: ServerResponse, body: string) {
-    if (request.method === "POST" && request.url === "/v1/token") return tokenExchange(request, response, body);
+    if (request.method === "POST" && request.url === "/v1/token") return void tokenExchange(request, response, body);
     const impersonation = /^\/v1\/projects\/-\/serviceAccounts\/([^/:]+):generateAccessToken$/.exec(request.url ?? "");
     if (request.method === "POST" && impersonation) return generateAccessToken(request, response, body, decodeURIComponent(impersonation[1]));
     reply(response, 404, { error: { code: 404, message: "Not found", status: "NOT_FOUND" } });
   }
 
-  function tokenExchange(request: IncomingMessage, response: ServerResponse, body: string) {
+  async function tokenExchange(request: IncomingMessage, response: ServerResponse, body: string) {
     if (!request.headers["content-type"]?.startsWith("application/x-www-form-urlencoded")) {
       return reply(response, 400, { error: "invalid_request", error_description: "expected a form body" });
     }
@@ -68,8 +85,12 @@ export async function startGcpFake(options: GcpFakeOptions): Promise<GcpFake> {
       ![CLOUD_PLATFORM, READ_ONLY].includes(form.get("scope") ?? "") && "scope",
     ].filter(Boolean);
     if (problems.length > 0) return reply(response, 400, { error: "invalid_request", error_description: `bad ${problems.join(", ")}` });
-    if (!options.acceptsSubjectToken(form.get("subject_token") ?? "")) {
-      return reply(response, 400, { error: "invalid_grant", error_description: "The audience in ID Token does not match the expected audience." });
+    const allowedAudiences = options.allowedAudiences ?? [GCP_AUDIENCE, `https:${GCP_AUDIENCE}`];
+    try {
+      await verifyFederatedToken(form.get("subject_token") ?? "", options.provider, allowedAudiences);
+    } catch (error) {
+      if (!(error instanceof FederationError)) throw error;
+      return reply(response, 400, { error: "invalid_grant", error_description: INVALID_GRANT[error.reason] });
     }
     const accessToken = `ya29.federated-${randomBytes(12).toString("hex")}`;
     federatedTokens.set(accessToken, form.get("scope")!);
