@@ -2,8 +2,8 @@
 // and, for L2, entries in the exact format the filter itself writes there.
 //
 // Distinct cache keys come from the region: the key is cred:{spiffe-id}:{service}:{region}, the
-// filter accepts any ^[a-z0-9-]{1,32}$ region, the injector passes it through, and the dev OPA
-// policy restricts no region for acme-corp. One agent identity (DEMO_AGENT_ID, allowed aws_s3)
+// benchmark's sidecars accept any ^[a-z0-9-]{1,32}$ region (regions.aws "any" in bench/main.ts),
+// the injector passes it through, and the dev OPA policy restricts no region for acme-corp. One agent identity (DEMO_AGENT_ID, allowed aws_s3)
 // is enough: a key's cost does not depend on which identity it belongs to.
 import type { Outgoing } from "./fill.ts";
 import type { RequestSpec } from "./wrk.ts";

@@ -1,7 +1,9 @@
 // Setting up state before a measurement (never measuring): a fixed number of requests, sent over
 // a few keep-alive connections, each one checked. Used to put entries into L2 through the
 // bridge's API and to load L1 through the sidecar.
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 
 export interface Outgoing {
   method: string;
@@ -21,9 +23,19 @@ export async function sendAll(options: {
   expectStatus: number;
   expectHeader?: [name: string, value: string];
   concurrency?: number;
+  /** For an https:// base URL (the bridge): the client certificate, its key and the CA (PEM files). */
+  tls?: { cert: string; key: string; ca: string };
 }): Promise<void> {
   const target = new URL(options.baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency ?? 16 });
+  const maxSockets = options.concurrency ?? 16;
+  const agent =
+    target.protocol === "https:"
+      ? new https.Agent({
+          keepAlive: true,
+          maxSockets,
+          ...(options.tls ? { cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key), ca: readFileSync(options.tls.ca) } : {}),
+        })
+      : new http.Agent({ keepAlive: true, maxSockets });
   let next = 0;
   const worker = async () => {
     while (next < options.count) {
@@ -54,7 +66,7 @@ interface Answer {
 
 function send(agent: http.Agent, target: URL, outgoing: Outgoing): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const req = (target.protocol === "https:" ? https : http).request(
       { agent, host: target.hostname, port: target.port, method: outgoing.method, path: outgoing.path, headers: outgoing.headers, timeout: 10_000 },
       (res) => {
         const chunks: Buffer[] = [];

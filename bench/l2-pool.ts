@@ -12,6 +12,8 @@ export class L2Pool {
   constructor(
     private readonly options: {
       bridgeUrl: string;
+      /** The bridge serves only callers with a certificate it knows (Stack.l2.bridgeTls). */
+      bridgeTls: { cert: string; key: string; ca: string };
       spiffeId: string;
       /** A real injector answer, the template of every value. */
       credentialBody: string;
@@ -30,11 +32,12 @@ export class L2Pool {
   /** Makes sure keys 0 … upTo − 1 are in L2. */
   async ensure(upTo: number): Promise<void> {
     if (upTo <= this.filled) return;
-    const { bridgeUrl, spiffeId, credentialBody, expiresAt } = this.options;
+    const { bridgeUrl, bridgeTls, spiffeId, credentialBody, expiresAt } = this.options;
     const from = this.filled;
     const ttlMs = Math.max(1000, (expiresAt - Math.floor(Date.now() / 1000)) * 1000);
     await sendAll({
       baseUrl: bridgeUrl,
+      tls: bridgeTls,
       count: upTo - from,
       request: (i) => {
         const region = this.keys.region(from + i);

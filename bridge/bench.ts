@@ -1,11 +1,14 @@
 // Latency of an L2 hit through the bridge versus a direct Valkey GET, on loopback, one keep-alive
-// connection, sequential requests (what one Envoy worker's callout sees). Run: npx tsx bridge/bench.ts [requests]
-import { Agent, request } from "node:http";
-import { mkdtempSync, rmSync } from "node:fs";
+// connection, sequential requests (what one Envoy worker's callout sees: TLS set up once, then
+// reused). Run: npx tsx bridge/bench.ts [requests]
+import { Agent, request } from "node:https";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis } from "iovalkey";
 import { pino } from "pino";
+import { DEV_AUDIENCE, ensureDevIdentity, issueServiceSvid, issueX509Svid } from "../support/dev-identity.ts";
+import { projectRoot } from "../support/tools.ts";
 import { startValkey } from "../support/valkey.ts";
 import { ensureDevKeyFile, startBridge } from "./index.ts";
 
@@ -32,29 +35,47 @@ async function measure(label: string, once: () => Promise<void>): Promise<number
 }
 
 const dir = mkdtempSync(path.join(tmpdir(), "hexr-bridge-bench-"));
+const identityDir = path.join(projectRoot, ".run", "bridge-test-identity");
+const identity = await ensureDevIdentity(identityDir);
+const bridgeSvid = await issueServiceSvid("bridge", identityDir);
+const caller = await issueX509Svid("spiffe://hexr.local/sidecar/acme/bench", identityDir);
 const valkey = await startValkey();
-const bridge = await startBridge({ valkey: valkey.url, keyFile: ensureDevKeyFile(path.join(dir, "bridge.key")), logger: pino({ level: "silent" }) });
-const direct = new Redis(valkey.url);
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+const bridge = await startBridge({
+  valkey: valkey.url,
+  valkeyPasswordFile: valkey.users.bridge.passwordFile,
+  keyFile: ensureDevKeyFile(path.join(dir, "bridge.key")),
+  tls: { cert: bridgeSvid.cert, key: bridgeSvid.key, trustBundle: identity.ca },
+  access: {
+    callers: [{ spiffe_id: "spiffe://hexr.local/sidecar/acme/*", tenants: ["acme"], trust_domains: ["hexr.test"] }],
+    admins: [],
+    jwt: { jwks_file: identity.jwks, audience: [DEV_AUDIENCE], clock_tolerance_seconds: 5 },
+  },
+  logger: pino({ level: "silent" }),
+});
+const direct = new Redis(valkey.adminUrl);
+const agent = new Agent({ keepAlive: true, maxSockets: 1, cert: readFileSync(caller.cert), key: readFileSync(caller.key), ca: readFileSync(identity.ca) });
+const call = (method: string, requestPath: string, body?: string) =>
+  new Promise<number>((resolve, reject) => {
+    request({ host: "127.0.0.1", port: bridge.port, path: requestPath, method, agent }, (res) => {
+      res.resume().on("end", () => resolve(res.statusCode ?? 0));
+    })
+      .on("error", reject)
+      .end(body);
+  });
 try {
   await direct.set(`direct:${KEY}`, VALUE);
-  const put = await fetch(`${bridge.url}/v1/cred/${encodeURIComponent(KEY)}?ttl_ms=600000`, { method: "PUT", body: VALUE });
-  if (put.status !== 204) throw new Error(`PUT answered ${put.status}`);
+  const put = await call("PUT", `/v1/cred/${encodeURIComponent(KEY)}?ttl_ms=600000`, VALUE);
+  if (put !== 204) throw new Error(`PUT answered ${put}`);
 
   const credPath = `/v1/cred/${encodeURIComponent(KEY)}`;
-  const bridgeGet = () =>
-    new Promise<void>((resolve, reject) => {
-      request({ host: "127.0.0.1", port: bridge.port, path: credPath, agent }, (res) => {
-        if (res.statusCode !== 200) reject(new Error(`GET answered ${res.statusCode}`));
-        res.resume().on("end", resolve);
-      })
-        .on("error", reject)
-        .end();
-    });
+  const bridgeGet = async () => {
+    const status = await call("GET", credPath);
+    if (status !== 200) throw new Error(`GET answered ${status}`);
+  };
 
   console.log(`${REQUESTS} sequential GETs of a ${VALUE.length}-byte value after ${WARMUP} warm-up`);
   const valkeyMedian = await measure("valkey GET (iovalkey)", async () => void (await direct.getBuffer(`direct:${KEY}`)));
-  const bridgeMedian = await measure("bridge GET (HTTP, decrypt)", bridgeGet);
+  const bridgeMedian = await measure("bridge GET (mTLS, decrypt)", bridgeGet);
   console.log(`added by the bridge at p50: ${(bridgeMedian - valkeyMedian).toFixed(3)} ms`);
 } finally {
   agent.destroy();

@@ -3,6 +3,8 @@
 
 export type ErrorType =
   | "BadRequest"
+  | "Unauthenticated"
+  | "Forbidden"
   | "NotFound"
   | "MethodNotAllowed"
   | "Conflict"
@@ -12,6 +14,8 @@ export type ErrorType =
 
 const STATUS: Record<ErrorType, number> = {
   BadRequest: 400,
+  Unauthenticated: 401,
+  Forbidden: 403,
   NotFound: 404,
   MethodNotAllowed: 405,
   Conflict: 409,
@@ -46,6 +50,12 @@ export class ValkeyUnavailableError extends HttpError {
 }
 
 export const badRequest = (message: string) => new HttpError("BadRequest", message);
+
+/** No verified client certificate, or (admin routes) no valid JWT-SVID. */
+export const unauthenticated = (message: string) => new HttpError("Unauthenticated", message);
+
+/** Authenticated, but this caller may not do this. */
+export const forbidden = (message: string) => new HttpError("Forbidden", message);
 
 export const methodNotAllowed = (allow: string) =>
   new HttpError("MethodNotAllowed", `method not allowed; use ${allow}`, { allow });

@@ -42,7 +42,9 @@ export function sendJson(res: ServerResponse, status: number, json: string, head
 }
 
 export function sendError(res: ServerResponse, error: HttpError): void {
-  // The rest of an oversized body is not worth reading just to keep the connection open.
-  const headers = error.status === 413 ? { ...error.headers, connection: "close" } : error.headers;
+  // The rest of an oversized body is not worth reading just to keep the connection open; nor is
+  // anything more from a connection without a verified certificate (it cannot get one later).
+  const close = error.status === 413 || error.status === 401;
+  const headers = close ? { ...error.headers, connection: "close" } : error.headers;
   sendJson(res, error.status, error.toJson(), headers);
 }

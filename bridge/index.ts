@@ -1,4 +1,6 @@
 // What the local stack and e2e tests import from the bridge.
-export { startBridge, type BridgeOptions, type RunningBridge } from "./server.ts";
+export { startBridge, DEFAULT_VALKEY_USER, type BridgeOptions, type RunningBridge } from "./server.ts";
 export { ensureDevKeyFile } from "./keyfile.ts";
+export { loadAccessFile, parseAccessConfig, type AccessConfig, type CallerRule } from "./auth/access-config.ts";
+export type { TlsFiles } from "./tls-files.ts";
 export type { ValkeyNode } from "./valkey-connection.ts";

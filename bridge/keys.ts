@@ -3,23 +3,30 @@
 // (`lock:{credential key}`, derived here and never taken from a client), and the prefixes that purge
 // and revocation requests name.
 import {
+  type AgentSpiffeId,
   CONTRACT,
   CREDENTIAL_KEY_PREFIX,
   expandCharClass,
-  isCredentialKey,
   KEY_MAX_BYTES,
   LOCK_KEY_PREFIX,
+  parseCredentialKey,
 } from "../contract/index.ts";
 import { badRequest } from "./errors.ts";
 
 const PURGE_PREFIX_START = CREDENTIAL_KEY_PREFIX + CONTRACT.grammar.agent_spiffe_id.scheme;
 const PURGE_PREFIX = purgePrefixPattern();
 
+export interface CredentialKeyPath {
+  key: string;
+  /** The agent the credential belongs to: whose tenant decides who may use the key. */
+  identity: AgentSpiffeId;
+}
+
 /**
  * Decodes the key part of `/v1/cred/{key}` or `/v1/locks/{key}`: always a credential key. A `lock:`
  * key is refused here too, so a lock can never be read, overwritten or deleted as if it were a credential.
  */
-export function parseCredentialKeyPath(encoded: string): string {
+export function parseCredentialKeyPath(encoded: string): CredentialKeyPath {
   let key: string;
   try {
     key = decodeURIComponent(encoded);
@@ -29,12 +36,13 @@ export function parseCredentialKeyPath(encoded: string): string {
   if (key.startsWith(LOCK_KEY_PREFIX)) {
     throw badRequest("key must be a credential key, without lock:; a credential's lock is /v1/locks/{credential key}");
   }
-  if (!isCredentialKey(key)) {
+  const parts = parseCredentialKey(key);
+  if (!parts) {
     throw badRequest(
       `key must be cred:{spiffe-id}:{service}:{region} as contract/contract.json defines it, at most ${KEY_MAX_BYTES} bytes`,
     );
   }
-  return key;
+  return { key, identity: parts.identity };
 }
 
 /** The `prefix` of a purge or revocation request: a plain string prefix of credential keys, never a glob. */

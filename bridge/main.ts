@@ -1,5 +1,6 @@
-// CLI: `tsx bridge/main.ts --valkey redis://127.0.0.1:6379 --key-file .dev/bridge.key`.
-// Prints exactly one stdout line, `listening on http://HOST:PORT`, once it serves.
+// CLI: `tsx bridge/main.ts --tls-cert ... --tls-key ... --trust-bundle ... --access-file ...
+//        --valkey redis://127.0.0.1:6379 --valkey-password-file ... --key-file .dev/bridge.key`.
+// Prints exactly one stdout line, `listening on https://HOST:PORT`, once it serves.
 import { parseCliOptions, USAGE, type CliOptions } from "./cli-options.ts";
 import { ensureDevKeyFile } from "./keyfile.ts";
 import { startBridge } from "./server.ts";

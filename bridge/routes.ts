@@ -9,8 +9,12 @@
 //   GET    /v1/revocations?since=E        200 {"epoch": N, "prefixes": [...]}  (revoked at an epoch > E)
 //   GET    /healthz                       200 {"status":"ok"} | 503
 // {key} is always a credential key; the lock of one is addressed by the credential's key.
+// Every route but /healthz first asks auth/access.ts who the caller is and whether it may
+// (401 / 403 before anything else is read or touched).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import type { AccessControl } from "./auth/access.ts";
+import type { Caller } from "./auth/callers.ts";
 import { badRequest, HttpError, methodNotAllowed, ValkeyUnavailableError } from "./errors.ts";
 import { readBody, sendBytes, sendEmpty, sendError, sendJson } from "./http-io.ts";
 import { parseCredentialKeyPath, parsePurgePrefix } from "./keys.ts";
@@ -45,18 +49,26 @@ export function createRequestHandler(
   store: BlobStore,
   locks: ExchangeLocks,
   revocationLog: RevocationLog,
+  access: AccessControl,
   log: Logger,
 ): Handler {
   const logUnavailable = throttledErrorLog(log);
 
-  const credential = async (req: IncomingMessage, res: ServerResponse, encodedKey: string, query: string) => {
+  /** The credential key of a keyed route, once the caller is known to be allowed its tenant. */
+  const permittedKey = (caller: Caller, encodedKey: string): string => {
+    const { key, identity } = parseCredentialKeyPath(encodedKey);
+    access.requireKeyAccess(caller, identity);
+    return key;
+  };
+
+  const credential = async (req: IncomingMessage, res: ServerResponse, caller: Caller, encodedKey: string, query: string) => {
     switch (req.method) {
       case "GET": {
-        const value = await vault.get(parseCredentialKeyPath(encodedKey));
+        const value = await vault.get(permittedKey(caller, encodedKey));
         return value ? sendBytes(res, value) : sendError(res, MISS);
       }
       case "PUT": {
-        const key = parseCredentialKeyPath(encodedKey);
+        const key = permittedKey(caller, encodedKey);
         const params = new URLSearchParams(query);
         if (params.has("nx")) throw badRequest("nx is not supported; locks are /v1/locks/{key}");
         const ttlMs = parseTtl(params, MAX_TTL_MS, "12 hours");
@@ -64,24 +76,24 @@ export function createRequestHandler(
         return sendEmpty(res, 204);
       }
       case "DELETE":
-        await store.delete(parseCredentialKeyPath(encodedKey));
+        await store.delete(permittedKey(caller, encodedKey));
         return sendEmpty(res, 204);
       default:
         throw methodNotAllowed("GET, PUT, DELETE");
     }
   };
 
-  const lock = async (req: IncomingMessage, res: ServerResponse, encodedKey: string, query: string) => {
+  const lock = async (req: IncomingMessage, res: ServerResponse, caller: Caller, encodedKey: string, query: string) => {
     switch (req.method) {
       case "PUT": {
-        const key = parseCredentialKeyPath(encodedKey);
+        const key = permittedKey(caller, encodedKey);
         const ttlMs = parseTtl(new URLSearchParams(query), MAX_LOCK_TTL_MS, "5 minutes");
         const owner = await readBody(req, MAX_OWNER_BYTES);
         const taken = await locks.acquire(key, owner.length > 0 ? owner : ANONYMOUS_OWNER, ttlMs);
         return taken ? sendEmpty(res, 201) : sendError(res, LOCK_HELD);
       }
       case "DELETE": {
-        const key = parseCredentialKeyPath(encodedKey);
+        const key = permittedKey(caller, encodedKey);
         const owner = await readBody(req, MAX_OWNER_BYTES);
         // 204 also when the lock is gone or another holder's: either way the caller no longer holds it.
         await locks.release(key, owner.length > 0 ? owner : undefined);
@@ -92,15 +104,17 @@ export function createRequestHandler(
     }
   };
 
-  const purge = async (req: IncomingMessage, res: ServerResponse) => {
+  const purge = async (req: IncomingMessage, res: ServerResponse, caller: Caller) => {
     if (req.method !== "POST") throw methodNotAllowed("POST");
+    await access.requireAdmin(req, caller);
     const prefix = await readPrefix(req);
     sendJson(res, 200, JSON.stringify({ deleted: await store.purge(prefix) }));
   };
 
-  const revocations = async (req: IncomingMessage, res: ServerResponse, query: string) => {
+  const revocations = async (req: IncomingMessage, res: ServerResponse, caller: Caller, query: string) => {
     switch (req.method) {
       case "POST": {
+        await access.requireAdmin(req, caller);
         const prefix = await readPrefix(req);
         // Purge first, then record: a sidecar that sees the new epoch drops its L1 entries and finds
         // nothing under the prefix left in L2 to refill them from.
@@ -128,16 +142,19 @@ export function createRequestHandler(
     const queryStart = url.indexOf("?");
     const path = queryStart === -1 ? url : url.slice(0, queryStart);
     const query = queryStart === -1 ? "" : url.slice(queryStart + 1);
-    if (path.startsWith(CRED_PATH)) return credential(req, res, path.slice(CRED_PATH.length), query);
-    if (path.startsWith(LOCKS_PATH)) return lock(req, res, path.slice(LOCKS_PATH.length), query);
-    if (path === "/v1/purge") return purge(req, res);
-    if (path === "/v1/revocations") return revocations(req, res, query);
+    // Open to anyone (a liveness probe presents no certificate): it tells only whether Valkey answers.
     if (path === "/healthz") return health(req, res);
+    const caller = access.caller(req);
+    if (path.startsWith(CRED_PATH)) return credential(req, res, caller, path.slice(CRED_PATH.length), query);
+    if (path.startsWith(LOCKS_PATH)) return lock(req, res, caller, path.slice(LOCKS_PATH.length), query);
+    if (path === "/v1/purge") return purge(req, res, caller);
+    if (path === "/v1/revocations") return revocations(req, res, caller, query);
     return Promise.reject(NO_ROUTE);
   };
 
   return (req, res) => {
-    route(req, res).catch((error: unknown) => {
+    // access.caller() throws synchronously; new Promise turns that into a rejection like the rest.
+    new Promise<void>((resolve) => resolve(route(req, res))).catch((error: unknown) => {
       if (error instanceof ValkeyUnavailableError) {
         logUnavailable({ reason: error.message, method: req.method }, "request failed: valkey unavailable");
       } else if (!(error instanceof HttpError)) {

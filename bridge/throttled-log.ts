@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 
 export type ThrottledLog = (fields: Record<string, unknown>, message: string) => void;
 
-export function throttledErrorLog(log: Logger, intervalMs = 10_000): ThrottledLog {
+export function throttledErrorLog(log: Logger, intervalMs = 10_000, level: "error" | "warn" = "error"): ThrottledLog {
   const lastLogged = new Map<string, { at: number; suppressed: number }>();
   return (fields, message) => {
     const id = `${message}\n${String(fields.reason ?? "")}`;
@@ -14,7 +14,7 @@ export function throttledErrorLog(log: Logger, intervalMs = 10_000): ThrottledLo
       entry.suppressed++;
       return;
     }
-    log.error(entry?.suppressed ? { ...fields, suppressed: entry.suppressed } : fields, message);
+    log[level](entry?.suppressed ? { ...fields, suppressed: entry.suppressed } : fields, message);
     lastLogged.set(id, { at: now, suppressed: 0 });
   };
 }

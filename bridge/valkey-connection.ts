@@ -11,6 +11,18 @@ export interface ValkeyNode {
 
 export type ValkeyTarget = { url: string } | { cluster: ValkeyNode[] };
 
+/** How the bridge proves itself to Valkey: an ACL user, and TLS when the deployment asks for it. */
+export interface ValkeyCredentials {
+  username: string;
+  password: string;
+  /**
+   * TLS to every node: the CA the servers' certificates chain to, and the bridge's own certificate
+   * as the client's. The client keeps this very object and reads it on every (re)connect, so
+   * changing its fields rotates the client certificate.
+   */
+  tls?: { ca: Buffer; cert: Buffer; key: Buffer; minVersion: "TLSv1.2" | "TLSv1.3" };
+}
+
 export interface ValkeyConnection {
   /** Routes single-key commands (to the right master in cluster mode). */
   readonly client: Redis | Cluster;
@@ -35,8 +47,14 @@ const COMMON: RedisOptions = {
   enableAutoPipelining: true,
 };
 
-export function connectValkey(target: ValkeyTarget, log: Logger): ValkeyConnection {
-  const client = "url" in target ? standalone(target.url) : cluster(target.cluster);
+export function connectValkey(target: ValkeyTarget, credentials: ValkeyCredentials, log: Logger): ValkeyConnection {
+  const perNode: RedisOptions = {
+    ...COMMON,
+    username: credentials.username,
+    password: credentials.password,
+    ...(credentials.tls ? { tls: credentials.tls } : {}),
+  };
+  const client = "url" in target ? standalone(target.url, perNode) : cluster(target.cluster, perNode);
   reportConnectionState(client, log);
   return {
     client,
@@ -55,19 +73,19 @@ export function connectValkey(target: ValkeyTarget, log: Logger): ValkeyConnecti
   };
 }
 
-function standalone(url: string): Redis {
-  return new Redis(url, { ...COMMON, retryStrategy: reconnectDelay });
+function standalone(url: string, options: RedisOptions): Redis {
+  return new Redis(url, { ...options, retryStrategy: reconnectDelay });
 }
 
-function cluster(nodes: ValkeyNode[]): Cluster {
-  const { enableOfflineQueue, enableAutoPipelining, ...perNode } = COMMON;
-  const options: ClusterOptions = {
+function cluster(nodes: ValkeyNode[], options: RedisOptions): Cluster {
+  const { enableOfflineQueue, enableAutoPipelining, ...perNode } = options;
+  const clusterOptions: ClusterOptions = {
     enableOfflineQueue,
     enableAutoPipelining,
     clusterRetryStrategy: reconnectDelay,
     redisOptions: perNode,
   };
-  return new Cluster(nodes, options);
+  return new Cluster(nodes, clusterOptions);
 }
 
 function whenReady(client: Redis | Cluster, timeoutMs: number): Promise<boolean> {

@@ -15,6 +15,7 @@ interface ContractFile {
   providers: string[];
   catalog: string[];
   default_regions: Record<string, string>;
+  regions: Record<string, string[]>;
   grammar: {
     service: { separator: string; name_first: string; name_rest: string; name_max: number };
     region: CharClassGrammar;
@@ -57,6 +58,16 @@ export const PROVIDERS = contract.providers as readonly ("aws" | "gcp" | "azure"
 export type Provider = (typeof PROVIDERS)[number];
 export const CATALOG: readonly string[] = contract.catalog;
 export const DEFAULT_REGIONS = contract.default_regions as Readonly<Record<Provider, string>>;
+/** The regions each provider serves: the only ones an exchange may name. */
+export const REGIONS: Readonly<Record<Provider, readonly string[]>> = {
+  aws: contract.regions.aws,
+  gcp: contract.regions.gcp,
+  azure: contract.regions.azure,
+};
+
+export function isServedRegion(provider: Provider, region: string): boolean {
+  return REGIONS[provider]?.includes(region) ?? false;
+}
 export const HEADERS = contract.headers as Readonly<{
   prefix: string; spiffe_id: string; tenant: string; agent: string; role: string;
   identity_source: string; service: string; region: string; cache: string; expires_at: string;

@@ -169,7 +169,13 @@ async function main(): Promise<number> {
   const ledger = new SecretLedger();
   log(`starting the stack for a ${MINUTES}-minute soak`);
   const stack = await startStack({
-    filterOverrides: { refresh_buffer_seconds: BUFFER_SECONDS, revocation: { path: "/revoke", admin_spiffe_ids: [ADMIN], poll_interval_ms: 1000 } },
+    // Cold keys come from made-up regions (recover-N, burst-N): the allow-list and the key caps are lifted.
+    filterOverrides: {
+      refresh_buffer_seconds: BUFFER_SECONDS,
+      regions: { aws: "any" },
+      max_keys_per_identity: 1_000_000,
+      revocation: { path: "/revoke", admin_spiffe_ids: [ADMIN], poll_interval_ms: 1000 },
+    },
   });
   const podB = await stack.addSidecar("pod-b");
   const pods = [stack.envoy, podB];
@@ -285,7 +291,7 @@ async function main(): Promise<number> {
         // L2 is back when the bridge reaches Valkey again (its client reconnects with a backoff).
         let healthy = false;
         while (!healthy && Date.now() - upAt < RECOVERY_WITHIN_MS) {
-          healthy = (await request(`${stack.parts.bridge.url}/healthz`).catch(() => ({ status: 0 }))).status === 200;
+          healthy = (await request(`${stack.parts.bridge.url}/healthz`, { tls: { ca: stack.identity.ca } }).catch(() => ({ status: 0 }))).status === 200;
           if (!healthy) await sleep(100);
         }
         if (healthy) l2Recovery.push(Date.now() - upAt);

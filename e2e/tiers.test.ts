@@ -45,7 +45,8 @@ afterAll(async () => {
 /** The bridge has the entry for this key (the filter writes L2 after replying). */
 async function inL2(spiffeId: string, service: string, region: string): Promise<boolean> {
   const key = encodeURIComponent(`cred:${spiffeId}:${service}:${region}`);
-  const answer = await request(`${stack.parts.bridge.url}/v1/cred/${key}`);
+  // As the pod's sidecar (the bridge serves nobody without a certificate its access file names).
+  const answer = await request(`${stack.parts.bridge.url}/v1/cred/${key}`, { tls: stack.l2.bridgeTls });
   return answer.status === 200;
 }
 
@@ -60,7 +61,7 @@ function injectorExchanges(spiffeId: string, region: string): number {
 }
 
 async function dumpValkey(): Promise<Record<string, string>> {
-  const client = new Redis(stack.parts.valkey.port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const client = new Redis(stack.parts.valkey.port, "127.0.0.1", { ...stack.l2.valkeyAdmin, lazyConnect: true, maxRetriesPerRequest: 1 });
   await client.connect();
   try {
     const dump: Record<string, string> = {};

@@ -56,3 +56,32 @@ describe("what a failing key leaves in shared data", () => {
     expect(host.sharedData.read(marker)?.text, "then emptied").toBe("");
   });
 });
+
+describe("a flood of distinct keys", () => {
+  /** One exchange answered by the injector for `region`; returns the stream. */
+  function exchangeIn(filter: ReturnType<typeof startFilter>, region: string, mtls: string = AGENT.dataPipeline) {
+    const stream = sendExchange(filter.vm, { mtls, body: { service: "aws_s3", region } });
+    const call = filter.host.pendingHttpCalls().find((pending) => pending.cluster === INJECTOR.cluster);
+    call?.respond({ status: 200, body: credential({ spiffeId: mtls, region, expiresAt: filter.host.clock.nowSeconds + 3600 }).body });
+    return stream;
+  }
+
+  it("meets the identity's cap with the contract's 429, while its existing keys and other identities still work", () => {
+    // Each credential costs two shared-data keys (its entry and its claim): a cap of 4 is two credentials.
+    const filter = startFilter({ max_keys_per_identity: 4 });
+    expect(exchangeIn(filter, "us-east-1").response?.status).toBe(200);
+    expect(exchangeIn(filter, "us-west-2").response?.status).toBe(200);
+    expectContractError(exchangeIn(filter, "eu-west-1"), 429, "CredentialError");
+    expect(filter.host.pendingHttpCalls(), "nothing asked for the refused key").toEqual([]);
+    expect(exchangeIn(filter, "us-west-2").response?.headers.get("x-hexr-cache"), "an existing key is still served").toBe("L1");
+    expect(exchangeIn(filter, "eu-west-1", AGENT.reporter).response?.status, "another identity has its own count").toBe(200);
+  });
+
+  it("meets the sidecar's cap across identities, and the count survives a VM reload", () => {
+    const filter = startFilter({ max_keys: 16 });
+    const identities = Array.from({ length: 8 }, (_, i) => `spiffe://hexr.local/agent/acme-corp/agent-${i}/main`);
+    for (const id of identities) expect(exchangeIn(filter, "us-east-1", id).response?.status).toBe(200);
+    const reloaded = { host: filter.host, vm: filter.host.startVm() };
+    expectContractError(exchangeIn(reloaded, "us-east-1", "spiffe://hexr.local/agent/acme-corp/agent-9/main"), 429, "CredentialError");
+  });
+});

@@ -2,12 +2,19 @@
 // the injector (injector/test/contract.test.ts) and the bridge (bridge/test/contract.test.ts) run
 // the same cases, so all three agree on every service, region, SPIFFE ID and key.
 import { describe, expect, it } from "vitest";
+import { CATALOG, REGIONS } from "../contract/index.ts";
 import { caseName, VECTORS } from "../contract/vectors.ts";
 import { ProxyWasmHost } from "./host/index.ts";
 import {
   AGENT, answerWithCredential, BRIDGE_CLUSTER, credential, expectContractError, expectInjectorCall, INJECTOR, jwtMetadata,
   sendExchange, startFilter, WASM_PATH,
 } from "./support/exchange.ts";
+
+/**
+ * The grammar tests name regions no provider serves ("a", 32 x's): the region allow-list is
+ * lifted for them ("any"), and tested on its own below.
+ */
+const ANY_REGION = { regions: { aws: "any", gcp: "any", azure: "any" } };
 
 /** Whether the filter accepts this plugin configuration (Envoy refuses the plugin when it does not). */
 function accepts(configuration: object): boolean {
@@ -21,7 +28,7 @@ describe("services", () => {
   });
 
   it.each(VECTORS.services.filter((c) => c.valid))("$value is exchanged once configured", (c) => {
-    const { host, vm } = startFilter({ extra_services: [c.value] });
+    const { host, vm } = startFilter({ ...ANY_REGION, extra_services: [c.value] });
     sendExchange(vm, { body: { service: c.value, region: "us-east-1" } });
     expect(expectInjectorCall(host, { spiffeId: AGENT.dataPipeline, source: "mtls", service: c.value, region: "us-east-1" })).toBeDefined();
   });
@@ -37,7 +44,7 @@ describe("services", () => {
 
 describe("regions", () => {
   it.each(VECTORS.regions)("$value: an exchange naming it is accepted iff valid", (c) => {
-    const { host, vm } = startFilter();
+    const { host, vm } = startFilter(ANY_REGION);
     const stream = sendExchange(vm, { body: { service: "aws_s3", region: c.value } });
     if (c.valid) {
       expect(stream.response, caseName(c)).toBeUndefined();
@@ -48,7 +55,7 @@ describe("regions", () => {
   });
 
   it.each(VECTORS.regions)("$value: the configuration accepts it as a default region iff valid", (c) => {
-    expect(accepts({ default_regions: { aws: c.value } }), caseName(c)).toBe(c.valid);
+    expect(accepts({ ...ANY_REGION, default_regions: { aws: c.value } }), caseName(c)).toBe(c.valid);
   });
 });
 
@@ -71,7 +78,7 @@ describe("SPIFFE IDs", () => {
 
 describe("keys", () => {
   it.each(VECTORS.keys)("$key is where the credential of ($spiffe_id, $service, $region) lives in L1", (c) => {
-    const { host, vm } = startFilter({ extra_services: [c.service] });
+    const { host, vm } = startFilter({ ...ANY_REGION, extra_services: [c.service] });
     sendExchange(vm, { properties: jwtMetadata({ sub: c.spiffe_id }), body: { service: c.service, region: c.region } });
     const issued = credential({ spiffeId: c.spiffe_id, service: c.service, region: c.region, expiresAt: host.clock.nowSeconds + 3600 });
     answerWithCredential(expectInjectorCall(host, { spiffeId: c.spiffe_id, source: "jwt", service: c.service, region: c.region }), issued);
@@ -79,12 +86,45 @@ describe("keys", () => {
   });
 
   it.each(VECTORS.keys)("$lock is the cross-pod lock the filter takes for ($spiffe_id, $service, $region)", (c) => {
-    const { host, vm } = startFilter({ extra_services: [c.service], l2: { cluster: BRIDGE_CLUSTER, authority: "hexr-bridge", timeout_ms: 50 } });
+    const { host, vm } = startFilter({ ...ANY_REGION, extra_services: [c.service], l2: { cluster: BRIDGE_CLUSTER, authority: "hexr-bridge", timeout_ms: 50 } });
     sendExchange(vm, { properties: jwtMetadata({ sub: c.spiffe_id }), body: { service: c.service, region: c.region } });
     host.pendingHttpCalls()[0].respond({ status: 404 });
     const [lock] = host.pendingHttpCalls();
     expect(lock.method).toBe("PUT");
     const lockedKey = decodeURIComponent(lock.path!.split("?")[0].slice("/v1/locks/".length));
     expect(`lock:${lockedKey}`).toBe(c.lock);
+  });
+});
+
+describe("served regions (contract.json, regions)", () => {
+  it.each(Object.entries(REGIONS).flatMap(([provider, regions]) => regions.map((region) => [provider, region])))(
+    "%s serves %s: the filter accepts it",
+    (provider, region) => {
+      const service = CATALOG.find((name) => name.startsWith(`${provider}_`))!;
+      const { host, vm } = startFilter();
+      const stream = sendExchange(vm, { body: { service, region } });
+      expect(stream.response).toBeUndefined();
+      expect(host.pendingHttpCalls().map((call) => call.headers.get("x-hexr-region"))).toEqual([region]);
+    },
+  );
+
+  it.each([["aws_s3", "us-central1"], ["gcp_storage", "us-east-1"], ["azure_storage", "eu-west-1"], ["aws_s3", "mars-north-1"]])(
+    "%s in %s (a region the provider does not serve) is refused before any tier",
+    (service, region) => {
+      const { host, vm } = startFilter();
+      expectContractError(sendExchange(vm, { body: { service, region } }), 400, "BadRequest");
+      expect(host.pendingHttpCalls()).toEqual([]);
+    },
+  );
+
+  it("a configuration may narrow a provider's regions, and its default must be among them", () => {
+    const { host, vm } = startFilter({ regions: { aws: ["us-east-1", "eu-west-1"] } });
+    expectContractError(sendExchange(vm, { body: { service: "aws_s3", region: "us-west-2" } }), 400, "BadRequest");
+    sendExchange(vm, { body: { service: "aws_s3", region: "eu-west-1" } });
+    expect(host.pendingHttpCalls().length).toBe(1);
+    expect(accepts({ regions: { aws: ["eu-west-1"] } }), "default us-east-1 outside the list").toBe(false);
+    expect(accepts({ regions: { aws: ["eu-west-1"] }, default_regions: { aws: "eu-west-1" } })).toBe(true);
+    expect(accepts({ regions: { aws: [] } })).toBe(false);
+    expect(accepts({ regions: { oracle: "any" } })).toBe(false);
   });
 });

@@ -9,6 +9,7 @@ import {
   answerWithCredential,
   BRIDGE_CLUSTER,
   cacheKey,
+  cacheValue,
   credential,
   expectContractError,
   expectInjectorCall,
@@ -67,6 +68,13 @@ function expectRecorded(host: ProxyWasmHost): { call: HttpCallout; prefix: strin
 }
 
 describe("an admin's revocation", () => {
+  it("hands the admin's own token to the bridge, which verifies it before it purges anything", () => {
+    const filter = startFilter(CONFIG);
+    sendExchange(filter.vm, { mtls: ADMIN, path: "/revoke", body: { all: true }, headers: { authorization: "Bearer admin.jwt.svid" } });
+    const { call } = expectRecorded(filter.host);
+    expect(call.headers.getAll("authorization")).toEqual(["Bearer admin.jwt.svid"]);
+  });
+
   it.each<[string, object, string[]]>([
     ["one identity", { spiffe_id: AGENT.dataPipeline }, [AGENT.dataPipeline]],
     ["a tenant (in the admin's trust domain)", { tenant: "acme-corp" }, [AGENT.dataPipeline, LOOKALIKE, AGENT.dataPipelineWorker, AGENT.reporter]],
@@ -154,5 +162,73 @@ describe("polling the revocation log", () => {
     host.startVm();
     host.advance(POLL_MS);
     expect(bridgeCalls(host, "GET", "/v1/revocations").map((call) => call.vmIndex).sort()).toEqual([0, 1]);
+  });
+});
+
+describe("revocation that holds (attacks)", () => {
+  /** Answers every pending revocation poll of the host: the first with where the log stands, later ones as given. */
+  function answerPolls(host: ProxyWasmHost, epoch: number, prefixes: string[] = []): void {
+    for (let waited = 0; waited <= 2 * POLL_MS && bridgeCalls(host, "GET", "/v1/revocations").length === 0; waited += 100) host.advance(100);
+    for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 200, body: JSON.stringify({ epoch, prefixes }) });
+  }
+
+  /** A request for `id`'s aws_s3 credential: "L1" when served from L1, "miss" when it went on to L2. */
+  function ask(host: ProxyWasmHost, vm: Vm, id: string): string {
+    const stream = sendExchange(vm, { mtls: id });
+    if (stream.response) return stream.response.headers.get("x-hexr-cache") ?? String(stream.response.status);
+    for (const call of host.pendingHttpCalls()) call.respond({ status: 404 }); // L2 misses; the rest is not this test's
+    return "miss";
+  }
+
+  it("a VM that replaced the one that stored an entry never serves it once its identity is revoked", () => {
+    const { host, vm } = startFilter(CONFIG);
+    fillL1(host, vm);
+    answerPolls(host, 3);
+    const replacement = host.startVm(); // the failure policy reloads a VM: the new one indexes nothing
+    answerPolls(host, 3);
+    host.advance(1000); // the revocation comes a second after the entries were stored
+    answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    expect(ask(host, replacement, AGENT.reporter), "revoked, though no VM still indexes its entry").toBe("miss");
+    expect(ask(host, replacement, AGENT.dataPipeline), "another identity is untouched").toBe("L1");
+  });
+
+  it("an entry written back into L2 after the purge (a late write-through) is never served", () => {
+    const { host, vm } = startFilter(CONFIG);
+    answerPolls(host, 3);
+    const storedAt = host.clock.nowSeconds;
+    host.advance(2000);
+    answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    const stream = sendExchange(vm, { mtls: AGENT.reporter });
+    const [lookup] = bridgeCalls(host, "GET", "/v1/cred/");
+    lookup.respond({ status: 200, body: cacheValue(credential({ spiffeId: AGENT.reporter, expiresAt: host.clock.nowSeconds + 3600 }), storedAt) });
+    expect(stream.response, "the refilled value was not served").toBeUndefined();
+  });
+
+  it("a revoked entry is not served stale either when the injector fails", () => {
+    const { host, vm } = startFilter(CONFIG);
+    fillL1(host, vm);
+    answerPolls(host, 3);
+    host.advance(1000);
+    answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    const stream = sendExchange(vm, { mtls: AGENT.reporter });
+    for (const call of bridgeCalls(host, "GET", "/v1/cred/")) call.respond({ status: 404 });
+    for (const call of bridgeCalls(host, "PUT", "/v1/locks/")) call.respond({ status: 201 });
+    for (const call of bridgeCalls(host, "GET", "/v1/cred/")) call.respond({ status: 404 });
+    host.pendingHttpCalls().find((call) => call.cluster !== BRIDGE_CLUSTER)!.respond({ status: 503, body: "no healthy upstream" });
+    expectContractError(stream, 503, "CredentialError");
+  });
+
+  it("when the log cannot be read for max_log_staleness_ms, entries stored before then are not served, and are again once it can", () => {
+    const { host, vm } = startFilter({ ...CONFIG, revocation: { ...CONFIG.revocation, max_log_staleness_ms: 5000 } });
+    fillL1(host, vm);
+    answerPolls(host, 3);
+    expect(ask(host, vm, AGENT.dataPipeline)).toBe("L1");
+    for (let waited = 0; waited < 7000; waited += 500) {
+      host.advance(500);
+      for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 503, body: "no healthy upstream" });
+    }
+    expect(ask(host, vm, AGENT.dataPipeline), "fail closed: the log has been unreadable for 7 s").toBe("miss");
+    answerPolls(host, 3);
+    expect(ask(host, vm, AGENT.dataPipeline), "the log is readable again and revoked nothing").toBe("L1");
   });
 });

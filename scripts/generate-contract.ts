@@ -35,6 +35,10 @@ export const PROVIDERS: string[] = ${list(CONTRACT.providers)};
 export const CATALOG: string[] = ${list(CONTRACT.catalog)};
 /** Indexed like PROVIDERS. */
 export const DEFAULT_REGIONS: string[] = ${list(CONTRACT.providers.map((p) => CONTRACT.default_regions[p]))};
+/** The regions each provider serves, indexed like PROVIDERS. */
+export const REGIONS: string[][] = [
+${CONTRACT.providers.map((p) => `  ${list(CONTRACT.regions[p])},`).join("\n")}
+];
 
 export const SERVICE_SEPARATOR = ${str(grammar.service.separator)};
 export const SERVICE_NAME_MAX = ${grammar.service.name_max};

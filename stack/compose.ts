@@ -2,7 +2,7 @@
 // the native stack, rendered with the services' compose names and the paths the containers mount.
 // docker-compose.yml runs stack/compose-setup.ts once to write them; e2e/compose.test.ts checks
 // that the two stay consistent.
-import { DEV_AUDIENCE, DEV_ISSUER, INJECTOR_SPIFFE_ID } from "../support/dev-identity.ts";
+import { BRIDGE_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, INJECTOR_SPIFFE_ID } from "../support/dev-identity.ts";
 import { DEFAULT_PORTS } from "./defaults.ts";
 import { loadFilterConfiguration, renderSidecarConfig, type SidecarValues } from "./render.ts";
 
@@ -19,6 +19,24 @@ export const ENVOY_MOUNTS = {
 } as const;
 
 export const ENVOY_CONFIG_IN_CONTAINER = `${ENVOY_MOUNTS.rendered.container}/envoy.yaml`;
+
+/**
+ * The bridge's and Valkey's files, relative to the project root (the bridge container's working
+ * directory): written by the setup service, named in docker-compose.yml's commands.
+ */
+export const BRIDGE_FILES = {
+  keyFile: ".dev/l2-bridge.key",
+  tlsCert: ".dev/svids/bridge.pem",
+  tlsKey: ".dev/svids/bridge-key.pem",
+  trustBundle: ".dev/ca.pem",
+  accessFile: `${RENDERED_DIR}/bridge-access.json`,
+  valkeyUsersDir: ".dev/valkey",
+  valkeyPasswordFile: ".dev/valkey/hexr-bridge.password",
+  valkeyAclFile: ".dev/valkey/users.acl",
+} as const;
+
+/** Where the valkey container mounts the ACL file. */
+export const VALKEY_ACL_IN_CONTAINER = "/etc/valkey/users.acl";
 
 /** Compose service names, which are also their host names on the compose network. */
 export const SERVICES = { injector: "injector", bridge: "bridge", opa: "opa", moto: "moto", valkey: "valkey" } as const;
@@ -55,6 +73,7 @@ export function composeSidecarValues(files: ComposeFiles = CONTAINER_FILES): Sid
     injectorSpiffeId: INJECTOR_SPIFFE_ID,
     bridgeHost: SERVICES.bridge,
     bridgePort: DEFAULT_PORTS.bridge,
+    bridgeSpiffeId: BRIDGE_SPIFFE_ID,
     wasmPath: files.wasmPath,
     filterConfiguration: loadFilterConfiguration(),
     jwtIssuer: DEV_ISSUER,

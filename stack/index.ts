@@ -8,19 +8,24 @@
 //   await stack.envoy.restart();                 // L1 is gone, L2 remains
 //   const podB = await stack.addSidecar("pod-b"); // a second pod sharing L2
 //   await stack.stop();
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { freePort } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
 import { ensureDevKeyFile } from "../bridge/keyfile.ts";
+import type { CallerRule } from "../bridge/index.ts";
 import {
+  BRIDGE_SPIFFE_ID,
   DEV_AUDIENCE,
   DEV_ISSUER,
   INJECTOR_SPIFFE_ID,
   defaultDevIdentityDir,
   ensureDevIdentity,
+  issueServiceSvid,
   type DevIdentityPaths,
 } from "../support/dev-identity.ts";
+import { valkeyUsers } from "../support/valkey.ts";
+import { devBridgeAccess } from "./bridge-access.ts";
 import { FREE_PORTS, type StackPorts } from "./defaults.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
@@ -51,6 +56,19 @@ export interface StackOptions {
   filterOverrides?: FilterConfiguration;
   /** Copy each part's output to runDir/logs/{part}.log as it runs. */
   logFiles?: boolean;
+  /**
+   * Caller rules added to the bridge's access file (stack/bridge-access.ts): by default the dev
+   * sidecar may use its own tenant's keys (acme-corp) only.
+   */
+  bridgeCallers?: CallerRule[];
+}
+
+/** Talking to L2 directly (tests, operators): both refuse anyone without these. */
+export interface L2Access {
+  /** TLS files for the bridge: the dev sidecar's X.509-SVID (acme-corp's keys), and the CA the bridge's certificate chains to. */
+  bridgeTls: { cert: string; key: string; ca: string };
+  /** Valkey's admin user (every command, every key). */
+  valkeyAdmin: { username: string; password: string };
 }
 
 export interface Stack {
@@ -61,6 +79,7 @@ export interface Stack {
   readonly envoy: EnvoySidecar;
   readonly sidecars: readonly EnvoySidecar[];
   readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part };
+  readonly l2: L2Access;
   /** Another sidecar on free ports, sharing the injector, the bridge and Valkey: a second pod. */
   addSidecar(name: string): Promise<EnvoySidecar>;
   /** Output of every part and sidecar so far, by name. */
@@ -96,9 +115,23 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
 
   const valkeyDir = path.join(runDir, "valkey");
   mkdirSync(valkeyDir, { recursive: true });
+  // Passwords (mode 0600) for this run only; Valkey gets their hashes.
+  const users = valkeyUsers(path.join(runDir, "valkey-users"));
+  const bridgeSvid = await issueServiceSvid("bridge", identity.dir);
+  const accessFile = path.join(runDir, "bridge-access.json");
+  const access = devBridgeAccess({ jwksFile: identity.jwks, filterConfiguration, extraCallers: options.bridgeCallers });
+  writeFileSync(accessFile, JSON.stringify(access, null, 2) + "\n");
   const parts = {
-    valkey: valkeyPart(ports.valkey, valkeyDir, logDir),
-    bridge: bridgePart({ port: ports.bridge, valkeyUrl: `redis://127.0.0.1:${ports.valkey}`, keyFile, logDir }),
+    valkey: valkeyPart({ port: ports.valkey, dataDir: valkeyDir, users, logDir }),
+    bridge: bridgePart({
+      port: ports.bridge,
+      valkeyUrl: `redis://127.0.0.1:${ports.valkey}`,
+      valkeyPasswordFile: users.bridge.passwordFile,
+      keyFile,
+      tls: { cert: bridgeSvid.cert, key: bridgeSvid.key, trustBundle: identity.ca },
+      accessFile,
+      logDir,
+    }),
     opa: opaPart(ports.opa, logDir),
     moto: motoPart(ports.moto, logDir),
     injector: await injectorPart({
@@ -149,6 +182,10 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     envoy: sidecars[0],
     sidecars,
     parts,
+    l2: {
+      bridgeTls: { cert: identity.sidecarCert, key: identity.sidecarKey, ca: identity.ca },
+      valkeyAdmin: { username: users.admin.username, password: users.admin.password },
+    },
     async addSidecar(name) {
       if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
       const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, admin: 0 }));
@@ -208,6 +245,7 @@ export function nativeSidecarValues(input: {
     injectorSpiffeId: INJECTOR_SPIFFE_ID,
     bridgeHost: "127.0.0.1",
     bridgePort: ports.bridge,
+    bridgeSpiffeId: BRIDGE_SPIFFE_ID,
     wasmPath: input.wasmPath,
     filterConfiguration: input.filterConfiguration,
     jwtIssuer: DEV_ISSUER,

@@ -53,6 +53,8 @@ export interface SidecarValues {
   injectorSpiffeId: string;
   bridgeHost: string;
   bridgePort: number;
+  /** The bridge's certificate must carry exactly this SPIFFE ID (it is checked by ID, not by name). */
+  bridgeSpiffeId: string;
   wasmPath: string;
   filterConfiguration: FilterConfiguration;
   jwtIssuer: string;
@@ -96,6 +98,7 @@ export function renderSidecarConfig(values: SidecarValues): string {
     l2_cluster: clusterName(filter.l2, "hexr_bridge"),
     bridge_host: values.bridgeHost,
     bridge_port: values.bridgePort,
+    bridge_spiffe_id: values.bridgeSpiffeId,
     wasm_path: values.wasmPath,
     // A JSON string literal is also a valid double-quoted YAML scalar.
     filter_configuration: JSON.stringify(JSON.stringify(filter)),

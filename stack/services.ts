@@ -5,10 +5,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { motoProcessSpec } from "../support/moto.ts";
 import { opaProcessSpec } from "../support/opa.ts";
-import { valkeyProcessSpec } from "../support/valkey.ts";
+import { valkeyProcessSpec, type ValkeyTlsFiles, type ValkeyUsers } from "../support/valkey.ts";
 import { startProcess } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
 import { devInjectorConfig } from "../injector/dev-config.ts";
+import type { TlsFiles } from "../bridge/index.ts";
 import { createPart, type Part } from "./part.ts";
 
 const LISTENING = /listening on https?:\/\//;
@@ -22,26 +23,49 @@ function logFileFor(logDir: string | undefined, name: string): string | undefine
   return logDir ? path.join(logDir, `${name}.log`) : undefined;
 }
 
-export function valkeyPart(port: number, dataDir: string, logDir?: string): Part {
+/** Valkey with its ACL users (no command without AUTH); TLS only when `tls` is given. */
+export function valkeyPart(options: { port: number; dataDir: string; users: ValkeyUsers; tls?: ValkeyTlsFiles; logDir?: string }): Part {
+  const { port, dataDir, users, tls } = options;
   return createPart({
     name: "valkey",
     port,
-    url: `redis://127.0.0.1:${port}`,
-    logFile: logFileFor(logDir, "valkey"),
-    launch: () => startProcess(valkeyProcessSpec(port, dataDir)),
+    url: `${tls ? "rediss" : "redis"}://127.0.0.1:${port}`,
+    logFile: logFileFor(options.logDir, "valkey"),
+    launch: () => startProcess(valkeyProcessSpec(port, dataDir, { aclFile: users.aclFile, tls })),
   });
 }
 
-export function bridgePart(options: { port: number; valkeyUrl: string; keyFile: string; logDir?: string }): Part {
+export interface BridgePartOptions {
+  port: number;
+  valkeyUrl: string;
+  /** hexr-bridge's password file (valkeyUsers().bridge.passwordFile). */
+  valkeyPasswordFile: string;
+  /** With a rediss:// URL: the CA of Valkey's certificate. */
+  valkeyTlsCa?: string;
+  keyFile: string;
+  /** The bridge's X.509-SVID and the trust bundle (the dev CA). */
+  tls: TlsFiles;
+  accessFile: string;
+  logDir?: string;
+}
+
+/** The bridge on loopback, HTTPS only, callers restricted by its access file. */
+export function bridgePart(options: BridgePartOptions): Part {
   const { command, args } = typeScriptCommand("bridge/main.ts", [
     "--port", String(options.port),
+    "--tls-cert", options.tls.cert,
+    "--tls-key", options.tls.key,
+    "--trust-bundle", options.tls.trustBundle,
+    "--access-file", options.accessFile,
     "--valkey", options.valkeyUrl,
+    "--valkey-password-file", options.valkeyPasswordFile,
+    ...(options.valkeyTlsCa ? ["--valkey-tls-ca", options.valkeyTlsCa] : []),
     "--key-file", options.keyFile,
   ]);
   return createPart({
     name: "bridge",
     port: options.port,
-    url: `http://127.0.0.1:${options.port}`,
+    url: `https://127.0.0.1:${options.port}`,
     logFile: logFileFor(options.logDir, "bridge"),
     launch: () => startProcess({ name: "bridge", command, args, cwd: projectRoot, ready: { logLine: LISTENING } }),
   });

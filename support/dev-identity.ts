@@ -18,6 +18,10 @@ export const DEV_ISSUER = "https://oidc.hexr.local";
 export const DEV_TOKEN_TTL_SECONDS = 3600;
 export const INJECTOR_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/credential-injector`;
 export const DEFAULT_SIDECAR_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/sidecar/acme-corp/dev-pod`;
+/** The L2 bridge's X.509-SVID: sidecars check it (Envoy's hexr_bridge cluster), Valkey may too. */
+export const BRIDGE_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/bridge`;
+/** Valkey's server certificate when it runs with TLS. */
+export const VALKEY_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/valkey`;
 export const defaultDevIdentityDir = path.join(projectRoot, ".dev");
 
 export interface DevIdentityPaths {
@@ -107,15 +111,36 @@ export async function mintJwtSvid(spiffeId: string, options: MintOptions = {}): 
 /** An X.509-SVID (URI SAN = `spiffeId`) from the dev CA for an agent's mTLS; reused while valid. */
 export async function issueX509Svid(spiffeId: string, dir: string = defaultDevIdentityDir): Promise<X509SvidPaths> {
   requireSpiffeId(spiffeId);
+  return issueInto(dir, svidFileName(spiffeId), { uri: spiffeId, serverAuth: true, clientAuth: true });
+}
+
+/**
+ * A service's X.509-SVID that also names the DNS names and addresses its clients dial, for
+ * clients that check the host name (Node, redis-cli) besides those that check the SPIFFE ID
+ * (Envoy). Client and server use: the bridge serves the sidecars and is Valkey's client.
+ * Written to svids/{name}.pem and svids/{name}-key.pem (fixed names a container can mount);
+ * reused while valid, removed with the rest when the CA is regenerated.
+ */
+export async function issueServiceSvid(
+  name: "bridge" | "valkey",
+  dir: string = defaultDevIdentityDir,
+): Promise<X509SvidPaths> {
+  const spec = {
+    bridge: { uri: BRIDGE_SPIFFE_ID, dns: ["localhost", "bridge"] },
+    valkey: { uri: VALKEY_SPIFFE_ID, dns: ["localhost", "valkey"] },
+  }[name];
+  return issueInto(dir, name, { ...spec, ips: ["127.0.0.1"], serverAuth: true, clientAuth: true });
+}
+
+async function issueInto(dir: string, name: string, spec: LeafSpec): Promise<X509SvidPaths> {
   const paths = await ensureDevIdentity(dir);
-  const name = svidFileName(spiffeId);
   const svid = { cert: path.join(paths.dir, "svids", `${name}.pem`), key: path.join(paths.dir, "svids", `${name}-key.pem`) };
   if (await isFreshCertificate(svid.cert) && existsSync(svid.key)) return svid;
   await withLock(paths.dir, async () => {
     if (await isFreshCertificate(svid.cert) && existsSync(svid.key)) return;
     await mkdir(path.dirname(svid.cert), { recursive: true });
     const ca = await loadCa(paths);
-    await writeLeaf(svid.cert, svid.key, await issueLeaf(ca, { uri: spiffeId, serverAuth: true, clientAuth: true }));
+    await writeLeaf(svid.cert, svid.key, await issueLeaf(ca, spec));
   });
   return svid;
 }

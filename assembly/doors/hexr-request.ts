@@ -34,5 +34,7 @@ export function parseHexrRequest(body: ArrayBuffer | null, config: FilterConfig)
     if (!isRegion(regionValue.text)) return refuse("'region' must match ^[a-z0-9-]{1,32}$");
     region = regionValue.text;
   }
+  const provider = providerOf(service.text);
+  if (!config.servesRegion(provider, region)) return refuse("'region' is not a region served for " + provider);
   return new ParsedHexrRequest(new HexrRequest(service.text, region), null);
 }

@@ -4,6 +4,7 @@
 import { log, setTickPeriodMilliseconds } from "../proxy-wasm/host";
 import { HttpContext, RootContext } from "../proxy-wasm/context";
 import { LogLevel } from "../proxy-wasm/types";
+import { PROVIDERS } from "../input/catalog";
 import { FilterConfig, parseConfig } from "../input/config";
 import { prepareClaims, sweepForgottenFailures } from "../resolve/claims";
 import { RevocationPoller } from "../revocation/poller";
@@ -31,10 +32,15 @@ export class FilterRoot extends RootContext {
     const metrics = new Metrics(config.services);
     this.state = new FilterState(config, metrics, idleTickMs);
     const revocation = config.revocation;
-    this.poller = revocation !== null ? new RevocationPoller(revocation, config.l2!, metrics) : null;
+    this.poller = revocation !== null ? new RevocationPoller(revocation, config.l2!, metrics, this.state.worker.revocations) : null;
     prepareClaims();
     this.nextEvictionMs = nowMilliseconds() + config.evictionIntervalSeconds * 1000;
     setTickPeriodMilliseconds(idleTickMs);
+    for (let i = 0; i < config.servedRegions.length; i++) {
+      if (config.servedRegions[i] === null) {
+        log(LogLevel.Warn, "hexr exchange filter: regions." + PROVIDERS[i] + " is \"any\"; every region named stays in L1 (load tests only)");
+      }
+    }
     if (config.debugTrapPath !== null) {
       log(LogLevel.Warn, "hexr exchange filter: debug_trap_path is set; requests to it trap the VM (tests only)");
     }
@@ -51,6 +57,7 @@ export class FilterRoot extends RootContext {
     const waiters = this.state.worker.waiters;
     waiters.pollClaims(nowMs);
     waiters.recheckLocks(nowMs);
+    this.state.worker.revocations.refresh();
     const poller = this.poller;
     if (poller !== null) poller.poll(nowMs);
     if (nowMs >= this.nextEvictionMs) {

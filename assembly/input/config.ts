@@ -1,6 +1,6 @@
 // The plugin configuration: one JSON document, validated completely in proxy_on_configure so that
 // Envoy rejects a bad one at load time. Every field has a default that suits the local stack.
-import { DEFAULT_REGIONS } from "../contract";
+import { DEFAULT_REGIONS, REGIONS } from "../contract";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
 import { AllowList } from "./allowlist";
 import { CATALOG, isRegion, isServiceName, PROVIDERS } from "./catalog";
@@ -14,7 +14,13 @@ export class UpstreamConfig {
 
 /** Who may revoke cached credentials, where they ask, and how often every VM looks for revocations. */
 export class RevocationConfig {
-  constructor(public path: string, public adminSpiffeIds: string[], public pollIntervalMs: i64) {}
+  constructor(
+    public path: string,
+    public adminSpiffeIds: string[],
+    public pollIntervalMs: i64,
+    /** Once the log has not been read for this long, entries stored before then are not served. */
+    public maxLogStalenessMs: i64,
+  ) {}
 }
 
 export class FilterConfig {
@@ -23,6 +29,8 @@ export class FilterConfig {
   identity: IdentitySettings = new IdentitySettings();
   /** Indexed like PROVIDERS. */
   defaultRegions: string[] = DEFAULT_REGIONS.slice(0);
+  /** The regions an exchange may name, indexed like PROVIDERS; null: any (load tests only). */
+  servedRegions: Array<string[] | null> = [REGIONS[0], REGIONS[1], REGIONS[2]];
   services: string[] = CATALOG.slice(0);
   resources: AllowList = new AllowList();
   refreshBufferSeconds: i64 = 600;
@@ -34,12 +42,22 @@ export class FilterConfig {
   coalescePollMs: i64 = 5;
   /** How often counters are handed to Envoy (filter/metrics.ts). */
   metricsFlushMs: i64 = 1000;
+  /** Shared-data keys this Envoy may create for one identity, and in all (resolve/caps.ts). */
+  maxKeysPerIdentity: i64 = 512;
+  maxKeys: i64 = 200_000;
   /** Debug only: a request to this path traps the VM, to prove Envoy's failure policy. */
   debugTrapPath: string | null = null;
   injector: UpstreamConfig = new UpstreamConfig("hexr_injector", "credential-injector", 5000);
   injectorPath: string = "/exchange";
   l2: UpstreamConfig | null = null;
   revocation: RevocationConfig | null = null;
+
+  servesRegion(provider: string, region: string): bool {
+    const index = PROVIDERS.indexOf(provider);
+    if (index < 0) return false;
+    const served = this.servedRegions[index];
+    return served === null || served.includes(region);
+  }
 
   defaultRegion(provider: string): string {
     const index = PROVIDERS.indexOf(provider);
@@ -55,7 +73,7 @@ const KNOWN_FIELDS: string[] = [
   "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
   "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
   "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
-  "debug_trap_path", "injector", "l2", "revocation",
+  "debug_trap_path", "injector", "l2", "revocation", "regions", "max_keys_per_identity", "max_keys",
 ];
 
 /** Collects the first error; every reader returns a usable default so parsing can go on. */
@@ -123,10 +141,18 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   config.evictionIntervalSeconds = read.integer(root.member("eviction_interval_seconds"), "eviction_interval_seconds", config.evictionIntervalSeconds, 1, 3600);
   config.coalescePollMs = read.integer(root.member("coalesce_poll_ms"), "coalesce_poll_ms", config.coalescePollMs, 1, 1000);
   config.metricsFlushMs = read.integer(root.member("metrics_flush_ms"), "metrics_flush_ms", config.metricsFlushMs, 10, 60000);
+  config.maxKeysPerIdentity = read.integer(root.member("max_keys_per_identity"), "max_keys_per_identity", config.maxKeysPerIdentity, 2, 1_000_000);
+  config.maxKeys = read.integer(root.member("max_keys"), "max_keys", config.maxKeys, 16, 100_000_000);
   const trapPath = root.member("debug_trap_path");
   if (trapPath !== null) config.debugTrapPath = read.string(trapPath, "debug_trap_path", "");
   readIdentity(root, config.identity, read);
+  readServedRegions(root.member("regions"), config, read);
   readRegions(root.member("default_regions"), config, read);
+  for (let i = 0; i < PROVIDERS.length; i++) {
+    if (!config.servesRegion(PROVIDERS[i], config.defaultRegions[i])) {
+      read.fail("default_regions." + PROVIDERS[i], "must be one of the regions served for " + PROVIDERS[i]);
+    }
+  }
   readExtraServices(root.member("extra_services"), config, read);
   readResources(root.member("resources"), config, read);
   readInjector(root.member("injector"), config, read);
@@ -180,6 +206,38 @@ function readRegions(value: JsonValue | null, config: FilterConfig, read: Reader
     const region = read.string(value.items[i], field, "");
     if (!isRegion(region)) read.fail(field, "is not a region (see the region grammar in contract/contract.json)");
     else config.defaultRegions[index] = region;
+  }
+}
+
+/**
+ * `regions`: provider → the regions exchanges may name (a narrower list than the contract's), or
+ * "any" (no allow-list: every key one identity names stays in L1, so only for load tests).
+ */
+function readServedRegions(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+  if (value === null) return;
+  if (value.kind != JsonKind.Object) {
+    read.fail("regions", "must be an object of provider to a list of regions, or \"any\"");
+    return;
+  }
+  for (let i = 0; i < value.keys.length; i++) {
+    const provider = value.keys[i];
+    const field = "regions." + provider;
+    const index = PROVIDERS.indexOf(provider);
+    if (index < 0) {
+      read.fail(field, "is not a provider (aws, gcp, azure)");
+      continue;
+    }
+    const item = value.items[i];
+    if (item.kind == JsonKind.String && item.text == "any") {
+      config.servedRegions[index] = null;
+      continue;
+    }
+    const regions = read.strings(item, field);
+    if (regions.length == 0) read.fail(field, "must name at least one region, or be \"any\"");
+    for (let j = 0; j < regions.length; j++) {
+      if (!isRegion(regions[j])) read.fail(field + "[" + j.toString() + "]", "is not a region (see the region grammar in contract/contract.json)");
+    }
+    config.servedRegions[index] = regions;
   }
 }
 
@@ -277,5 +335,7 @@ function readRevocation(value: JsonValue | null, config: FilterConfig, read: Rea
     if (parseSpiffeId(admins[i]) === null) read.fail("revocation.admin_spiffe_ids[" + i.toString() + "]", "must be an agent SPIFFE ID");
   }
   const pollMs = read.integer(value.member("poll_interval_ms"), "revocation.poll_interval_ms", 1000, 100, 60000);
-  config.revocation = new RevocationConfig(path, admins, pollMs);
+  const stalenessMs = read.integer(value.member("max_log_staleness_ms"), "revocation.max_log_staleness_ms", 30000, 1000, 3_600_000);
+  if (stalenessMs < pollMs) read.fail("revocation.max_log_staleness_ms", "must be at least poll_interval_ms");
+  config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs);
 }

@@ -14,6 +14,7 @@ import { getSharedData, setSharedData } from "../proxy-wasm/host";
 import { Status } from "../proxy-wasm/types";
 import { CLAIMS_LOCK_KEY, claimKey } from "../tiers/keys";
 import { decimalEnd, decimalIn, scanDecimal } from "../util/ascii";
+import { countNewKey } from "./caps";
 
 export const enum ClaimState { Free, Pending, Failed }
 
@@ -83,8 +84,10 @@ function followedByColon(base: usize, size: i32): bool {
 /** Claims the exchange of `key` for this worker; false when another exchange is already running. */
 export function claimExchange(key: string, nowMs: i64, timeoutMs: i64): bool {
   if (!lockClaims(nowMs)) return false;
-  const claimed = readClaim(key, nowMs).state != ClaimState.Pending;
+  const current = readClaim(key, nowMs);
+  const claimed = current.state != ClaimState.Pending;
   if (claimed) {
+    if (current.cas == 0) countNewKey(key); // the key's first claim creates its marker's key
     const marker = Uint8Array.wrap(String.UTF8.encode("P" + (nowMs + timeoutMs + CLAIM_MARGIN_MS).toString()));
     setSharedData(claimKey(key), marker, 0);
   }

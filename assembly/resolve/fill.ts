@@ -5,8 +5,9 @@ import { FilterConfig } from "../input/config";
 import { dispatchHttpCall, HttpCallHandler } from "../proxy-wasm/context";
 import { putCredential, releaseLock } from "../tiers/bridge";
 import { encodeEntry, isServable } from "../tiers/entry";
-import { storeL1 } from "../tiers/l1";
+import { storeL1, Stored } from "../tiers/l1";
 import { rememberStoredKey } from "../tiers/stored-keys";
+import { countNewKey } from "./caps";
 
 /** A cross-pod exchange lock this sidecar holds: the key and the token that proves it. */
 export class HeldLock {
@@ -14,7 +15,10 @@ export class HeldLock {
 }
 
 export function storeInL1(key: string, entry: Uint8Array, expiresAt: i64): void {
-  if (storeL1(key, entry, expiresAt)) rememberStoredKey(key, expiresAt);
+  const stored = storeL1(key, entry, expiresAt);
+  if (stored == Stored.Not) return;
+  rememberStoredKey(key, expiresAt);
+  if (stored == Stored.Created) countNewKey(key);
 }
 
 /** Stores the credential in L1 and writes it through to L2; no usable expiry → not cached. */

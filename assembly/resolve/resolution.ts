@@ -14,7 +14,7 @@ import { BufferType, MapType } from "../proxy-wasm/types";
 import { getCredential, takeLock } from "../tiers/bridge";
 import { decodeEntry, isServable } from "../tiers/entry";
 import { injectorCall, isCredentialFor, readInjectorAnswer } from "../tiers/injector";
-import { lookupL1, readL1 } from "../tiers/l1";
+import { readL1 } from "../tiers/l1";
 import { decimalValue } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
 import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./claims";
@@ -65,7 +65,7 @@ export class Resolution implements Waiter {
     // L2 is shared by every sidecar: a value is served only if it is the credential of exactly the
     // identity, service and region asked for, whatever key it was found under.
     if (entry !== null && isServable(entry.expiresAt, nowSeconds, this.worker.config.refreshBufferSeconds) &&
-      isCredentialFor(entry.body, this.request)) {
+      isCredentialFor(entry.body, this.request) && !this.worker.revocations.revokes(this.request.key, entry.storedAt)) {
       this.worker.metrics.hit(Tier.L2);
       storeInL1(this.request.key, Uint8Array.wrap(value!), entry.expiresAt);
       this.serve(entry.body, Tier.L2, entry.expiresAt);
@@ -103,7 +103,7 @@ export class Resolution implements Waiter {
     }
     // A leader may have finished between this request's L1 miss and its claim (an L2 lookup
     // takes a while): its answer is in L1 by now.
-    const filled = lookupL1(key, nowMs / 1000, config.refreshBufferSeconds);
+    const filled = this.worker.servableFromL1(key, nowMs / 1000);
     if (filled !== null) {
       this.worker.metrics.coalesced();
       this.serve(filled.body, Tier.L1, filled.expiresAt);
@@ -171,7 +171,7 @@ export class Resolution implements Waiter {
 
   private resumeAfterClaim(): void {
     const nowMs = nowMilliseconds();
-    const cached = lookupL1(this.request.key, nowMs / 1000, this.worker.config.refreshBufferSeconds);
+    const cached = this.worker.servableFromL1(this.request.key, nowMs / 1000);
     if (cached !== null) {
       this.worker.metrics.coalesced();
       this.serve(cached.body, Tier.L1, cached.expiresAt);
@@ -256,7 +256,7 @@ export class Resolution implements Waiter {
   private serveStaleOr(rejection: Rejection): void {
     this.stage = Stage.Done;
     const entry = rejection.status >= 500 ? readL1(this.request.key) : null;
-    if (entry !== null && nowMilliseconds() / 1000 < entry.expiresAt) {
+    if (entry !== null && nowMilliseconds() / 1000 < entry.expiresAt && !this.worker.revocations.revokes(this.request.key, entry.storedAt)) {
       this.worker.metrics.staleServed();
       this.requester.serve(entry.body, Tier.L1Stale, entry.expiresAt);
       return;

@@ -6,7 +6,9 @@
 import { Tier } from "../filter/metrics";
 import { CredentialRequest } from "../input/credential-request";
 import { isDueForRefresh } from "../tiers/entry";
-import { lookupL1 } from "../tiers/l1";
+import { hasL1Key } from "../tiers/l1";
+import { credentialError } from "../filter/errors";
+import { admitsNewKey } from "./caps";
 import { refreshInBackground } from "./refresh";
 import { Resolution } from "./resolution";
 import { Requester, Worker } from "./worker";
@@ -15,7 +17,7 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
   const config = worker.config;
   const metrics = worker.metrics;
   metrics.invocation(request.service);
-  const cached = lookupL1(request.key, nowSeconds, config.refreshBufferSeconds);
+  const cached = worker.servableFromL1(request.key, nowSeconds);
   if (cached !== null) {
     metrics.hit(Tier.L1);
     if (isDueForRefresh(cached, nowSeconds, config.refreshBufferSeconds, config.refreshAheadPercent)) {
@@ -27,5 +29,9 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
     return;
   }
   metrics.miss(Tier.L1);
+  if (!hasL1Key(request.key) && !admitsNewKey(request.key, config.maxKeysPerIdentity, config.maxKeys)) {
+    requester.refuse(credentialError(429, "too many distinct credentials: this identity or this sidecar has reached its cap"));
+    return;
+  }
   new Resolution(worker, request, requester).start();
 }

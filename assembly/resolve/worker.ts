@@ -3,6 +3,9 @@
 import { Rejection } from "../filter/errors";
 import { Metrics, Tier } from "../filter/metrics";
 import { FilterConfig } from "../input/config";
+import { CacheEntry } from "../tiers/entry";
+import { lookupL1 } from "../tiers/l1";
+import { Revocations } from "../tiers/revocations";
 import { Waiters } from "./waiters";
 
 /** The door's side of a resolution: the stream it answers, the agent's token, and how it answers. */
@@ -17,8 +20,16 @@ export interface Requester {
 
 export class Worker {
   readonly waiters: Waiters;
+  readonly revocations: Revocations = new Revocations();
 
   constructor(readonly config: FilterConfig, readonly metrics: Metrics, idleTickMs: u32) {
     this.waiters = new Waiters(<u32>config.coalescePollMs, idleTickMs, config.refreshBufferSeconds);
+    this.revocations.refresh();
+  }
+
+  /** The L1 entry of `key` if it may be served now: servable, and stored after any revocation of it. */
+  servableFromL1(key: string, nowSeconds: i64): CacheEntry | null {
+    const entry = lookupL1(key, nowSeconds, this.config.refreshBufferSeconds);
+    return entry !== null && !this.revocations.revokes(key, entry.storedAt) ? entry : null;
   }
 }

@@ -22,6 +22,8 @@ const REVOCATION_TIMEOUT_MS: u32 = 5000;
 export class RevocationEndpoint extends Door implements HttpCallHandler {
   private admin: SpiffeId | null = null;
   private prefix: string = "";
+  /** The admin's own JWT-SVID: the bridge verifies it itself before it purges anything. */
+  private adminToken: ArrayBuffer | null = null;
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST to revoke"));
@@ -33,6 +35,7 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
     }
     if (endOfStream) return this.reject(badRequest("the request body must be a JSON object"));
     this.admin = admin;
+    this.adminToken = headers.value("authorization");
     this.expectsBody = true;
     return Action.Continue;
   }
@@ -43,7 +46,7 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
     if (target.rejection !== null) return this.reject(target.rejection!);
     this.prefix = target.prefix;
     const bridge = this.state.config.l2!;
-    const call = recordRevocation(bridge);
+    const call = recordRevocation(bridge, this.adminToken);
     if (dispatchHttpCall(bridge.cluster, call, jsonBody("{\"prefix\":\"" + this.prefix + "\"}"), REVOCATION_TIMEOUT_MS, this) == 0) {
       return this.reject(credentialError(503, "the revocation could not be recorded"));
     }
@@ -61,6 +64,7 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
       this.reject(credentialError(503, "the revocation could not be recorded"));
       return;
     }
+    this.state.worker.revocations.add(this.prefix, nowMilliseconds() / 1000);
     this.state.metrics.evicted(forgetKeysWithPrefix(this.prefix));
     const answer = "{\"revoked\":\"" + this.prefix + "\",\"epoch\":" + epoch.toString() + "}";
     this.reply(200, "hexr_revoked", jsonBody(answer), [new Header("content-type", "application/json")]);

@@ -1,5 +1,8 @@
-// Every VM polls the bridge's revocation log and empties the L1 entries it stored under each prefix
-// revoked since it last looked (each VM empties what it stored: the key index is per VM).
+// Every VM polls the bridge's revocation log. Each prefix revoked since it last looked is recorded
+// in shared data for every VM of this Envoy (tiers/revocations.ts: nothing stored before it is
+// served again), and the L1 entries this VM stored under it are emptied. If the log cannot be read
+// for max_log_staleness_ms, revocations may have been missed: entries stored before then are not
+// served until it can be read again (fail closed, not open).
 import { Metrics } from "../filter/metrics";
 import { RevocationConfig, UpstreamConfig } from "../input/config";
 import { dispatchHttpCall, HttpCallHandler } from "../proxy-wasm/context";
@@ -7,8 +10,10 @@ import { getBuffer, getHeaderBytes } from "../proxy-wasm/host";
 import { BufferType, MapType } from "../proxy-wasm/types";
 import { revocationsSince } from "../tiers/bridge";
 import { ALL_CREDENTIALS_PREFIX } from "../tiers/keys";
+import { Revocations } from "../tiers/revocations";
 import { forgetKeysWithPrefix } from "../tiers/stored-keys";
 import { decimalValue } from "../util/ascii";
+import { nowMilliseconds } from "../util/clock";
 import { JsonKind, parseJson } from "../util/json";
 
 export class RevocationPoller implements HttpCallHandler {
@@ -16,11 +21,16 @@ export class RevocationPoller implements HttpCallHandler {
   private epoch: i64 = -1;
   private polling: bool = false;
   private nextPollMs: i64 = 0;
+  /** When the log was last read; a VM starts as if it had just been (its first poll is immediate). */
+  private lastReadMs: i64 = -1;
 
-  constructor(private config: RevocationConfig, private bridge: UpstreamConfig, private metrics: Metrics) {}
+  constructor(private config: RevocationConfig, private bridge: UpstreamConfig, private metrics: Metrics, private revocations: Revocations) {}
 
   /** On the tick: asks for the revocations since this VM's epoch, unless a poll is still out. */
   poll(nowMs: i64): void {
+    if (this.lastReadMs < 0) this.lastReadMs = nowMs;
+    const staleSinceMs = nowMs - this.config.maxLogStalenessMs;
+    this.revocations.notBeforeSeconds = this.lastReadMs < staleSinceMs ? staleSinceMs / 1000 : 0;
     if (this.polling || nowMs < this.nextPollMs) return;
     this.nextPollMs = nowMs + this.config.pollIntervalMs;
     const call = revocationsSince(this.bridge, this.epoch);
@@ -38,6 +48,9 @@ export class RevocationPoller implements HttpCallHandler {
     const body = getBuffer(BufferType.HttpCallResponseBody, 0, bodySize);
     const log = body !== null ? parseRevocationLog(body) : null;
     if (log === null) return;
+    const nowMs = nowMilliseconds();
+    this.lastReadMs = nowMs;
+    this.revocations.notBeforeSeconds = 0;
     if (log.epoch < this.epoch) {
       // The log went back: Valkey lost it and started again. Everything in the new log is newer
       // than this VM's epoch, so read it whole on the next tick.
@@ -47,7 +60,10 @@ export class RevocationPoller implements HttpCallHandler {
     }
     // The first answer only tells where the log stands: this VM holds nothing older than itself.
     if (this.epoch >= 0) {
-      for (let i = 0; i < log.prefixes.length; i++) this.metrics.evicted(forgetKeysWithPrefix(log.prefixes[i]));
+      for (let i = 0; i < log.prefixes.length; i++) {
+        this.revocations.add(log.prefixes[i], nowMs / 1000);
+        this.metrics.evicted(forgetKeysWithPrefix(log.prefixes[i]));
+      }
     }
     this.epoch = log.epoch;
   }

@@ -60,9 +60,14 @@ export function releaseLock(bridge: UpstreamConfig, key: string): Header[] {
   return withContentType(request(bridge, "DELETE", "/v1/locks/" + encodePathSegment(key)), "application/octet-stream");
 }
 
-/** Purges L2 under a prefix and records the revocation for every sidecar: 200 {"epoch", "deleted"}. */
-export function recordRevocation(bridge: UpstreamConfig): Header[] {
-  return withContentType(request(bridge, "POST", "/v1/revocations"), "application/json");
+/**
+ * Purges L2 under a prefix and records the revocation for every sidecar: 200 {"epoch", "deleted"}.
+ * Carries the admin's own token: the bridge acts only for an admin it has verified itself.
+ */
+export function recordRevocation(bridge: UpstreamConfig, adminToken: ArrayBuffer | null): Header[] {
+  const headers = withContentType(request(bridge, "POST", "/v1/revocations"), "application/json");
+  if (adminToken !== null) headers.push(new Header("authorization", String.UTF8.decode(adminToken)));
+  return headers;
 }
 
 /** 200 {"epoch": N, "prefixes": [...]}: the prefixes revoked after `epoch`. */

@@ -26,3 +26,17 @@ export function tenantPrefix(trustDomain: string, tenant: string): string {
 }
 
 export const ALL_CREDENTIALS_PREFIX = CREDENTIAL_KEY_PREFIX + SPIFFE_SCHEME;
+
+/** count:cred:{spiffe-id}: how many shared-data keys this Envoy has created for one identity (resolve/caps.ts). */
+export function identityKeyCountKey(credential: string): string {
+  // The credential key ends ":{service}:{region}": what precedes them, with its ':', is the identity's prefix.
+  const regionStart = credential.lastIndexOf(KEY_SEPARATOR);
+  const serviceStart = credential.lastIndexOf(KEY_SEPARATOR, regionStart - 1);
+  return "count:" + credential.substring(0, serviceStart + 1);
+}
+
+/** The revocations this Envoy knows (tiers/revocations.ts). */
+export const REVOCATIONS_KEY = "revocations";
+
+/** How many shared-data keys this Envoy has created for credentials, in all. */
+export const ALL_KEYS_COUNT_KEY = "count:*";

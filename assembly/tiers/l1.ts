@@ -32,21 +32,28 @@ export function evictIfExpired(key: string, nowSeconds: i64): bool {
   return true;
 }
 
-/** Stores an entry unless a worker already holds one that lives at least as long. */
-export function storeL1(key: string, entry: Uint8Array, expiresAt: i64): bool {
+export const enum Stored { Not, Replaced, Created }
+
+/** Stores an entry unless a worker already holds one that lives at least as long; Created: a new key. */
+export function storeL1(key: string, entry: Uint8Array, expiresAt: i64): Stored {
   for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
     const current = getSharedData(key);
     let cas: u32 = 0;
     if (current !== null) {
       const existing = decodeEntry(current.data);
-      if (existing !== null && existing.expiresAt >= expiresAt) return false;
+      if (existing !== null && existing.expiresAt >= expiresAt) return Stored.Not;
       cas = current.cas;
     }
     const status = setSharedData(key, entry, cas);
-    if (status == Status.Ok) return true;
-    if (status != Status.CasMismatch) return false;
+    if (status == Status.Ok) return current === null ? Stored.Created : Stored.Replaced;
+    if (status != Status.CasMismatch) return Stored.Not;
   }
-  return false;
+  return Stored.Not;
+}
+
+/** Whether shared data holds the key at all (an emptied entry still does: keys cannot be deleted). */
+export function hasL1Key(key: string): bool {
+  return getSharedData(key) !== null;
 }
 
 /** Empties the entry whatever its age (revocation). */

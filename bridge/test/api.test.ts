@@ -1,7 +1,7 @@
 // The HTTP API the wasm filter is written against, against a real standalone Valkey.
 import { describe, expect, it } from "vitest";
 import { credentialKey, lockKey } from "../../contract/index.ts";
-import { credKey, credentialValue, expectErrorBody, useStandaloneBridge } from "./helpers.ts";
+import { credKey, credentialValue, expectErrorBody, FIXTURE_CALLER, useStandaloneBridge } from "./helpers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -343,21 +343,11 @@ describe("bridge API (standalone Valkey)", () => {
     it("PUT with a value over 16 KiB → 413, declared or streamed, nothing written", async () => {
       const key = credKey("acme", "too-big");
       expectErrorBody(await env.bridge.api.put(key, Buffer.alloc(16 * 1024 + 1)), "PayloadTooLarge");
-      const chunks = [Buffer.alloc(10_000), Buffer.alloc(10_000)];
-      const streamed = new ReadableStream({
-        pull(controller) {
-          const chunk = chunks.shift();
-          if (chunk) controller.enqueue(chunk);
-          else controller.close();
-        },
+      const streamed = await env.bridge.api.call("PUT", `/v1/cred/${encodeURIComponent(key)}?ttl_ms=1000`, undefined, {
+        chunks: [Buffer.alloc(10_000), Buffer.alloc(10_000)],
       });
-      const response = await fetch(`${env.bridge.url}/v1/cred/${encodeURIComponent(key)}?ttl_ms=1000`, {
-        method: "PUT",
-        body: streamed,
-        duplex: "half",
-      } as RequestInit);
-      expect(response.status).toBe(413);
-      expect((await response.json()).error.type).toBe("PayloadTooLarge");
+      expect(streamed.status).toBe(413);
+      expectErrorBody(streamed, "PayloadTooLarge");
       expect(await env.raw.exists(key)).toBe(0);
     });
 
@@ -401,10 +391,10 @@ describe("bridge API (standalone Valkey)", () => {
       ["DELETE", "/v1/purge", "POST"],
       ["POST", "/healthz", "GET"],
     ])("%s %s → 405 with allow: %s", async (method, path, allow) => {
-      const response = await fetch(env.bridge.url + path, { method });
+      const response = await env.bridge.api.call(method, path);
       expect(response.status).toBe(405);
       expect(response.headers.get("allow")).toBe(allow);
-      expect((await response.json()).error.type).toBe("MethodNotAllowed");
+      expect(response.json().error.type).toBe("MethodNotAllowed");
     });
 
     it("never echoes the key or the value in an error body", async () => {
@@ -416,8 +406,10 @@ describe("bridge API (standalone Valkey)", () => {
   });
 
   it("serves many requests over one kept-alive connection", async () => {
-    const { Agent, request } = await import("node:http");
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const { Agent, request } = await import("node:https");
+    const { readFileSync } = await import("node:fs");
+    const tls = await env.bridge.identity.client(FIXTURE_CALLER);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, cert: readFileSync(tls.cert!), key: readFileSync(tls.key!), ca: readFileSync(tls.ca) });
     const sockets = new Set<unknown>();
     const key = credKey("acme", "keepalive");
     await env.bridge.api.put(key, "v");

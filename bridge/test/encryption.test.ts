@@ -70,7 +70,7 @@ describe("encryption at rest", () => {
     await env.raw.set(planted, credentialValue(SECRET_ACCESS_KEY));
     expect((await env.bridge.api.get(planted)).status).toBe(404);
 
-    const other = await startTestBridge({ valkey: env.valkey.url });
+    const other = await startTestBridge({ valkey: env.valkey.url, users: env.valkey.users });
     try {
       const shared = credKey("acme", "other-secret");
       await other.api.put(shared, "sealed by another bridge");

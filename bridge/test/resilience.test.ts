@@ -1,7 +1,10 @@
 // Valkey going away (process gone, or hung) must give a quick 503, never a hang,
 // and the bridge must serve again on its own once Valkey is back.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startValkey, type ValkeyServer } from "../../support/valkey.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { startValkey, valkeyUsers, type ValkeyServer } from "../../support/valkey.ts";
 import { credKey, expectErrorBody, startTestBridge, type TestBridge } from "./helpers.ts";
 
 const COMMAND_TIMEOUT_MS = 200;
@@ -25,15 +28,19 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
 describe("Valkey outages", () => {
   let valkey: ValkeyServer;
   let bridge: TestBridge;
+  // Outside the server's own dir, which stop() removes: the restarted server needs the same users.
+  const usersDir = mkdtempSync(path.join(tmpdir(), "hexr-valkey-users-"));
+  const users = valkeyUsers(usersDir);
   const key = credKey("acme", "resilient");
 
   beforeAll(async () => {
-    valkey = await startValkey();
-    bridge = await startTestBridge({ valkey: valkey.url, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    valkey = await startValkey({ users });
+    bridge = await startTestBridge({ valkey: valkey.url, users, commandTimeoutMs: COMMAND_TIMEOUT_MS });
   });
   afterAll(async () => {
     await bridge?.close();
     await valkey?.stop();
+    rmSync(usersDir, { recursive: true, force: true });
   });
 
   it("a hung Valkey (SIGSTOP) gives 503 within the command timeout, then serves again after SIGCONT", async () => {
@@ -91,7 +98,7 @@ describe("Valkey outages", () => {
     await sleep(1_500);
     expect((await bridge.api.get(key)).status).toBe(503);
 
-    valkey = await startValkey({ port });
+    valkey = await startValkey({ port, users });
     const recoveredAfter = await eventually(async () => (await bridge.api.health()).status === 200, 10_000);
     expect(recoveredAfter).toBeLessThan(3_000);
     expect((await bridge.api.put(key, "after the restart")).status).toBe(204);
@@ -114,16 +121,19 @@ describe("starting while Valkey is down", () => {
     const placeholder = await startValkey();
     const port = placeholder.port;
     await placeholder.stop();
-    const bridge = await startTestBridge({ valkey: `redis://127.0.0.1:${port}`, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    const usersDir = mkdtempSync(path.join(tmpdir(), "hexr-valkey-users-"));
+    const users = valkeyUsers(usersDir);
+    const bridge = await startTestBridge({ valkey: `redis://127.0.0.1:${port}`, users, commandTimeoutMs: COMMAND_TIMEOUT_MS });
     let valkey: ValkeyServer | undefined;
     try {
       expect((await bridge.api.health()).status).toBe(503);
-      valkey = await startValkey({ port });
+      valkey = await startValkey({ port, users });
       await eventually(async () => (await bridge.api.health()).status === 200, 10_000);
       expect((await bridge.api.put(credKey("acme", "late"), "v")).status).toBe(204);
     } finally {
       await bridge.close();
       await valkey?.stop();
+      rmSync(usersDir, { recursive: true, force: true });
     }
   });
 });

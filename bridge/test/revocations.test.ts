@@ -126,7 +126,7 @@ describe("revocations (standalone Valkey)", () => {
   it("purges before it records: the DEL reaches Valkey before the epoch moves", async () => {
     const key = credKey("ordered", "a1");
     await env.bridge.api.put(key, "v");
-    const client = new Redis(env.valkey.url);
+    const client = new Redis(env.valkey.adminUrl);
     const monitor = await client.monitor(); // a second connection; resolves once Valkey has answered MONITOR
     const commands: string[][] = [];
     monitor.on("monitor", (_time: string, args: string[]) => commands.push(args.map(String)));
@@ -211,11 +211,11 @@ describe("revocations (standalone Valkey)", () => {
     });
 
     it.each(["PUT", "DELETE", "PATCH"])("%s /v1/revocations → 405 with allow: GET, POST", async (method) => {
-      const response = await fetch(`${env.bridge.url}/v1/revocations`, { method });
+      const response = await env.bridge.api.call(method, "/v1/revocations");
       expect(response.status).toBe(405);
       expect(response.headers.get("allow")).toBe("GET, POST");
       expect(response.headers.get("content-type")).toBe("application/json");
-      expect((await response.json()).error.type).toBe("MethodNotAllowed");
+      expect(response.json().error.type).toBe("MethodNotAllowed");
     });
 
     it.each([
@@ -240,8 +240,8 @@ describe("revocation log trimming (limit 5)", () => {
 
   beforeAll(async () => {
     valkey = await startValkey();
-    bridge = await startTestBridge({ valkey: valkey.url, revocationLogLimit: 5 });
-    raw = new Redis(valkey.url);
+    bridge = await startTestBridge({ valkey: valkey.url, users: valkey.users, revocationLogLimit: 5 });
+    raw = new Redis(valkey.adminUrl);
   });
   afterAll(async () => {
     raw?.disconnect();
@@ -262,7 +262,7 @@ describe("revocation log trimming (limit 5)", () => {
 
   it("refuses a limit that is not a positive integer", async () => {
     for (const revocationLogLimit of [0, -1, 1.5, Number.NaN]) {
-      await expect(startTestBridge({ valkey: valkey.url, revocationLogLimit })).rejects.toThrow(/revocation log limit/);
+      await expect(startTestBridge({ valkey: valkey.url, users: valkey.users, revocationLogLimit })).rejects.toThrow(/revocation log limit/);
     }
   });
 });
@@ -319,7 +319,7 @@ describe("revocations while Valkey is in trouble", () => {
 
   beforeAll(async () => {
     valkey = await startValkey();
-    bridge = await startTestBridge({ valkey: valkey.url, commandTimeoutMs: COMMAND_TIMEOUT_MS });
+    bridge = await startTestBridge({ valkey: valkey.url, users: valkey.users, commandTimeoutMs: COMMAND_TIMEOUT_MS });
   });
   afterAll(async () => {
     await bridge?.close();
