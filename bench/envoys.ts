@@ -1,7 +1,8 @@
 // The Envoys the scenarios compare the sidecar with. Each one is derived from the sidecar's own
 // rendered configuration (the file the stack runs), so it keeps the very same listener: address,
 // HTTP connection manager settings, access log, and whichever of the sidecar's HTTP filters the
-// scenario keeps. Only the filter list, the routes and the ports change:
+// scenario keeps. Only the filter list, the routes, the port and the admin socket change (the
+// sidecar's other listeners, mTLS and stats, and the stats listener's admin cluster are left out):
 //
 //   floor                 buffer + router; every path answered by direct_response with the
 //                         credential's body: the physical limit of this listener
@@ -21,10 +22,11 @@
 //   no-filter             jwt_authn + router; /exchange goes straight to the injector cluster, with the
 //                         verified SPIFFE ID in x-hexr-spiffe-id (the injector requires it): what every
 //                         request costs if the proxy caches nothing
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
+import { adminReady } from "../stack/envoy.ts";
 import { renderTemplate } from "../stack/render.ts";
 import { freePort, startProcess, type RunningProcess } from "../support/processes.ts";
 import { tools } from "../support/tools.ts";
@@ -49,14 +51,16 @@ export interface BenchEnvoy {
   readonly name: string;
   /** http://127.0.0.1:PORT of its listener. */
   readonly url: string;
-  readonly adminUrl: string;
+  /** Its admin's Unix socket (stack/envoy.ts adminRequest). */
+  readonly adminSocket: string;
   readonly pid: number;
   stop(): Promise<void>;
 }
 
 export interface VariantValues {
   port: number;
-  adminPort: number;
+  /** The variant's own admin socket, in place of the sidecar's. */
+  adminSocket: string;
   accessLogPath: string;
   /** The direct_response body (floor variants): a real credential body. */
   bodyFile: string;
@@ -90,10 +94,16 @@ type Json = Record<string, any>;
 export function deriveVariant(sidecarYaml: string, variant: Variant, values: VariantValues): string {
   const config = YAML.parse(sidecarYaml);
   config.node.id = `bench-${variant}`;
-  config.admin.address.socket_address.port_value = values.adminPort;
-  // The plain agent listener only: the mTLS one would collide with the sidecar's own port.
+  const sidecarAdmin = config.admin.address.pipe?.path;
+  if (typeof sidecarAdmin !== "string") throw new Error("the sidecar config's admin is not a Unix socket (admin.address.pipe)");
+  config.admin.address = adminAddress(values.adminSocket);
+  // The plain agent listener only: the mTLS and stats ones would collide with the sidecar's own
+  // ports; without the stats listener, the cluster it reaches the admin through goes too.
   const listener = config.static_resources.listeners.find((l: { name: string }) => l.name === "agent_http");
   config.static_resources.listeners = [listener];
+  config.static_resources.clusters = (config.static_resources.clusters as Json[]).filter(
+    (cluster) => !cluster.load_assignment?.endpoints?.some((e: Json) => e.lb_endpoints?.some((l: Json) => l.endpoint?.address?.pipe?.path === sidecarAdmin)),
+  );
   listener.address.socket_address.port_value = values.port;
   const hcm = listener.filter_chains[0].filters[0].typed_config;
   hcm.access_log[0].typed_config.path = values.accessLogPath;
@@ -234,6 +244,11 @@ function header(key: string, value: string) {
   return { header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" };
 }
 
+/** Envoy's admin on a Unix socket only its user can open (0600), as the sidecar's. */
+function adminAddress(socketPath: string) {
+  return { pipe: { path: socketPath, mode: 0o600 } };
+}
+
 function staticCluster(name: string, port: number) {
   return {
     name,
@@ -246,33 +261,40 @@ function staticCluster(name: string, port: number) {
   };
 }
 
-export function upstreamConfig(port: number, adminPort: number, bodyFile: string): string {
-  return renderTemplate(readFileSync(UPSTREAM_TEMPLATE, "utf8"), { port, admin_port: adminPort, body_file: bodyFile });
+export function upstreamConfig(port: number, adminSocket: string, bodyFile: string): string {
+  return renderTemplate(readFileSync(UPSTREAM_TEMPLATE, "utf8"), { port, admin_socket: adminSocket, body_file: bodyFile });
 }
 
-/** Starts Envoy on a config written into `workDir`; resolves once admin /ready answers. */
+/** Where the Envoy named `name` of this run puts its admin socket (a directory of mode 0700 in `workDir`). */
+export function adminSocketFor(workDir: string, name: string): string {
+  const dir = path.join(workDir, `admin-${name}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  return path.join(dir, "admin.sock");
+}
+
+/** Starts Envoy on a config written into `workDir`; resolves once admin /ready answers on its socket. */
 export async function startEnvoy(options: {
   name: string;
   config: string;
   workDir: string;
   port: number;
-  adminPort: number;
+  adminSocket: string;
   concurrency: number;
 }): Promise<BenchEnvoy> {
   const configPath = path.join(options.workDir, `envoy-${options.name}.yaml`);
   writeFileSync(configPath, options.config);
-  const adminUrl = `http://127.0.0.1:${options.adminPort}`;
   const process: RunningProcess = await startProcess({
     name: `envoy:${options.name}`,
     command: tools.envoy(),
     args: ["-c", configPath, "--concurrency", String(options.concurrency), "--disable-hot-restart", "-l", "warning"],
-    ready: { url: `${adminUrl}/ready` },
+    ready: { check: () => adminReady(options.adminSocket) },
     timeoutMs: 30_000,
   });
   return {
     name: options.name,
     url: `http://127.0.0.1:${options.port}`,
-    adminUrl,
+    adminSocket: options.adminSocket,
     pid: process.child.pid!,
     stop: () => process.stop(),
   };
@@ -289,14 +311,14 @@ export async function startVariant(options: {
   concurrency: number;
 }): Promise<BenchEnvoy> {
   const port = await freePort();
-  const adminPort = await freePort();
+  const adminSocket = adminSocketFor(options.workDir, options.variant);
   const config = deriveVariant(readFileSync(options.sidecarConfigPath, "utf8"), options.variant, {
     port,
-    adminPort,
+    adminSocket,
     accessLogPath: path.join(options.workDir, `access-${options.variant}.log`),
     bodyFile: options.bodyFile,
     upstreamPort: options.upstreamPort,
     wasmFloor: options.wasmFloor,
   });
-  return startEnvoy({ name: options.variant, config, workDir: options.workDir, port, adminPort, concurrency: options.concurrency });
+  return startEnvoy({ name: options.variant, config, workDir: options.workDir, port, adminSocket, concurrency: options.concurrency });
 }

@@ -80,7 +80,7 @@ export async function measureL1Growth(options: {
   await pool.ensure(largest);
   const memory: GrowthResult["memory"] = [];
   const latency: GrowthLatency[] = [];
-  const sample = () => sampleMemory(pid, sidecar.adminUrl);
+  const sample = () => sampleMemory(pid, sidecar.adminSocket);
 
   // Exercise the filter without storing anything, so that "0 entries" is a VM that has run, not a
   // fresh one: a service the local allow-list denies is answered 403 by the filter itself.
@@ -135,9 +135,9 @@ export async function measureL1Growth(options: {
 
   async function measureLatency(keys: number, loadedAt: number): Promise<void> {
     const afterSeconds = Math.round((Date.now() - loadedAt) / 1000);
-    const before = await tierCounters(sidecar.adminUrl);
+    const before = await tierCounters(sidecar.adminSocket);
     const { wrk, envoyCpuUs } = await cycle(keys, 1, plan.latencySeconds);
-    const l1Share = shareOf("L1", before, await tierCounters(sidecar.adminUrl));
+    const l1Share = shareOf("L1", before, await tierCounters(sidecar.adminSocket));
     latency.push({ keys, afterSeconds, wrk, errors: errorCount(wrk), l1Share, envoyCpuUs });
     log(`L1 growth: ${keys} keys (${afterSeconds} s after loading), p50 ${wrk.latencyUs.p50} µs, Envoy CPU ${Math.round(envoyCpuUs)} µs per hit`);
   }

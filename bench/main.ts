@@ -20,7 +20,7 @@ import { exchangeBody, exchangeRequest, KEY_PREFIX, KeySequence, WARM_REGION } f
 import { renderChart } from "./chart.ts";
 import { CORES, findProcess, loadAverage, pinProcess, requireTwoCores } from "./cpu.ts";
 import {
-  shippedWasmOnPassThrough, startEnvoy, startVariant, upstreamConfig, type BenchEnvoy, type Variant, type WasmFloor,
+  adminSocketFor, shippedWasmOnPassThrough, startEnvoy, startVariant, upstreamConfig, type BenchEnvoy, type Variant, type WasmFloor,
 } from "./envoys.ts";
 import { runHostBench } from "./host-bench.ts";
 import { measureL1Growth } from "./l1-growth.ts";
@@ -117,10 +117,10 @@ async function benchmark(stack: Stack): Promise<Results> {
   const wasmFloor: WasmFloor = { wasmPath: WASM_FLOOR_PATH, ...l1Answer };
 
   const upstreamPort = await freePort();
-  const upstreamAdmin = await freePort();
+  const upstreamAdmin = adminSocketFor(workDir, "upstream");
   const upstream = await startEnvoy({
     name: "upstream", config: upstreamConfig(upstreamPort, upstreamAdmin, bodyFile), workDir,
-    port: upstreamPort, adminPort: upstreamAdmin, concurrency: 1,
+    port: upstreamPort, adminSocket: upstreamAdmin, concurrency: 1,
   });
   extraEnvoys.push(upstream);
   pinProcess(upstream.pid, CORES.loadGenerator);
@@ -130,7 +130,7 @@ async function benchmark(stack: Stack): Promise<Results> {
     });
     extraEnvoys.push(envoy);
     pinProcess(envoy.pid, CORES.envoy);
-    return { url: envoy.url, adminUrl: envoy.adminUrl, pid: envoy.pid };
+    return { url: envoy.url, adminSocket: envoy.adminSocket, pid: envoy.pid };
   };
 
   const expiresAt = Math.floor(Date.now() / 1000) + SYNTHETIC_LIFETIME_SECONDS;
@@ -232,7 +232,7 @@ async function runRounds(scenarios: Scenario[], workDir: string): Promise<Measur
 function sidecarTarget(sidecar: EnvoySidecar): Target {
   const pid = findProcess(sidecar.configPath);
   pinProcess(pid, CORES.envoy);
-  return { url: sidecar.agentUrl, adminUrl: sidecar.adminUrl, pid };
+  return { url: sidecar.agentUrl, adminSocket: sidecar.adminSocket, pid };
 }
 
 /** The warm key's credential, issued through the whole stack (L3), as the template of all others. */

@@ -1,6 +1,6 @@
 // One measured wrk run against one scenario, with what was true around it: the CPU the Envoy
 // under test used per request, how busy the whole machine was, and which cache tier answered.
-import { parseStats } from "../stack/envoy.ts";
+import { adminStats } from "../stack/envoy.ts";
 import { busyShare, CORES, machineCpu, processCpuSeconds } from "./cpu.ts";
 import type { RunShape, Scenario, Tier } from "./scenarios.ts";
 import { errorCount, runWrk, type WrkResult } from "./wrk.ts";
@@ -34,8 +34,8 @@ export async function measure(options: {
 }): Promise<Measurement> {
   const { scenario, run } = options;
   const request = await scenario.prepare(run);
-  const tiersBefore = scenario.tier ? await tierCounters(scenario.target.adminUrl) : undefined;
-  const connectionsBefore = await acceptedConnections(scenario.target.adminUrl);
+  const tiersBefore = scenario.tier ? await tierCounters(scenario.target.adminSocket) : undefined;
+  const connectionsBefore = await acceptedConnections(scenario.target.adminSocket);
   const cpuBefore = processCpuSeconds(scenario.target.pid);
   const machineBefore = machineCpu();
   const wrk = await runWrk({
@@ -48,11 +48,11 @@ export async function measure(options: {
   });
   const machineBusy = busyShare(machineBefore, machineCpu());
   const envoyCpu = processCpuSeconds(scenario.target.pid) - cpuBefore;
-  const newConnections = (await acceptedConnections(scenario.target.adminUrl)) - connectionsBefore;
+  const newConnections = (await acceptedConnections(scenario.target.adminSocket)) - connectionsBefore;
   scenario.finish?.(wrk);
   let tierShare: number | undefined;
   if (scenario.tier && tiersBefore) {
-    const after = await tierCounters(scenario.target.adminUrl);
+    const after = await tierCounters(scenario.target.adminSocket);
     tierShare = shareOf(scenario.tier, tiersBefore, after);
   }
   return {
@@ -70,21 +70,19 @@ export async function measure(options: {
 }
 
 /** Downstream connections accepted so far on the agent listener (every variant keeps its stat prefix). */
-async function acceptedConnections(adminUrl: string): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/stats?filter=^http\\.agent_http\\.downstream_cx_total$`)).text();
-  const match = /: (\d+)$/m.exec(text);
-  if (!match) throw new Error(`${adminUrl} has no http.agent_http.downstream_cx_total`);
-  return Number(match[1]);
+async function acceptedConnections(adminSocket: string): Promise<number> {
+  const total = (await adminStats(adminSocket, "^http\\.agent_http\\.downstream_cx_total$")).get("http.agent_http.downstream_cx_total");
+  if (total === undefined) throw new Error(`the Envoy of ${adminSocket} has no http.agent_http.downstream_cx_total`);
+  return total;
 }
 
 type TierCounts = Record<Tier, number>;
 
 /** The filter's hexr_cache_hits.tier.* counters (an L3 answer counts as an L3 hit). */
-export async function tierCounters(adminUrl: string): Promise<TierCounts> {
+export async function tierCounters(adminSocket: string): Promise<TierCounts> {
   // The filter hands its counters to Envoy on its tick (metrics_flush_ms, 250 in the local stack).
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const response = await fetch(`${adminUrl}/stats?filter=${encodeURIComponent("^wasmcustom\\.hexr_cache_hits\\.tier\\.")}`);
-  const stats = parseStats(await response.text());
+  const stats = await adminStats(adminSocket, "^wasmcustom\\.hexr_cache_hits\\.tier\\.");
   const read = (tier: Tier) => stats.get(`wasmcustom.hexr_cache_hits.tier.${tier}`) ?? 0;
   return { L1: read("L1"), L2: read("L2"), L3: read("L3") };
 }

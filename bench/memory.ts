@@ -1,6 +1,6 @@
 // What an Envoy process holds in memory, from the outside:
 //  - resident memory (VmRSS, and its anonymous part) from /proc/PID/status;
-//  - what Envoy's allocator has handed out (admin /memory, read on the spot; the server.memory_*
+//  - what Envoy's allocator has handed out (admin /memory over its Unix socket, read on the spot; the server.memory_*
 //    gauges lag by up to a stats flush): L1 lives here, because proxy shared data is a map in the
 //    host, outside any wasm VM;
 //  - each wasm VM's linear memory, found in /proc/PID/smaps. V8 reserves a fixed 8 GiB region
@@ -9,6 +9,7 @@
 //    8 GiB. Neither Envoy's stats nor the proxy-wasm ABI report a VM's heap, so this is the
 //    only view of it from outside the VM.
 import { readFileSync } from "node:fs";
+import { adminRequest } from "../stack/envoy.ts";
 
 const V8_WASM_RESERVATION = 8 * 1024 ** 3;
 
@@ -30,10 +31,12 @@ export interface MemorySample {
   wasmHeaps: WasmHeap[];
 }
 
-export async function sampleMemory(pid: number, adminUrl: string): Promise<MemorySample> {
+export async function sampleMemory(pid: number, adminSocket: string): Promise<MemorySample> {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024;
-  const allocator = (await (await fetch(`${adminUrl}/memory`)).json()) as Record<string, string>;
+  const memory = await adminRequest(adminSocket, "/memory");
+  if (memory.status !== 200) throw new Error(`admin /memory answered ${memory.status}`);
+  const allocator = JSON.parse(memory.text) as Record<string, string>;
   return {
     rssBytes: kib("VmRSS"),
     rssAnonBytes: kib("RssAnon"),

@@ -14,7 +14,8 @@ export type Tier = "L1" | "L2" | "L3";
 
 export interface Target {
   url: string;
-  adminUrl: string;
+  /** The Envoy's admin socket: its counters are read there (stack/envoy.ts adminRequest). */
+  adminSocket: string;
   pid: number;
 }
 

@@ -19,11 +19,22 @@ redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -1 - tonumber(ARGV[2]))
 return epoch
 `;
 
-// KEYS: epoch, log. ARGV: since (-1 = the epoch only). Returns {epoch, {member, ...}} in epoch order.
+// KEYS: epoch, log. ARGV: since (-1 = the epoch only). Returns {epoch, {member, ...}, gap} in epoch
+// order; gap is 1 when revocations after \`since\` are no longer in the log (trimmed, or lost with
+// Valkey's data): the reader cannot know what they revoked.
 const READ = `
 local epoch = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) < 0 then return {epoch, {}} end
-return {epoch, redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')}
+local since = tonumber(ARGV[1])
+if since < 0 then return {epoch, {}, 0} end
+local members = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+local gap = 0
+if epoch < since then
+  gap = 1
+elseif epoch > since then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #oldest == 0 or tonumber(oldest[2]) > since + 1 then gap = 1 end
+end
+return {epoch, members, gap}
 `;
 
 export interface Revocations {
@@ -31,6 +42,8 @@ export interface Revocations {
   epoch: number;
   /** Prefixes revoked after `since`, oldest first. */
   prefixes: string[];
+  /** Some revocations after `since` are no longer in the log: the reader must assume the worst. */
+  gap: boolean;
 }
 
 export interface RevocationLog {
@@ -42,7 +55,7 @@ export interface RevocationLog {
 
 interface ScriptCommands {
   hexrRecordRevocation(epochKey: string, logKey: string, prefix: string, keep: number): Promise<number>;
-  hexrReadRevocations(epochKey: string, logKey: string, since: number): Promise<[number, string[]]>;
+  hexrReadRevocations(epochKey: string, logKey: string, since: number): Promise<[number, string[], number]>;
 }
 
 /** The option as given, or the default; throws on anything but a positive integer. */
@@ -58,8 +71,8 @@ export function createRevocationLog(connection: ValkeyConnection, commandTimeout
   return {
     record: (prefix) => bounded(client.hexrRecordRevocation(EPOCH_KEY, LOG_KEY, prefix, limit)),
     async since(since) {
-      const [epoch, members] = await bounded(client.hexrReadRevocations(EPOCH_KEY, LOG_KEY, since));
-      return { epoch, prefixes: members.map((member) => member.slice(member.indexOf("|") + 1)) };
+      const [epoch, members, gap] = await bounded(client.hexrReadRevocations(EPOCH_KEY, LOG_KEY, since));
+      return { epoch, prefixes: members.map((member) => member.slice(member.indexOf("|") + 1)), gap: gap === 1 };
     },
   };
 }

@@ -123,8 +123,8 @@ export function createRequestHandler(
         return sendJson(res, 200, JSON.stringify({ epoch, deleted }));
       }
       case "GET": {
-        const { epoch, prefixes } = await revocationLog.since(parseSinceQuery(query));
-        return sendJson(res, 200, JSON.stringify({ epoch, prefixes }));
+        const { epoch, prefixes, gap } = await revocationLog.since(parseSinceQuery(query));
+        return sendJson(res, 200, JSON.stringify({ epoch, prefixes, gap }));
       }
       default:
         throw methodNotAllowed("GET, POST");

@@ -1,4 +1,4 @@
-// Coalescing through the real Envoy (issue 6): a burst of concurrent misses for one cold key, spread
+// Coalescing through the real Envoy: a burst of concurrent misses for one cold key, spread
 // over all of Envoy's worker threads, causes exactly one exchange at the Credential Injector (counted
 // in the injector's own log, one line per exchange), and every request of the burst is answered with
 // that exchange's credential. Then the same for ten distinct cold keys at once: one exchange per key,

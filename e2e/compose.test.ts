@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import {
   APP_DIR,
   CONTAINER_FILES,
+  ENVOY_ADMIN_SOCKET_IN_CONTAINER,
   ENVOY_CONFIG_IN_CONTAINER,
   ENVOY_MOUNTS,
   RENDERED_DIR,
@@ -84,7 +85,8 @@ describe("docker-compose.yml", () => {
     expect(argument(services.bridge.command, "--valkey")).toBe(`redis://${SERVICES.valkey}:${DEFAULT_PORTS.valkey}`);
 
     const published = (port: number) => `127.0.0.1:${port}:${port}`;
-    expect(services.envoy.ports).toEqual([published(DEFAULT_PORTS.agent), published(DEFAULT_PORTS.agentMtls), published(DEFAULT_PORTS.admin)]);
+    // Envoy's agent listeners and its stats listener; its admin is a Unix socket in the container.
+    expect(services.envoy.ports).toEqual([published(DEFAULT_PORTS.agent), published(DEFAULT_PORTS.agentMtls), published(DEFAULT_PORTS.stats)]);
     expect(services.moto.ports).toEqual([published(DEFAULT_PORTS.moto)]);
     for (const name of ["setup", "valkey", "opa", "bridge", "injector"]) expect(services[name].ports).toBeUndefined();
   });
@@ -109,11 +111,15 @@ describe("docker-compose.yml", () => {
     expect(listeners).toEqual([
       { address: "0.0.0.0", port_value: DEFAULT_PORTS.agent },
       { address: "0.0.0.0", port_value: DEFAULT_PORTS.agentMtls },
+      { address: "0.0.0.0", port_value: DEFAULT_PORTS.stats },
     ]);
-    expect(config.admin.address.socket_address).toEqual({ address: "0.0.0.0", port_value: DEFAULT_PORTS.admin });
-    const upstreams = (config.static_resources.clusters as any[]).map(
-      (c) => c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
-    );
+    // The admin on a Unix socket inside the container (0600 = 384), mounted nowhere, so no published port reaches it.
+    expect(config.admin.address).toEqual({ pipe: { path: ENVOY_ADMIN_SOCKET_IN_CONTAINER, mode: 0o600 } });
+    expect(mounted.some((dir) => ENVOY_ADMIN_SOCKET_IN_CONTAINER.startsWith(dir))).toBe(false);
+    // Upstreams over the network (the other cluster is the stats listener's way to the admin socket).
+    const addresses = (config.static_resources.clusters as any[]).map((c) => c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address);
+    expect(addresses.filter((a) => a.pipe)).toEqual([{ pipe: { path: ENVOY_ADMIN_SOCKET_IN_CONTAINER } }]);
+    const upstreams = addresses.filter((a) => !a.pipe).map((a) => a.socket_address);
     expect(upstreams).toEqual([
       { address: SERVICES.injector, port_value: DEFAULT_PORTS.injector },
       { address: SERVICES.bridge, port_value: DEFAULT_PORTS.bridge },

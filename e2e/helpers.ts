@@ -166,7 +166,10 @@ export interface CacheCounters {
  */
 const METRICS_FLUSH_WAIT_MS = 300;
 
-/** The filter's own metrics, as Envoy exposes them on admin /stats (prefix wasmcustom.). */
+/**
+ * The filter's own metrics, as Envoy exposes them on admin /stats (prefix wasmcustom.), read over
+ * the admin's Unix socket (EnvoySidecar.stats); no TCP port serves the admin.
+ */
 export async function cacheCounters(sidecar: EnvoySidecar): Promise<CacheCounters> {
   await sleep(METRICS_FLUSH_WAIT_MS);
   const stats = await sidecar.stats("^wasmcustom\\.");

@@ -1,12 +1,13 @@
 // Revocation and the cross-pod exchange lock through two real Envoys sharing one L2
-// (docs/filter-contract.md, the box "revocation and the cross-pod exchange lock", issue 6):
+// (docs/filter-contract.md, "Revocation" and "One exchange per key"):
 //   - only a configured admin identity may purge; a non-admin, a caller without identity, and a bad
 //     body are refused, and nothing is purged;
 //   - a purge by SPIFFE ID, by tenant, or of everything removes the matching entries from L2 at once
 //     and from the L1 of every sidecar within 5 seconds, and nothing else;
 //   - a burst for one cold key on both sidecars at once is one exchange (the cross-pod lock).
 // "Removed from a sidecar's L1" is observed the only way an agent can: that sidecar stops serving
-// the revoked credential (it answers with a new exchange, or with an error), probed every 200 ms.
+// the revoked credential (it answers with the injector's refusal, or a new credential until the
+// injector has learned of the revocation), probed every 200 ms.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintJwtSvid } from "../support/dev-identity.ts";
 import { startStack, type EnvoySidecar, type Stack } from "../stack/index.ts";
@@ -38,6 +39,8 @@ const Y = "spiffe://hexr.local/agent/acme-corp/content-crew/writer";
 /** Another tenant. Its sidecar would be another pod's; here its entry is written into the shared L2 directly. */
 const GLOBEX = "spiffe://hexr.local/agent/globex/analyst/main";
 const REGION = "eu-west-1";
+/** How long the injector refuses a revoked identity here (the shipped default is an hour). */
+const DENY_SECONDS = 5;
 
 let stack: Stack;
 let podA: EnvoySidecar;
@@ -50,6 +53,7 @@ beforeAll(async () => {
     filterOverrides: { revocation: { path: REVOKE_PATH, admin_spiffe_ids: [ADMIN], poll_interval_ms: POLL_INTERVAL_MS } },
     // The bridge serves a sidecar its own tenant only; these pods stand in for globex's too.
     bridgeCallers: [{ spiffe_id: "spiffe://hexr.local/sidecar/acme-corp/*", tenants: ["globex"] }],
+    injectorRevocation: { deny_seconds: DENY_SECONDS, poll_interval_ms: POLL_INTERVAL_MS },
   });
   podA = stack.envoy;
   podB = await stack.addSidecar("pod-b");
@@ -90,13 +94,15 @@ async function revocationEpoch(): Promise<number> {
  * when pod B found pod A's entry in L2, its own when its L2 lookup missed the timeout).
  */
 async function warm(id: string): Promise<Map<EnvoySidecar, HttpAnswer>> {
-  // A sidecar refuses entries stored before (or in the same second as) a revocation it learned of;
-  // an earlier test of this file may have revoked `id` a moment ago, so start in a later second
-  // than every sidecar's learning of it.
+  // An earlier test of this file may have revoked `id`: the injector refuses it for DENY_SECONDS,
+  // and a sidecar refuses entries stored before (or in the same second as) the revocation.
   await sleep(POLL_INTERVAL_MS + 1_000);
   const served = new Map<EnvoySidecar, HttpAnswer>();
   for (const pod of [podA, podB]) {
-    const first = await ask(pod, id);
+    let first = await ask(pod, id);
+    for (const deadline = Date.now() + DENY_SECONDS * 1000 + 3_000; first.status !== 200 && Date.now() < deadline; first = await ask(pod, id)) {
+      await sleep(PROBE_EVERY_MS);
+    }
     expect(first.status, summary(first)).toBe(200);
     expect(first.json.spiffe_id).toBe(id);
     ledger.credentials(first.json);
@@ -158,12 +164,21 @@ async function expectDropped(id: string, served: Map<EnvoySidecar, HttpAnswer>, 
   return droppedAfter;
 }
 
-/** After a revocation an agent of the tenant still gets its own, new credential. */
-function freshCredentialFor(id: string) {
+/**
+ * After a revocation the revoked identity is refused at L3 (403) once the injector has learned of
+ * it (its poll interval); until then an exchange may still answer with a new credential of its own.
+ */
+function refusedOrFresh(id: string) {
   return (answer: HttpAnswer) => {
-    expect(answer.status, summary(answer)).toBe(200);
-    expect(answer.json.spiffe_id).toBe(id);
+    if (answer.status === 200) expect(answer.json.spiffe_id).toBe(id);
+    else expectContractError(answer, 403, "CredentialError");
   };
+}
+
+/** Within two of the injector's polls of the revocation log, `id` gets the injector's 403 on every pod. */
+async function expectRefusedAtL3(id: string): Promise<void> {
+  await sleep(2 * POLL_INTERVAL_MS);
+  for (const pod of [podA, podB]) expectContractError(await ask(pod, id), 403, "CredentialError");
 }
 
 describe("who may revoke", () => {
@@ -212,8 +227,9 @@ describe("revocation across two Envoys", () => {
     expect(await inL2(X_SIBLING)).toBe(true);
     expect(await inL2(Y)).toBe(true);
 
-    const dropped = await expectDropped(X, servedX, startedMs, freshCredentialFor(X));
+    const dropped = await expectDropped(X, servedX, startedMs, refusedOrFresh(X));
     console.info(`revocation by SPIFFE ID: dropped from L1 after ${JSON.stringify(dropped)} ms`);
+    await expectRefusedAtL3(X);
     // Prefix-precise: r10 is not r1, and other agents are untouched.
     await expectStillServed(X_SIBLING, servedSibling);
     await expectStillServed(Y, servedY);
@@ -250,9 +266,10 @@ describe("revocation across two Envoys", () => {
     expect(answer.json.revoked).toBe("cred:spiffe://hexr.local/agent/acme-corp/");
     expect({ y: await inL2(Y), sibling: await inL2(X_SIBLING), globex: await inL2(GLOBEX) }).toEqual({ y: false, sibling: false, globex: true });
 
-    const droppedY = await expectDropped(Y, servedY, startedMs, freshCredentialFor(Y));
-    const droppedSibling = await expectDropped(X_SIBLING, servedSibling, startedMs, freshCredentialFor(X_SIBLING));
+    const droppedY = await expectDropped(Y, servedY, startedMs, refusedOrFresh(Y));
+    const droppedSibling = await expectDropped(X_SIBLING, servedSibling, startedMs, refusedOrFresh(X_SIBLING));
     console.info(`revocation by tenant: dropped from L1 after ${JSON.stringify({ Y: droppedY, sibling: droppedSibling })} ms`);
+    await expectRefusedAtL3(Y);
     await expectStillServed(GLOBEX, servedGlobex);
   });
 
@@ -271,7 +288,7 @@ describe("revocation across two Envoys", () => {
     expect(answer.json.revoked).toBe("cred:spiffe://");
     expect({ x: await inL2(X), globex: await inL2(GLOBEX) }).toEqual({ x: false, globex: false });
 
-    await expectDropped(X, servedX, startedMs, freshCredentialFor(X));
+    await expectDropped(X, servedX, startedMs, refusedOrFresh(X));
     // Globex's entry is gone everywhere; this injector does not exchange for globex, so its agent
     // now gets the injector's refusal instead of the cached credential.
     await expectDropped(GLOBEX, servedGlobex, startedMs, (refused) => expectContractError(refused, 401, "AuthenticationError"));
@@ -307,7 +324,7 @@ describe("revocation after Valkey lost its data", () => {
     } finally {
       process.kill(podBPid, "SIGCONT");
     }
-    const dropped = await expectDropped(X, served, startedMs, freshCredentialFor(X));
+    const dropped = await expectDropped(X, served, startedMs, refusedOrFresh(X));
     console.info(`revocation after a Valkey restart: dropped from L1 after ${JSON.stringify(dropped)} ms`);
   });
 });
@@ -316,6 +333,10 @@ describe("the cross-pod exchange lock", () => {
   it("turns a burst for one cold key on two sidecars at once into one exchange", async () => {
     const id = "spiffe://hexr.local/agent/acme-corp/multi-cloud-agent/cross-pod";
     tokens.set(id, ledger.token(await mintJwtSvid(id)));
+    // The tests before revoked everything and restarted Valkey (a gap in the log): let every sidecar
+    // learn of it first. A sidecar refuses what was stored up to the second it learns of a
+    // revocation, so a burst in that second would be exchanged twice, rightly.
+    await sleep(2 * POLL_INTERVAL_MS + 1_000);
     const region = "ap-east-1";
     const perPod = 100;
     const answers = await Promise.all(

@@ -137,8 +137,8 @@ function rssKiB(pid: number | undefined): number | undefined {
 
 async function envoyAllocated(sidecar: EnvoySidecar): Promise<number | undefined> {
   try {
-    const answer = await fetch(`${sidecar.adminUrl}/memory`);
-    return Number(((await answer.json()) as { allocated?: string }).allocated);
+    const answer = await sidecar.admin("/memory");
+    return Number((JSON.parse(answer.text) as { allocated?: string }).allocated);
   } catch {
     return undefined;
   }

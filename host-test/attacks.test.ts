@@ -3,7 +3,8 @@
 // services are in e2e/.
 import { describe, expect, it } from "vitest";
 import {
-  AGENT, BRIDGE_CLUSTER, cacheKey, cacheValue, credential, expectContractError, INJECTOR, L2_CONFIG, sendExchange, startFilter,
+  AGENT, BRIDGE_CLUSTER, cacheKey, cacheValue, credential, expectContractError, FAR_FUTURE_EXP, INJECTOR, jwtMetadata, L2_CONFIG, sendExchange,
+  startFilter,
 } from "./support/exchange.ts";
 
 describe("a value planted in L2 under a victim's key", () => {
@@ -83,5 +84,37 @@ describe("a flood of distinct keys", () => {
     for (const id of identities) expect(exchangeIn(filter, "us-east-1", id).response?.status).toBe(200);
     const reloaded = { host: filter.host, vm: filter.host.startVm() };
     expectContractError(exchangeIn(reloaded, "us-east-1", "spiffe://hexr.local/agent/acme-corp/agent-9/main"), 429, "CredentialError");
+  });
+});
+
+describe("a JWT-SVID jwt_authn let through that the filter still refuses", () => {
+  const CHECKED = { jwt_issuers: ["https://oidc.hexr.local"], jwt_audiences: ["hexr-credential-injector"] };
+  const GOOD = { sub: AGENT.dataPipeline, iss: "https://oidc.hexr.local", aud: "hexr-credential-injector" };
+
+  function served(config: object, claims: Record<string, unknown>): boolean {
+    const { host, vm } = startFilter(config);
+    host.sharedData.write(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"), cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })));
+    // jwtMetadata drops claims given as undefined, and adds an exp unless one is named.
+    const stream = sendExchange(vm, { properties: jwtMetadata({ exp: FAR_FUTURE_EXP, ...claims }) });
+    if (stream.response?.status === 200) return true;
+    expectContractError(stream, 401, "AuthenticationError");
+    return false;
+  }
+
+  it("accepts the token it expects, with aud as a string or as a list", () => {
+    expect(served(CHECKED, GOOD)).toBe(true);
+    expect(served(CHECKED, { ...GOOD, aud: ["someone-else", "hexr-credential-injector"] })).toBe(true);
+  });
+
+  it.each([
+    ["no exp", { ...GOOD, exp: undefined }],
+    ["an exp in the past", { ...GOOD, exp: 1_000_000_000 }],
+    ["another issuer", { ...GOOD, iss: "https://evil.example" }],
+    ["no issuer", { ...GOOD, iss: undefined }],
+    ["another audience", { ...GOOD, aud: "sts.amazonaws.com" }],
+    ["a list of other audiences", { ...GOOD, aud: ["sts.amazonaws.com", "api://AzureADTokenExchange"] }],
+    ["no subject", { ...GOOD, sub: undefined }],
+  ])("refuses %s with the JSON 401, though the identity's credential is in L1", (_, claims) => {
+    expect(served(CHECKED, claims)).toBe(false);
   });
 });

@@ -253,3 +253,18 @@ describe("the injector's timeout", () => {
     expectContractError(stream, 504, "CredentialError");
   });
 });
+
+describe("what every answer says about itself (for the sidecar's access log)", () => {
+  it("names the verified identity, the service and the region, from every tier and in errors", () => {
+    const { host, vm } = startFilter();
+    host.sharedData.write(KEY, cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })));
+    const hit = sendExchange(vm);
+    const named = (stream: typeof hit) => ["x-hexr-spiffe-id", "x-hexr-service", "x-hexr-region"].map((name) => stream.response?.headers.get(name));
+    expect(named(hit)).toEqual([AGENT.dataPipeline, "aws_s3", "us-east-1"]);
+    const denied = sendExchange(vm, { mtls: AGENT.reporter, body: { service: "aws_s3", region: "eu-west-1" } });
+    host.pendingHttpCalls()[0].respond({ status: 403, body: JSON.stringify({ error: { type: "CredentialError", message: "denied by policy" } }) });
+    expect(named(denied)).toEqual([AGENT.reporter, "aws_s3", "eu-west-1"]);
+    const anonymous = sendExchange(vm, { properties: {} });
+    expect(named(anonymous), "no identity, nothing named").toEqual([undefined, undefined, undefined]);
+  });
+});

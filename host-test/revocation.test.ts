@@ -218,6 +218,17 @@ describe("revocation that holds (attacks)", () => {
     expectContractError(stream, 503, "CredentialError");
   });
 
+  it("when the log has a gap (revocations trimmed or lost before this sidecar read them), nothing stored before is served", () => {
+    const { host, vm } = startFilter(CONFIG);
+    fillL1(host, vm);
+    answerPolls(host, 3);
+    host.advance(1000);
+    for (let waited = 0; bridgeCalls(host, "GET", "/v1/revocations").length === 0 && waited < 2 * POLL_MS; waited += 100) host.advance(100);
+    for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 200, body: JSON.stringify({ epoch: 9, prefixes: [], gap: true }) });
+    for (const id of IDENTITIES) expect(ask(host, vm, id), id).toBe("miss");
+    expect(stillCached(host), "this VM's entries are emptied too").toEqual([]);
+  });
+
   it("when the log cannot be read for max_log_staleness_ms, entries stored before then are not served, and are again once it can", () => {
     const { host, vm } = startFilter({ ...CONFIG, revocation: { ...CONFIG.revocation, max_log_staleness_ms: 5000 } });
     fillL1(host, vm);

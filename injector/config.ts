@@ -3,7 +3,9 @@
 // the injector at start-up with a message naming the field instead of failing a request later.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { DEFAULT_REGIONS, PROVIDERS, isPathSegment, isRegion, isServiceName, isTrustDomain, providerOf, type Provider } from "../contract/index.ts";
+import {
+  DEFAULT_REGIONS, PROVIDERS, REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, providerOf, type Provider,
+} from "../contract/index.ts";
 import { REGION_RULE } from "./catalog.ts";
 import { parseSpiffeId } from "./spiffe-id.ts";
 
@@ -76,6 +78,33 @@ export interface OidcConfig {
   discovery_listen: { host: string; port: number } | null;
 }
 
+/**
+ * The regions an exchange may name, per provider: a list (the contract's, or a narrower one), or
+ * "any" for any region of the grammar (load tests only).
+ */
+export type ServedRegions = Readonly<Record<Provider, readonly string[] | "any">>;
+
+/** Following the bridge's revocation log (injector/revocations.ts). */
+export interface RevocationConfig {
+  /** https URL of the bridge; its GET /v1/revocations is polled over mTLS. */
+  bridge_url: string;
+  /** The URI SAN the bridge's certificate must carry. */
+  bridge_spiffe_id: string;
+  /** The injector's own X.509-SVID and key, presented to the bridge (default: tls.cert_file, tls.key_file). */
+  cert_file: string;
+  key_file: string;
+  /** CA bundle the bridge's certificate must chain to (default: tls.client_ca_file). */
+  ca_file: string;
+  poll_interval_ms: number;
+  timeout_ms: number;
+  /** Once the log has not been read for this long, every exchange is refused (503) until it is. */
+  max_log_staleness_ms: number;
+  /** How long a revoked prefix is refused after the injector learned of it. */
+  deny_seconds: number;
+  /** Where the deny-list and the epoch survive a restart; null = memory only. */
+  state_file: string | null;
+}
+
 export interface InjectorConfig {
   listen: { host: string; port: number };
   tls: TlsConfig | null;
@@ -87,11 +116,15 @@ export interface InjectorConfig {
     issuer: string | null;
     algorithms: string[];
     clock_tolerance_seconds: number;
+    /** A JWT-SVID older than this (now − iat) is refused; iat is then required. null = not checked. */
+    max_token_age_seconds: number | null;
   };
   trust_domains: string[];
   caller_rules: CallerRule[];
-  opa: { url: string; decision_path: string; timeout_ms: number };
+  opa: { url: string; decision_path: string; timeout_ms: number; token_file: string | null };
   default_regions: Record<Provider, string>;
+  regions: ServedRegions;
+  revocation: RevocationConfig | null;
   extra_services: string[];
   oidc: OidcConfig | null;
   aws: AwsConfig | null;
@@ -118,6 +151,8 @@ export const DEFAULT_AZURE_TOKEN_AUDIENCE = "api://AzureADTokenExchange";
 /** Bounds of a minted token's lifetime: long enough for clock skew and a slow STS, short enough to be useless if leaked. */
 export const OIDC_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 };
 const DECISION_PATH = /^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/;
+/** Without jwt.max_token_age_seconds: the longest JWT-SVID lifetime a trust domain is expected to issue. */
+export const DEFAULT_DENY_SECONDS = 3600;
 
 /** Reads and validates a config file; relative file paths in it are relative to the file. */
 export function loadConfigFile(file: string): InjectorConfig {
@@ -133,16 +168,21 @@ export function loadConfigFile(file: string): InjectorConfig {
 /** Validates a config object (the file's JSON shape) and fills in defaults. */
 export function parseConfig(raw: unknown, baseDir: string = process.cwd()): InjectorConfig {
   const root = new Fields(raw, "", baseDir);
-  const defaultRegions = parseDefaultRegions(root.section("default_regions"));
+  const regions = parseRegions(root.section("regions"));
+  const defaultRegions = parseDefaultRegions(root.section("default_regions"), regions);
+  const tls = root.has("tls") ? parseTls(root.section("tls")) : null;
+  const jwt = parseJwt(root.section("jwt"));
   const config: InjectorConfig = {
     listen: parseListen(root.section("listen")),
-    tls: root.has("tls") ? parseTls(root.section("tls")) : null,
+    tls,
     max_body_bytes: root.integer("max_body_bytes", 4096, 1, 1024 * 1024),
-    jwt: parseJwt(root.section("jwt")),
+    jwt,
     trust_domains: root.stringList("trust_domains", undefined, isTrustDomain),
     caller_rules: root.list("caller_rules", []).map((rule, index) => parseCallerRule(root.child(rule, `caller_rules[${index}]`))),
     opa: parseOpa(root.section("opa")),
     default_regions: defaultRegions,
+    regions,
+    revocation: root.has("revocation") ? parseRevocation(root.section("revocation"), tls, jwt.max_token_age_seconds) : null,
     extra_services: root.stringList("extra_services", [], isServiceName),
     oidc: root.has("oidc") ? parseOidc(root.section("oidc")) : null,
     aws: root.has("aws") ? parseAws(root.section("aws"), defaultRegions.aws) : null,
@@ -186,6 +226,7 @@ function parseJwt(fields: Fields): InjectorConfig["jwt"] {
     issuer: fields.has("issuer") ? fields.string("issuer") : null,
     algorithms: fields.stringList("algorithms", [...JWT_SVID_ALGORITHMS], (alg) => JWT_SVID_ALGORITHMS.includes(alg)),
     clock_tolerance_seconds: fields.integer("clock_tolerance_seconds", 0, 0, 300),
+    max_token_age_seconds: fields.has("max_token_age_seconds") ? fields.integer("max_token_age_seconds", undefined, 60, 7 * 86_400) : null,
   };
   if ((jwt.jwks_file === null) === (jwt.jwks_url === null)) {
     throw new ConfigError(fields.name("jwks_file"), "or jwt.jwks_url is required (exactly one)");
@@ -204,13 +245,79 @@ function parseCallerRule(fields: Fields): CallerRule {
 function parseOpa(fields: Fields): InjectorConfig["opa"] {
   const decisionPath = fields.string("decision_path", "hexr/exchange/decision");
   if (!DECISION_PATH.test(decisionPath)) throw new ConfigError(fields.name("decision_path"), "must look like package/path/rule");
-  return { url: fields.url("url"), decision_path: decisionPath, timeout_ms: fields.integer("timeout_ms", 500, 1, 60_000) };
+  return {
+    url: fields.url("url"),
+    decision_path: decisionPath,
+    timeout_ms: fields.integer("timeout_ms", 500, 1, 60_000),
+    token_file: fields.has("token_file") ? fields.file("token_file") : null,
+  };
 }
 
-function parseDefaultRegions(fields: Fields): Record<Provider, string> {
+/**
+ * `regions`: provider → the regions exchanges may name: a list within the contract's (narrower, or
+ * the same), or "any" (every region of the grammar: load tests only). Default: the contract's.
+ */
+function parseRegions(fields: Fields): ServedRegions {
+  const served: Record<Provider, readonly string[] | "any"> = { ...REGIONS };
+  for (const key of fields.keys()) {
+    if (!(PROVIDERS as readonly string[]).includes(key)) throw new ConfigError(fields.name(key), `is not a provider (${PROVIDERS.join(", ")})`);
+  }
+  for (const provider of PROVIDERS) {
+    if (!fields.has(provider)) continue;
+    if (fields.raw(provider) === "any") {
+      served[provider] = "any";
+      continue;
+    }
+    const list = fields.stringList(provider, undefined, (region) => isServedRegion(provider, region));
+    if (list.length === 0) throw new ConfigError(fields.name(provider), 'must name at least one region, or be "any"');
+    served[provider] = [...new Set(list)];
+  }
+  return served;
+}
+
+function parseDefaultRegions(fields: Fields, served: ServedRegions): Record<Provider, string> {
   const regions = { ...DEFAULT_REGIONS };
-  for (const provider of PROVIDERS) regions[provider] = fields.region(provider, DEFAULT_REGIONS[provider]);
+  for (const provider of PROVIDERS) {
+    regions[provider] = fields.region(provider, DEFAULT_REGIONS[provider]);
+    const list = served[provider];
+    if (list !== "any" && !list.includes(regions[provider])) {
+      throw new ConfigError(fields.name(provider), `must be one of the regions served for ${provider} (regions.${provider})`);
+    }
+  }
   return regions;
+}
+
+function parseRevocation(fields: Fields, tls: TlsConfig | null, maxTokenAge: number | null): RevocationConfig {
+  const bridgeUrl = fields.url("bridge_url");
+  if (!bridgeUrl.startsWith("https://")) throw new ConfigError(fields.name("bridge_url"), "must be an https URL (the bridge serves mTLS only)");
+  const bridgeSpiffeId = fields.string("bridge_spiffe_id");
+  if (!parseSpiffeId(bridgeSpiffeId)) throw new ConfigError(fields.name("bridge_spiffe_id"), "must be a SPIFFE ID");
+  const inherited = (key: string, fallback: string | null | undefined, from: string): string => {
+    if (fields.has(key)) return fields.file(key);
+    if (!fallback) throw new ConfigError(fields.name(key), `is required (or ${from})`);
+    return fallback;
+  };
+  const pollInterval = fields.integer("poll_interval_ms", 1000, 100, 60_000);
+  const revocation: RevocationConfig = {
+    bridge_url: bridgeUrl,
+    bridge_spiffe_id: bridgeSpiffeId,
+    cert_file: inherited("cert_file", tls?.cert_file, "tls.cert_file"),
+    key_file: inherited("key_file", tls?.key_file, "tls.key_file"),
+    ca_file: inherited("ca_file", tls?.client_ca_file, "tls.client_ca_file"),
+    poll_interval_ms: pollInterval,
+    timeout_ms: fields.integer("timeout_ms", 2000, 1, 60_000),
+    max_log_staleness_ms: fields.integer("max_log_staleness_ms", 30_000, 100, 3_600_000),
+    deny_seconds: fields.integer("deny_seconds", maxTokenAge ?? DEFAULT_DENY_SECONDS, 1, 7 * 86_400),
+    state_file: fields.has("state_file") ? fields.file("state_file") : null,
+  };
+  if (revocation.max_log_staleness_ms < revocation.poll_interval_ms) {
+    throw new ConfigError(fields.name("max_log_staleness_ms"), "must be at least poll_interval_ms");
+  }
+  if (maxTokenAge !== null && revocation.deny_seconds < maxTokenAge) {
+    // A token issued just before a revocation must expire (by age) before the revocation does.
+    throw new ConfigError(fields.name("deny_seconds"), "must be at least jwt.max_token_age_seconds");
+  }
+  return revocation;
 }
 
 function parseOidc(fields: Fields): OidcConfig {
@@ -289,6 +396,14 @@ class Fields {
 
   has(key: string): boolean {
     return this.object[key] !== undefined && this.object[key] !== null;
+  }
+
+  keys(): string[] {
+    return Object.keys(this.object);
+  }
+
+  raw(key: string): unknown {
+    return this.object[key];
   }
 
   child(value: unknown, name: string): Fields {

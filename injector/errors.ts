@@ -10,6 +10,8 @@ export type Outcome =
   | "trust_bundle_unavailable"
   | "signing_key_unavailable"
   | "denied"
+  | "revoked"
+  | "revocations_unavailable"
   | "policy_unavailable"
   | "not_configured"
   | "exchange_rejected"
@@ -48,6 +50,13 @@ export const signingKeyUnavailable = () =>
   new ExchangeError(503, "CredentialError", "signing_key_unavailable", "the injector's OIDC signing key is unavailable");
 
 export const denied = (message: string) => new ExchangeError(403, "CredentialError", "denied", message);
+
+/** The identity (or this key of it) is under a prefix revoked within revocation.deny_seconds. */
+export const revoked = () => new ExchangeError(403, "CredentialError", "revoked", "this identity has been revoked");
+
+/** The revocation log has not been read for revocation.max_log_staleness_ms: nothing is exchanged until it is. */
+export const revocationsUnavailable = () =>
+  new ExchangeError(503, "CredentialError", "revocations_unavailable", "the revocation list is not current; exchanges resume once it can be read");
 
 export const policyUnavailable = (message: string) =>
   new ExchangeError(503, "CredentialError", "policy_unavailable", message);

@@ -1,8 +1,9 @@
-// One POST /exchange, start to finish: framing → authentication → body → OPA → cloud exchange →
-// the contract's 200 body, or the contract's JSON error. Exactly one log line per exchange.
+// One POST /exchange, start to finish: framing → authentication → body → revocations → OPA →
+// cloud exchange → the contract's 200 body, or the contract's JSON error. Exactly one log line per
+// exchange.
 import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
-import { HEADERS, IDENTITY_SOURCES, type Provider } from "../contract/index.ts";
+import { HEADERS, IDENTITY_SOURCES, credentialKey, type Provider } from "../contract/index.ts";
 import type { Authenticator, AuthenticatedRequest } from "./auth/authenticate.ts";
 import type { ServiceCatalog } from "./catalog.ts";
 import type { InjectorConfig } from "./config.ts";
@@ -11,6 +12,7 @@ import { singleHeader } from "./headers.ts";
 import type { Logger } from "./log.ts";
 import type { OpaClient } from "./opa.ts";
 import type { CloudExchange, IssuedCredentials } from "./providers/provider.ts";
+import type { RevocationCheck } from "./revocations.ts";
 import { checkFraming, parseTarget, readBody, type ExchangeTarget } from "./request.ts";
 
 export interface Reply {
@@ -24,6 +26,8 @@ export interface ExchangeDependencies {
   catalog: ServiceCatalog;
   authenticator: Authenticator;
   opa: OpaClient;
+  /** The deny-list of revoked identities (NO_REVOCATIONS without a revocation section). */
+  revocations: RevocationCheck;
   exchanges: ReadonlyMap<Provider, CloudExchange>;
   logger: Logger;
 }
@@ -75,8 +79,10 @@ export class ExchangeService {
     log.caller = authenticated.caller;
     log.identity_source = identitySource(request);
 
-    const target = parseTarget(body, request.headers, catalog, config.default_regions);
+    const target = parseTarget(body, request.headers, catalog, config.default_regions, config.regions);
     Object.assign(log, { service: target.service, provider: target.provider, region: target.region });
+    // Before OPA and before any cloud call: a revoked identity gets nothing minted for it.
+    this.deps.revocations.check(credentialKey(authenticated.identity.spiffeId, target.service, target.region));
     const scopes = await this.authorize(authenticated, target, log);
     const issued = await this.exchangeFor(authenticated, target, scopes);
     return success(authenticated, target, issued);
@@ -92,6 +98,7 @@ export class ExchangeService {
       role: identity.role,
       service: target.service,
       region: target.region,
+      revoked_prefixes: this.deps.revocations.prefixes(),
     });
     log.decision = decision.allow ? "allow" : "deny";
     log.scopes = decision.scopes;

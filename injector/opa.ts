@@ -1,9 +1,18 @@
 // Asks the real OPA server, over its REST data API, whether an exchange is allowed. Connections
 // are kept alive (this sits on the L3 path). Anything but a well-formed decision — OPA down, slow,
-// erroring, or the policy not loaded — is a 503: a broken policy engine never means "allow".
+// erroring, refusing the injector's token, or the policy not loaded — is a 503: a broken policy
+// engine never means "allow".
+//
+// OPA's API requires a token (`opa run --authentication=token --authorization=basic`, with
+// policy/system/authz.rego): the injector reads it from `opa.token_file` at start and sends it as
+// `Authorization: Bearer` on every decision. It is never logged, put on a command line or in the
+// environment.
+import { readFileSync, statSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
+import { ConfigError } from "./config.ts";
 import { policyUnavailable } from "./errors.ts";
+import type { Logger } from "./log.ts";
 
 export interface PolicyInput {
   spiffe_id: string;
@@ -12,6 +21,8 @@ export interface PolicyInput {
   role: string;
   service: string;
   region: string;
+  /** Credential-key prefixes revoked within the deny window; the policy denies a key under one. */
+  revoked_prefixes: string[];
 }
 
 export interface PolicyDecision {
@@ -22,6 +33,27 @@ export interface PolicyDecision {
 }
 
 const MAX_RESPONSE_BYTES = 64 * 1024;
+/** RFC 6750's token68: what can follow "Bearer " in a header. */
+const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+
+/**
+ * The injector's OPA token from its file: one line, a bearer token of at least 32 characters.
+ * Warns (never printing it) when others than the owner may read the file.
+ */
+export function readOpaToken(file: string, logger?: Logger): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError("opa.token_file", `is not readable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const token = text.trim();
+  if (token.length < 32 || token.length > 4096 || !BEARER_TOKEN.test(token)) {
+    throw new ConfigError("opa.token_file", "must hold one bearer token of at least 32 characters (A-Z a-z 0-9 . _ ~ + / -)");
+  }
+  if ((statSync(file).mode & 0o077) !== 0) logger?.warn({ file }, "opa.token_file may be read by others than its owner (chmod 600)");
+  return token;
+}
 
 type StaleSocketError = NodeJS.ErrnoException & { staleSocket?: boolean };
 
@@ -29,7 +61,11 @@ export class OpaClient {
   private readonly endpoint: URL;
   private readonly agent: http.Agent;
 
-  constructor(url: string, decisionPath: string, private readonly timeoutMs: number) {
+  private readonly authorization: Record<string, string>;
+
+  /** `token`: sent as Authorization: Bearer (null: none, for an OPA that asks for none). */
+  constructor(url: string, decisionPath: string, private readonly timeoutMs: number, token: string | null = null) {
+    this.authorization = token === null ? {} : { authorization: `Bearer ${token}` };
     this.endpoint = new URL(`${url}/v1/data/${decisionPath}`);
     const isHttps = this.endpoint.protocol === "https:";
     this.agent = isHttps ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
@@ -42,6 +78,9 @@ export class OpaClient {
     } catch (error) {
       const timedOut = (error as Error).name === "AbortError" || (error as Error).name === "TimeoutError";
       throw policyUnavailable(timedOut ? `the policy engine did not answer within ${this.timeoutMs} ms` : "the policy engine is unreachable");
+    }
+    if (reply.status === 401 || reply.status === 403) {
+      throw policyUnavailable(`the policy engine refused the injector's token (${reply.status}); check opa.token_file`);
     }
     if (reply.status !== 200) throw policyUnavailable(`the policy engine answered ${reply.status}`);
     return parseDecision(reply.body);
@@ -70,7 +109,7 @@ export class OpaClient {
       const request = transport.request(this.endpoint, {
         method: "POST",
         agent: this.agent,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...this.authorization },
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       request.once("error", (error: StaleSocketError) => {

@@ -1,8 +1,9 @@
 // The exchange request itself: framing (method, content type, size), the JSON body, and the
 // service and region it asks for, cross-checked against the headers the filter added.
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
-import { HEADERS, isRegion, providerOf, type Provider } from "../contract/index.ts";
+import { HEADERS, REGIONS, isRegion, providerOf, type Provider } from "../contract/index.ts";
 import { REGION_RULE, type ServiceCatalog } from "./catalog.ts";
+import type { ServedRegions } from "./config.ts";
 import { badRequest } from "./errors.ts";
 import { singleHeader } from "./headers.ts";
 
@@ -37,6 +38,7 @@ export function parseTarget(
   headers: IncomingHttpHeaders,
   catalog: ServiceCatalog,
   defaultRegions: Readonly<Record<Provider, string>>,
+  servedRegions: ServedRegions = REGIONS,
 ): ExchangeTarget {
   const fields = parseObject(body);
   const service = fields.service;
@@ -51,6 +53,10 @@ export function parseTarget(
   const provider = providerOf(service);
   const region = singleHeader(headers, HEADERS.region) ?? (fields.region as string | null | undefined) ?? defaultRegions[provider];
   if (!isRegion(region)) throw badRequest(`region must match ${REGION_RULE}`);
+  // The allow-list per provider (the contract's, or the configured narrower one): regions bound the
+  // keys an identity can make, and no provider serves a region outside its list.
+  const served = servedRegions[provider];
+  if (served !== "any" && !served.includes(region)) throw badRequest(`region is not a region served for ${provider}`);
   return { service, provider, region };
 }
 

@@ -18,8 +18,9 @@ import { createLogger, type Logger } from "./log.ts";
 import { CloudTokenIssuer } from "./oidc/cloud-tokens.ts";
 import { discoveryHandler } from "./oidc/discovery.ts";
 import { SigningKeyStore } from "./oidc/signing-keys.ts";
-import { OpaClient } from "./opa.ts";
+import { OpaClient, readOpaToken } from "./opa.ts";
 import { createExchanges } from "./providers/index.ts";
+import { NO_REVOCATIONS, RevocationFollower } from "./revocations.ts";
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object | null ? DeepPartial<T[K]> | null : T[K] };
 
@@ -44,6 +45,8 @@ export interface RunningInjector {
   discoveryUrl: string | null;
   /** The OIDC signing keys (rotate(), reload(), statuses(), jwks()); null without an oidc section. */
   signingKeys: SigningKeyStore | null;
+  /** The deny-list learned from the bridge's revocation log; null without a revocation section. */
+  revocations: RevocationFollower | null;
   close(): Promise<void>;
 }
 
@@ -56,23 +59,31 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
   const clock = options.clock ?? Date.now;
   const signingKeys = config.oidc ? await SigningKeyStore.open(config.oidc, { clock, logger }) : null;
   const tokens = config.oidc && signingKeys ? new CloudTokenIssuer(config.oidc, signingKeys, clock) : noIssuer;
-  const opa = new OpaClient(config.opa.url, config.opa.decision_path, config.opa.timeout_ms);
+  const opaToken = config.opa.token_file ? readOpaToken(config.opa.token_file, logger) : null;
+  const opa = new OpaClient(config.opa.url, config.opa.decision_path, config.opa.timeout_ms, opaToken);
+  warnAboutRelaxations(config, logger);
+  const revocations = config.revocation ? new RevocationFollower(config.revocation, logger, clock) : null;
   const exchanges = createExchanges(config, tokens);
   const service = new ExchangeService({
     config,
     catalog: new ServiceCatalog(config.extra_services),
     authenticator: new Authenticator(new JwtSvidVerifier(config.jwt, config.trust_domains), new CallerPolicy(config.caller_rules)),
     opa,
+    revocations: revocations ?? NO_REVOCATIONS,
     exchanges,
     logger,
   });
 
   const release = () => {
+    revocations?.close();
     opa.close();
     for (const exchange of exchanges.values()) exchange.close?.();
   };
   let discovery: http.Server | null = null;
   try {
+    // One read of the log before serving (whatever its outcome: until a read succeeds, exchanges
+    // are refused with 503), then it is followed every poll interval.
+    await revocations?.start();
     if (config.oidc?.discovery_listen && signingKeys) {
       const handler = discoveryHandler(config.oidc, signingKeys);
       discovery = await listen(http.createServer((request, response) => void handler(request, response)), config.oidc.discovery_listen);
@@ -88,6 +99,7 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
       config,
       discoveryUrl: discoveryServer && config.oidc?.discovery_listen ? urlOf(discoveryServer, config.oidc.discovery_listen.host, "http") : null,
       signingKeys,
+      revocations,
       async close() {
         await Promise.all([stop(server), discoveryServer && stop(discoveryServer)]);
         release();
@@ -98,6 +110,17 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
     release();
     throw error;
   }
+}
+
+/** Settings that trade safety for convenience are said out loud once, at start. */
+function warnAboutRelaxations(config: ReturnType<typeof parseConfig>, logger: Logger): void {
+  if (!config.revocation) {
+    logger.warn("revocation is not configured: revoked identities are exchanged again (set revocation.bridge_url)");
+  }
+  for (const [provider, served] of Object.entries(config.regions)) {
+    if (served === "any") logger.warn({ provider }, `regions.${provider} is "any": every region of the grammar is accepted (load tests only)`);
+  }
+  if (!config.opa.token_file) logger.warn("opa.token_file is not set: decisions are asked without a token");
 }
 
 /** Without an oidc section no cloud exchange is configured (parseConfig insists), so nothing mints. */

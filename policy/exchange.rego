@@ -1,7 +1,8 @@
 # Which agent process may exchange its SPIFFE identity for which cloud service.
 #
-# Queried by the Credential Injector at POST /v1/data/hexr/exchange/decision with
-#   input = {spiffe_id, tenant, agent, role, service, region}
+# Queried by the Credential Injector at POST /v1/data/hexr/exchange/decision (with its OPA token:
+# policy/system/authz.rego) with
+#   input = {spiffe_id, tenant, agent, role, service, region, revoked_prefixes}
 # and answers {allow, scopes, reasons}:
 #   allow   - true only when no rule below denies
 #   scopes  - [] for full access to the service; otherwise the scopes granted in the
@@ -13,6 +14,12 @@
 # Grants are always looked up under the tenant named in the SPIFFE ID itself, and the tenant,
 # agent and role the caller claims must be the ones in the SPIFFE ID: one tenant's identities
 # can never reach another tenant's grants.
+#
+# Regions come from the shared contract (contract/contract.json, loaded by OPA itself under
+# data.hexr.contract: `opa run ... hexr.contract:contract/contract.json`), the same allow-list the
+# filter and the injector enforce; a tenant may narrow it further. Revocations come with every
+# question: input.revoked_prefixes lists the credential-key prefixes revoked within the
+# injector's deny window (revocation.deny_seconds), and a key under one of them is denied.
 package hexr.exchange
 
 required_fields := ["spiffe_id", "tenant", "agent", "role", "service", "region"]
@@ -74,11 +81,66 @@ deny contains sprintf("tenant %q has no policy", [identity.tenant]) if {
 	not tenant_policy
 }
 
-# A tenant may restrict the regions its agents use; without a "regions" list any region is fine.
+# A tenant may narrow the regions its agents use; without a "regions" list, the contract's apply.
 deny contains sprintf("region %q is not allowed for tenant %q", [input.region, identity.tenant]) if {
 	regions := tenant_policy.regions
 	not input.region in regions
 }
+
+# ---- regions: the contract's allow-list per provider ------------------------------------------
+
+contract := data.hexr.contract
+
+deny contains "the shared contract is not loaded (data.hexr.contract)" if {
+	input_is_object
+	not contract.regions
+}
+
+# "aws_s3" -> "aws": the service grammar is {provider}{separator}{name}.
+provider := split(input.service, contract.grammar.service.separator)[0] if is_string(input.service)
+
+deny contains sprintf("region %q is not served for %s", [input.region, provider]) if {
+	is_string(input.region)
+	not region_served
+}
+
+region_served if input.region in contract.regions[provider]
+
+# Load tests only: OPA's own data may lift the allow-list for a provider (the stack does so when
+# its sidecars accept any region, `regions: {"aws": "any"}`). Never set in a deployment.
+region_served if provider in data.hexr.unrestricted_regions
+
+# ---- revocations -----------------------------------------------------------------------------
+
+# cred:{spiffe-id}:{service}:{region}, the key the filter and the bridge use (contract.keys).
+credential_key := concat("", [keys.credential_prefix, input.spiffe_id, keys.separator, input.service, keys.separator, input.region]) if {
+	keys := contract.keys
+	every field in ["spiffe_id", "service", "region"] {
+		is_string(input[field])
+	}
+}
+
+deny contains "this identity has been revoked" if {
+	some prefix in input.revoked_prefixes
+	is_string(prefix)
+	startswith(credential_key, prefix)
+}
+
+# The injector always sends the list (empty when nothing is revoked); without it nothing is known
+# about revocations, so nothing is allowed.
+deny contains "input.revoked_prefixes is missing or not a list of strings" if {
+	input_is_object
+	not revoked_prefixes_valid
+}
+
+revoked_prefixes_valid if {
+	is_array(input.revoked_prefixes)
+	every prefix in input.revoked_prefixes {
+		is_string(prefix)
+	}
+}
+
+# ---- grants ----------------------------------------------------------------------------------
 
 deny contains sprintf("%s is not granted to %s/%s/%s", [input.service, identity.tenant, identity.agent, identity.role]) if {
 	tenant_policy

@@ -1,4 +1,6 @@
-# opa test policy/   (also run by injector/test/policy.test.ts as part of npm test)
+# opa test policy/ hexr.contract:contract/contract.json
+# (also run by injector/test/policy.test.ts as part of npm test; the contract is loaded as the
+# server loads it, so the region tests check the real allow-list)
 package hexr.exchange_test
 
 import data.hexr.exchange
@@ -29,7 +31,8 @@ request(spiffe_id, service) := {
 	"agent": parts[3],
 	"role": parts[4],
 	"service": service,
-	"region": "us-east-1",
+	"region": data.hexr.contract.default_regions[split(service, "_")[0]],
+	"revoked_prefixes": [],
 } if {
 	parts := split(substring(spiffe_id, count("spiffe://"), -1), "/")
 }
@@ -163,4 +166,108 @@ test_shipped_data_multi_cloud_analyst if {
 	every service in ["aws_s3", "gcp_bigquery", "azure_storage"] {
 		exchange.decision.allow with input as request("spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main", service)
 	}
+}
+
+# ---- regions: the contract's allow-list ------------------------------------------------------
+
+writer := "spiffe://hexr.local/agent/acme-corp/content-crew/writer"
+
+# content-crew/editor has no list of its own: the agent's "*" list grants it azure_storage.
+editor := "spiffe://hexr.local/agent/acme-corp/content-crew/editor"
+
+in_region(req, region) := object.union(req, {"region": region})
+
+test_served_regions_of_each_provider_are_allowed if {
+	decide(in_region(request(writer, "aws_s3"), "eu-central-1")).allow
+	decide(in_region(request(writer, "aws_s3"), "us-gov-west-1")).allow
+	decide(in_region(request(pipeline, "gcp_bigquery"), "europe-west4")).allow
+	decide(in_region(request(editor, "azure_storage"), "westeurope")).allow
+}
+
+test_region_not_served_by_the_provider_is_denied if {
+	# Valid by the grammar, but no provider serves it.
+	d := decide(in_region(request(writer, "aws_s3"), "zz-nowhere-9"))
+	d == {"allow": false, "scopes": [], "reasons": ["region \"zz-nowhere-9\" is not served for aws"]}
+}
+
+test_region_of_another_provider_is_denied if {
+	# us-central1 is a GCP region, eastus an Azure one: neither is served for AWS.
+	"region \"us-central1\" is not served for aws" in decide(in_region(request(writer, "aws_s3"), "us-central1")).reasons
+	"region \"us-east-1\" is not served for gcp" in decide(in_region(request(pipeline, "gcp_bigquery"), "us-east-1")).reasons
+	"region \"us-east-1\" is not served for azure" in decide(in_region(request(editor, "azure_storage"), "us-east-1")).reasons
+}
+
+test_the_allow_list_is_the_contracts if {
+	# The data the server loads is contract/contract.json itself: no copy to drift apart.
+	"us-east-1" in data.hexr.contract.regions.aws
+	"us-central1" in data.hexr.contract.regions.gcp
+	"eastus" in data.hexr.contract.regions.azure
+	not "zz-nowhere-9" in data.hexr.contract.regions.aws
+}
+
+test_without_the_contract_nothing_is_allowed if {
+	d := exchange.decision with input as request(writer, "aws_s3")
+		with data.hexr.tenants as fixture.tenants
+		with data.hexr.contract as {}
+	not d.allow
+	"the shared contract is not loaded (data.hexr.contract)" in d.reasons
+}
+
+test_tenant_regions_narrow_the_contracts if {
+	# globex may use eu-west-1 only: a served region outside its list is still denied.
+	globex := "spiffe://hexr.local/agent/globex/analyst/main"
+	d := decide(in_region(request(globex, "aws_s3"), "eu-west-2"))
+	d.reasons == ["region \"eu-west-2\" is not allowed for tenant \"globex\""]
+}
+
+test_unrestricted_regions_lift_the_allow_list_for_one_provider if {
+	# Load tests only (the stack sets it when its sidecars accept any region).
+	d := exchange.decision with input as in_region(request(writer, "aws_s3"), "load-test-17")
+		with data.hexr.tenants as fixture.tenants
+		with data.hexr.trust_domains as fixture.trust_domains
+		with data.hexr.unrestricted_regions as ["aws"]
+	d.allow
+	e := exchange.decision with input as in_region(request(pipeline, "gcp_bigquery"), "load-test-17")
+		with data.hexr.tenants as fixture.tenants
+		with data.hexr.trust_domains as fixture.trust_domains
+		with data.hexr.unrestricted_regions as ["aws"]
+	not e.allow
+}
+
+# ---- revocations -----------------------------------------------------------------------------
+
+revoked(req, prefixes) := object.union(req, {"revoked_prefixes": prefixes})
+
+test_a_revoked_identity_is_denied if {
+	d := decide(revoked(request(writer, "aws_s3"), [sprintf("cred:%s:", [writer])]))
+	d == {"allow": false, "scopes": [], "reasons": ["this identity has been revoked"]}
+}
+
+test_revocation_by_tenant_and_of_everything if {
+	"this identity has been revoked" in decide(revoked(request(writer, "aws_s3"), ["cred:spiffe://hexr.local/agent/acme-corp/"])).reasons
+	"this identity has been revoked" in decide(revoked(request(pipeline, "gcp_bigquery"), ["cred:spiffe://"])).reasons
+}
+
+test_revocation_is_prefix_precise if {
+	# Revoking .../writer leaves .../writer2, another tenant and another identity alone.
+	decide(revoked(request(writer, "aws_s3"), [
+		"cred:spiffe://hexr.local/agent/acme-corp/content-crew/writer2:",
+		"cred:spiffe://hexr.local/agent/acme-corp-evil/",
+		sprintf("cred:%s:", [pipeline]),
+	])).allow
+}
+
+test_revocation_of_one_service_or_region_of_an_identity if {
+	prefixes := [sprintf("cred:%s:aws_s3:", [pipeline]), sprintf("cred:%s:gcp_bigquery:europe-west1", [pipeline])]
+	"this identity has been revoked" in decide(revoked(request(pipeline, "aws_s3"), prefixes)).reasons
+	"this identity has been revoked" in decide(revoked(in_region(request(pipeline, "gcp_bigquery"), "europe-west1"), prefixes)).reasons
+	decide(revoked(request(pipeline, "gcp_bigquery"), prefixes)).allow
+}
+
+test_missing_revocation_list_allows_nothing if {
+	req := object.remove(request(writer, "aws_s3"), ["revoked_prefixes"])
+	d := decide(req)
+	d == {"allow": false, "scopes": [], "reasons": ["input.revoked_prefixes is missing or not a list of strings"]}
+	not decide(revoked(request(writer, "aws_s3"), "cred:spiffe://")).allow
+	not decide(revoked(request(writer, "aws_s3"), [7])).allow
 }

@@ -26,6 +26,7 @@ function charTable(): number[] {
 }
 
 const str = (value: string) => JSON.stringify(value);
+const bytesOf = (text: string) => [...Buffer.from(text, "utf8")].join(", ");
 const list = (values: readonly string[]) => `[${values.map(str).join(", ")}]`;
 const headerConstant = (name: string) => "HEADER_" + name.toUpperCase();
 
@@ -35,10 +36,12 @@ export const PROVIDERS: string[] = ${list(CONTRACT.providers)};
 export const CATALOG: string[] = ${list(CONTRACT.catalog)};
 /** Indexed like PROVIDERS. */
 export const DEFAULT_REGIONS: string[] = ${list(CONTRACT.providers.map((p) => CONTRACT.default_regions[p]))};
-/** The regions each provider serves, indexed like PROVIDERS. */
-export const REGIONS: string[][] = [
-${CONTRACT.providers.map((p) => `  ${list(CONTRACT.regions[p])},`).join("\n")}
-];
+/**
+ * The regions each provider serves, indexed like PROVIDERS: each list is one UTF-8 string with
+ * "," between the names, in static memory (as string literals the lists would double the size).
+ */
+export const REGIONS_AT: usize[] = [${CONTRACT.providers.map((p) => `memory.data<u8>([${bytesOf(CONTRACT.regions[p].join(","))}])`).join(", ")}];
+export const REGIONS_SIZE: i32[] = [${CONTRACT.providers.map((p) => Buffer.byteLength(CONTRACT.regions[p].join(","))).join(", ")}];
 
 export const SERVICE_SEPARATOR = ${str(grammar.service.separator)};
 export const SERVICE_NAME_MAX = ${grammar.service.name_max};

@@ -2,7 +2,7 @@
 // the native stack, rendered with the services' compose names and the paths the containers mount.
 // docker-compose.yml runs stack/compose-setup.ts once to write them; e2e/compose.test.ts checks
 // that the two stay consistent.
-import { BRIDGE_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, INJECTOR_SPIFFE_ID } from "../support/dev-identity.ts";
+import { BRIDGE_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, INJECTOR_SPIFFE_ID } from "../support/dev-identity.ts";
 import { DEFAULT_PORTS } from "./defaults.ts";
 import { loadFilterConfiguration, renderSidecarConfig, type SidecarValues } from "./render.ts";
 
@@ -21,6 +21,13 @@ export const ENVOY_MOUNTS = {
 export const ENVOY_CONFIG_IN_CONTAINER = `${ENVOY_MOUNTS.rendered.container}/envoy.yaml`;
 
 /**
+ * Envoy's admin in the container: a Unix socket (mode 0600) on the container's own filesystem,
+ * mounted nowhere else, so only a process inside the Envoy container reaches it; the stats
+ * listener is what is published.
+ */
+export const ENVOY_ADMIN_SOCKET_IN_CONTAINER = "/tmp/envoy-admin.sock";
+
+/**
  * The bridge's and Valkey's files, relative to the project root (the bridge container's working
  * directory): written by the setup service, named in docker-compose.yml's commands.
  */
@@ -37,6 +44,24 @@ export const BRIDGE_FILES = {
 
 /** Where the valkey container mounts the ACL file. */
 export const VALKEY_ACL_IN_CONTAINER = "/etc/valkey/users.acl";
+
+/**
+ * OPA's files (support/opa.ts ensureOpaToken), written by the setup service: the injector's token
+ * (0600, read by the injector container only, as its opa.token_file) and its SHA-256 for OPA (0644:
+ * the OPA image runs as its own user; it holds only a hash). Relative to the project root.
+ */
+export const OPA_FILES = {
+  dir: ".dev/opa",
+  tokenFile: ".dev/opa/opa-token",
+  authzDataFile: ".dev/opa/opa-authz.json",
+} as const;
+
+/** Where the opa container mounts the policies, the token's hash and the shared contract. */
+export const OPA_IN_CONTAINER = {
+  policyDir: "/policy",
+  authzDataFile: "/etc/opa/opa-authz.json",
+  contractFile: "/contract/contract.json",
+} as const;
 
 /** Compose service names, which are also their host names on the compose network. */
 export const SERVICES = { injector: "injector", bridge: "bridge", opa: "opa", moto: "moto", valkey: "valkey" } as const;
@@ -60,9 +85,10 @@ export function composeSidecarValues(files: ComposeFiles = CONTAINER_FILES): Sid
   const identity = (name: string) => `${files.identityDir}/${name}`;
   return {
     nodeId: "compose-pod",
+    adminSocket: ENVOY_ADMIN_SOCKET_IN_CONTAINER,
     // Published ports reach a container on its own interface, not on its loopback.
-    adminAddress: "0.0.0.0",
-    adminPort: DEFAULT_PORTS.admin,
+    statsAddress: "0.0.0.0",
+    statsPort: DEFAULT_PORTS.stats,
     listenAddress: "0.0.0.0",
     agentPort: DEFAULT_PORTS.agent,
     agentMtlsPort: DEFAULT_PORTS.agentMtls,
@@ -79,6 +105,7 @@ export function composeSidecarValues(files: ComposeFiles = CONTAINER_FILES): Sid
     jwtIssuer: DEV_ISSUER,
     jwtAudience: DEV_AUDIENCE,
     jwksPath: identity("jwks.json"),
+    trustDomains: [{ name: DEV_TRUST_DOMAIN, bundle: identity("ca.pem") }],
     trustBundle: identity("ca.pem"),
     listenerCert: identity("listener.pem"),
     listenerKey: identity("listener-key.pem"),

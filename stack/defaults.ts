@@ -6,8 +6,11 @@ export interface StackPorts {
   agent: number;
   /** Envoy agent listener for agents presenting an X.509-SVID (mTLS). */
   agentMtls: number;
-  /** Envoy admin: /ready, /stats. */
-  admin: number;
+  /**
+   * Envoy's stats listener: GET /stats/prometheus and nothing else. (Envoy's admin itself is a
+   * Unix socket in the sidecar's run directory, never a TCP port.)
+   */
+  stats: number;
   /** Credential Injector, HTTPS with a required client certificate (the sidecar's SVID). */
   injector: number;
   /** Valkey HTTP bridge (L2). */
@@ -21,7 +24,7 @@ export interface StackPorts {
 export const DEFAULT_PORTS: Readonly<StackPorts> = {
   agent: 15080,
   agentMtls: 15081,
-  admin: 15000,
+  stats: 15020,
   injector: 15443,
   bridge: 15090,
   opa: 15181,
@@ -33,7 +36,7 @@ export const DEFAULT_PORTS: Readonly<StackPorts> = {
 export const FREE_PORTS: Readonly<StackPorts> = {
   agent: 0,
   agentMtls: 0,
-  admin: 0,
+  stats: 0,
   injector: 0,
   bridge: 0,
   opa: 0,

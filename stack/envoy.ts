@@ -1,8 +1,9 @@
 // One Envoy sidecar: renders envoy/sidecar.yaml into its own run directory, validates it, runs
 // the real binary, restarts it on the same ports (a restart empties L1: shared data lives in the
-// process), and reads its admin endpoint.
+// process), and reads its admin, which listens on a Unix socket in that directory (no TCP port).
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { promisify } from "node:util";
 import { startProcess, type RunningProcess } from "../support/processes.ts";
@@ -18,7 +19,7 @@ export interface EnvoyOptions {
   /** A name unique within the stack ("pod-a"); names the run directory and the node id. */
   name: string;
   runDir: string;
-  values: Omit<SidecarValues, "nodeId" | "accessLogPath">;
+  values: Omit<SidecarValues, "nodeId" | "accessLogPath" | "adminSocket">;
   /** Worker threads (`--concurrency`). */
   concurrency: number;
   /**
@@ -40,7 +41,10 @@ export interface EnvoySidecar {
   readonly agentUrl: string;
   /** https://127.0.0.1:PORT of the mTLS agent listener. */
   readonly agentMtlsUrl: string;
-  readonly adminUrl: string;
+  /** http://127.0.0.1:PORT/stats/prometheus: the stats listener, the only TCP door to the admin. */
+  readonly statsUrl: string;
+  /** Envoy's admin: a Unix socket (mode 0600, in a directory of mode 0700). */
+  readonly adminSocket: string;
   readonly running: boolean;
   /** The Envoy process's id (memory readings of the soak run); undefined while stopped. */
   readonly pid: number | undefined;
@@ -48,8 +52,10 @@ export interface EnvoySidecar {
   stop(): Promise<void>;
   /** Stop then start on the same ports: L1 (proxy shared data) is gone afterwards. */
   restart(): Promise<void>;
-  /** Counters and gauges from admin /stats whose names match `filter` (a regular expression). */
+  /** Counters and gauges from admin /stats whose names match `filter` (a regular expression), over the admin socket. */
   stats(filter?: string): Promise<Map<string, number>>;
+  /** Any admin request over the socket (e.g. GET /memory). */
+  admin(pathAndQuery: string, method?: string): Promise<AdminAnswer>;
   /** Everything Envoy wrote to stdout/stderr, over every start. */
   logs(): string;
   accessLog(): string;
@@ -68,19 +74,64 @@ export async function validateEnvoyConfig(configPath: string): Promise<string> {
   }
 }
 
-export function renderSidecarInto(dir: string, name: string, values: EnvoyOptions["values"]): { configPath: string; accessLogPath: string } {
-  mkdirSync(dir, { recursive: true });
+export interface RenderedSidecar {
+  configPath: string;
+  accessLogPath: string;
+  adminSocket: string;
+}
+
+/**
+ * Writes the sidecar's config into `dir`. The admin socket goes into a directory of its own, mode
+ * 0700: Envoy creates the socket and only then sets its mode, and the directory closes that gap.
+ */
+export function renderSidecarInto(dir: string, name: string, values: EnvoyOptions["values"]): RenderedSidecar {
+  const adminDir = path.join(dir, "admin");
+  mkdirSync(adminDir, { recursive: true, mode: 0o700 });
+  chmodSync(adminDir, 0o700);
   const configPath = path.join(dir, "envoy.yaml");
   const accessLogPath = path.join(dir, "access.log");
-  writeFileSync(configPath, renderSidecarConfig({ ...values, nodeId: name, accessLogPath }));
-  return { configPath, accessLogPath };
+  const adminSocket = path.join(adminDir, "admin.sock");
+  writeFileSync(configPath, renderSidecarConfig({ ...values, nodeId: name, accessLogPath, adminSocket }));
+  return { configPath, accessLogPath, adminSocket };
+}
+
+export interface AdminAnswer {
+  status: number;
+  text: string;
+}
+
+/** One request to an Envoy admin listening on the Unix socket `socketPath`. */
+export function adminRequest(socketPath: string, pathAndQuery: string, method = "GET", timeoutMs = 10_000): Promise<AdminAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = http.request({ socketPath, path: pathAndQuery, method, headers: { host: "envoy-admin" }, timeout: timeoutMs }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("error", reject);
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+    });
+    request.on("timeout", () => request.destroy(new Error(`admin ${method} ${pathAndQuery} timed out`)));
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+/** Counters and gauges from the admin's /stats whose names match `filter` (a regular expression). */
+export async function adminStats(socketPath: string, filter?: string): Promise<Map<string, number>> {
+  const query = filter ? `?filter=${encodeURIComponent(filter)}` : "";
+  const answer = await adminRequest(socketPath, `/stats${query}`);
+  if (answer.status !== 200) throw new Error(`admin /stats answered ${answer.status}`);
+  return parseStats(answer.text);
+}
+
+/** The admin answers /ready with 200 once the server is live (its listeners and clusters initialised). */
+export async function adminReady(socketPath: string): Promise<boolean> {
+  return (await adminRequest(socketPath, "/ready", "GET", 1000)).status === 200;
 }
 
 export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
   const dir = path.join(options.runDir, `envoy-${options.name}`);
-  const { configPath, accessLogPath } = renderSidecarInto(dir, options.name, options.values);
+  const { configPath, accessLogPath, adminSocket } = renderSidecarInto(dir, options.name, options.values);
   const { values } = options;
-  const adminUrl = `http://127.0.0.1:${values.adminPort}`;
   const log = new LogSink(options.logFile);
   let process: RunningProcess | undefined;
 
@@ -90,7 +141,8 @@ export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
     accessLogPath,
     agentUrl: `http://127.0.0.1:${values.agentPort}`,
     agentMtlsUrl: `https://127.0.0.1:${values.agentMtlsPort}`,
-    adminUrl,
+    statsUrl: `http://127.0.0.1:${values.statsPort}/stats/prometheus`,
+    adminSocket,
     get running() {
       return process !== undefined;
     },
@@ -112,7 +164,7 @@ export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
             "-l", options.logLevel ?? "info",
             ...(options.wasmLogLevel ? ["--component-log-level", `wasm:${options.wasmLogLevel}`] : []),
           ],
-          ready: { url: `${adminUrl}/ready` },
+          ready: { check: () => adminReady(adminSocket) },
           timeoutMs: 30_000,
         }),
       );
@@ -126,12 +178,8 @@ export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
       await sidecar.stop();
       await sidecar.start();
     },
-    async stats(filter) {
-      const query = filter ? `?filter=${encodeURIComponent(filter)}` : "";
-      const response = await fetch(`${adminUrl}/stats${query}`);
-      if (!response.ok) throw new Error(`admin /stats answered ${response.status}`);
-      return parseStats(await response.text());
-    },
+    stats: (filter) => adminStats(adminSocket, filter),
+    admin: (pathAndQuery, method) => adminRequest(adminSocket, pathAndQuery, method),
     logs: () => log.text(),
     accessLog: () => readTextIfExists(accessLogPath),
   };

@@ -18,6 +18,7 @@ import {
   BRIDGE_SPIFFE_ID,
   DEV_AUDIENCE,
   DEV_ISSUER,
+  DEV_TRUST_DOMAIN,
   INJECTOR_SPIFFE_ID,
   defaultDevIdentityDir,
   ensureDevIdentity,
@@ -30,7 +31,7 @@ import { FREE_PORTS, type StackPorts } from "./defaults.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
 import { loadFilterConfiguration, type FilterConfiguration, type SidecarValues } from "./render.ts";
-import { bridgePart, injectorPart, motoPart, opaPart, valkeyPart } from "./services.ts";
+import { bridgePart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, type InjectorRevocationOption } from "./services.ts";
 
 export type { EnvoySidecar } from "./envoy.ts";
 export type { Part } from "./part.ts";
@@ -61,6 +62,12 @@ export interface StackOptions {
    * sidecar may use its own tenant's keys (acme-corp) only.
    */
   bridgeCallers?: CallerRule[];
+  /**
+   * Whether the injector follows the bridge's revocation log and refuses revoked identities
+   * (stack/services.ts policySetup): true (the default), false, or true with settings changed,
+   * e.g. `{ deny_seconds: 60 }`. When on, the bridge starts before the injector.
+   */
+  injectorRevocation?: InjectorRevocationOption;
 }
 
 /** Talking to L2 directly (tests, operators): both refuse anyone without these. */
@@ -75,7 +82,7 @@ export interface Stack {
   readonly runDir: string;
   readonly identity: DevIdentityPaths;
   readonly ports: Readonly<StackPorts>;
-  /** The first sidecar ("pod-a"), on ports.agent / ports.agentMtls / ports.admin. */
+  /** The first sidecar ("pod-a"), on ports.agent / ports.agentMtls / ports.stats. */
   readonly envoy: EnvoySidecar;
   readonly sidecars: readonly EnvoySidecar[];
   readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part };
@@ -121,6 +128,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const accessFile = path.join(runDir, "bridge-access.json");
   const access = devBridgeAccess({ jwksFile: identity.jwks, filterConfiguration, extraCallers: options.bridgeCallers });
   writeFileSync(accessFile, JSON.stringify(access, null, 2) + "\n");
+  const policy = policySetup({ runDir, filterConfiguration, injectorRevocation: options.injectorRevocation });
   const parts = {
     valkey: valkeyPart({ port: ports.valkey, dataDir: valkeyDir, users, logDir }),
     bridge: bridgePart({
@@ -132,14 +140,18 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       accessFile,
       logDir,
     }),
-    opa: opaPart(ports.opa, logDir),
+    opa: opaPart({ port: ports.opa, auth: policy.opaAuth, dataFiles: policy.opaDataFiles, logDir }),
     moto: motoPart(ports.moto, logDir),
     injector: await injectorPart({
       port: ports.injector,
       opaUrl: `http://127.0.0.1:${ports.opa}`,
+      opaTokenFile: policy.opaAuth.tokenFile,
       stsEndpoint: `http://127.0.0.1:${ports.moto}`,
       identityDir: identity.dir,
       configFile: path.join(runDir, "injector.json"),
+      bridgeUrl: `https://127.0.0.1:${ports.bridge}`,
+      revocation: policy.revocation,
+      regions: policy.regions,
       logDir,
     }),
   };
@@ -165,7 +177,13 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
 
   try {
     await startTogether([parts.valkey, parts.opa, parts.moto]);
-    await startTogether([parts.bridge, parts.injector]);
+    // An injector that follows revocations reads the log before it serves: the bridge comes first.
+    if (policy.revocation) {
+      await parts.bridge.start();
+      await parts.injector.start();
+    } else {
+      await startTogether([parts.bridge, parts.injector]);
+    }
     const first = sidecar("pod-a", ports);
     sidecars.push(first);
     await first.start();
@@ -188,7 +206,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     },
     async addSidecar(name) {
       if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
-      const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, admin: 0 }));
+      const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, stats: 0 }));
       sidecars.push(added);
       await added.start();
       return added;
@@ -222,7 +240,7 @@ export function withOverrides(base: FilterConfiguration, overrides: FilterConfig
   return merged;
 }
 
-export type SidecarPorts = Pick<StackPorts, "agent" | "agentMtls" | "admin">;
+export type SidecarPorts = Pick<StackPorts, "agent" | "agentMtls" | "stats">;
 
 /** envoy/sidecar.yaml's values for a sidecar of the native stack: everything on loopback. */
 export function nativeSidecarValues(input: {
@@ -231,11 +249,11 @@ export function nativeSidecarValues(input: {
   identity: DevIdentityPaths;
   wasmPath: string;
   filterConfiguration: FilterConfiguration;
-}): Omit<SidecarValues, "nodeId" | "accessLogPath"> {
+}): Omit<SidecarValues, "nodeId" | "accessLogPath" | "adminSocket"> {
   const { sidecarPorts, ports, identity } = input;
   return {
-    adminAddress: "127.0.0.1",
-    adminPort: sidecarPorts.admin,
+    statsAddress: "127.0.0.1",
+    statsPort: sidecarPorts.stats,
     listenAddress: "127.0.0.1",
     agentPort: sidecarPorts.agent,
     agentMtlsPort: sidecarPorts.agentMtls,
@@ -251,6 +269,7 @@ export function nativeSidecarValues(input: {
     jwtIssuer: DEV_ISSUER,
     jwtAudience: DEV_AUDIENCE,
     jwksPath: identity.jwks,
+    trustDomains: [{ name: DEV_TRUST_DOMAIN, bundle: identity.ca }],
     trustBundle: identity.ca,
     listenerCert: identity.listenerCert,
     listenerKey: identity.listenerKey,

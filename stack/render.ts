@@ -37,11 +37,31 @@ export function loadFilterConfiguration(): FilterConfiguration {
   return JSON.parse(readFileSync(filterConfigPath, "utf8")) as FilterConfiguration;
 }
 
+/**
+ * The longest JWT-SVID lifetime jwt_authn accepts (`max_lifetime`: exp − now), unless a rendering
+ * says otherwise. SPIRE's JWT-SVIDs last 5 minutes by default; the dev tokens an hour, the soak
+ * run's four.
+ */
+export const DEFAULT_JWT_MAX_LIFETIME_SECONDS = 24 * 3600;
+/** How long an mTLS connection may last (`max_connection_duration`): SPIRE's default X.509-SVID lifetime. */
+export const DEFAULT_MTLS_MAX_CONNECTION_SECONDS = 3600;
+/** Linux's limit for a Unix socket path (sun_path, 108 bytes with its NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/** A trust domain whose X.509-SVIDs the mTLS listener accepts, and the CA bundle (PEM file) of that domain alone. */
+export interface TrustDomainBundle {
+  name: string;
+  bundle: string;
+}
+
 /** Everything envoy/sidecar.yaml needs; see the comments in that file. */
 export interface SidecarValues {
   nodeId: string;
-  adminAddress: string;
-  adminPort: number;
+  /** Envoy's admin: a Unix socket (mode 0600), never a TCP port. */
+  adminSocket: string;
+  /** The stats listener (GET /stats/prometheus only). */
+  statsAddress: string;
+  statsPort: number;
   listenAddress: string;
   agentPort: number;
   agentMtlsPort: number;
@@ -60,6 +80,13 @@ export interface SidecarValues {
   jwtIssuer: string;
   jwtAudience: string;
   jwksPath: string;
+  /** Default DEFAULT_JWT_MAX_LIFETIME_SECONDS. */
+  jwtMaxLifetimeSeconds?: number;
+  /** Agents' X.509-SVIDs: one bundle per trust domain (Envoy's SPIFFE certificate validator). */
+  trustDomains: TrustDomainBundle[];
+  /** Default DEFAULT_MTLS_MAX_CONNECTION_SECONDS. */
+  mtlsMaxConnectionSeconds?: number;
+  /** The CA bundle the injector's and the bridge's certificates chain to. */
   trustBundle: string;
   listenerCert: string;
   listenerKey: string;
@@ -79,10 +106,19 @@ export function renderSidecarConfig(values: SidecarValues): string {
   // The revocation route exists only when the filter has a revocation path; otherwise it repeats
   // the exchange route, which Envoy never reaches (the first match wins).
   const revocationPath = (filter.revocation as { path?: unknown } | null | undefined)?.path;
+  if (Buffer.byteLength(values.adminSocket) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`the admin socket path is longer than a Unix socket path may be (${MAX_SOCKET_PATH_BYTES} bytes): ${values.adminSocket}`);
+  }
+  if (values.trustDomains.length === 0) throw new Error("the mTLS listener needs at least one trust domain");
+  const seconds = (value: number, what: string) => {
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`${what} must be a positive whole number of seconds, not ${value}`);
+    return `${value}s`;
+  };
   return renderTemplate(readFileSync(sidecarTemplatePath, "utf8"), {
     node_id: values.nodeId,
-    admin_address: values.adminAddress,
-    admin_port: values.adminPort,
+    admin_socket: values.adminSocket,
+    stats_address: values.statsAddress,
+    stats_port: values.statsPort,
     listen_address: values.listenAddress,
     agent_port: values.agentPort,
     agent_mtls_port: values.agentMtlsPort,
@@ -105,6 +141,10 @@ export function renderSidecarConfig(values: SidecarValues): string {
     jwt_issuer: values.jwtIssuer,
     jwt_audience: values.jwtAudience,
     jwks_path: values.jwksPath,
+    jwt_max_lifetime: seconds(values.jwtMaxLifetimeSeconds ?? DEFAULT_JWT_MAX_LIFETIME_SECONDS, "jwtMaxLifetimeSeconds"),
+    // A JSON array is a YAML flow sequence.
+    mtls_trust_domains: JSON.stringify(values.trustDomains.map(({ name, bundle }) => ({ name, trust_bundle: { filename: bundle } }))),
+    mtls_max_connection_duration: seconds(values.mtlsMaxConnectionSeconds ?? DEFAULT_MTLS_MAX_CONNECTION_SECONDS, "mtlsMaxConnectionSeconds"),
     trust_bundle: values.trustBundle,
     listener_cert: values.listenerCert,
     listener_key: values.listenerKey,

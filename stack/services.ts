@@ -4,11 +4,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { motoProcessSpec } from "../support/moto.ts";
-import { opaProcessSpec } from "../support/opa.ts";
+import { ensureOpaToken, opaProcessSpec, type OpaAuthFiles } from "../support/opa.ts";
+import { PROVIDERS, REGIONS, type Provider } from "../contract/index.ts";
 import { valkeyProcessSpec, type ValkeyTlsFiles, type ValkeyUsers } from "../support/valkey.ts";
 import { startProcess } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
 import { devInjectorConfig } from "../injector/dev-config.ts";
+import type { RevocationConfig, ServedRegions } from "../injector/config.ts";
 import type { TlsFiles } from "../bridge/index.ts";
 import { createPart, type Part } from "./part.ts";
 
@@ -71,13 +73,24 @@ export function bridgePart(options: BridgePartOptions): Part {
   });
 }
 
-export function opaPart(port: number, logDir?: string): Part {
+export interface OpaPartOptions {
+  port: number;
+  /** The injector's token and OPA's hash of it (support/opa.ts ensureOpaToken): the API takes nothing else. */
+  auth: OpaAuthFiles;
+  /** More data files (the stack's load-test settings). */
+  dataFiles?: string[];
+  logDir?: string;
+}
+
+/** OPA on loopback with the project's policies, its API closed to all but the injector's token. */
+export function opaPart(options: OpaPartOptions): Part {
+  const { port, auth, dataFiles } = options;
   return createPart({
     name: "opa",
     port,
     url: `http://127.0.0.1:${port}`,
-    logFile: logFileFor(logDir, "opa"),
-    launch: () => startProcess(opaProcessSpec(port)),
+    logFile: logFileFor(options.logDir, "opa"),
+    launch: () => startProcess(opaProcessSpec(port, { auth, dataFiles })),
   });
 }
 
@@ -94,10 +107,18 @@ export function motoPart(port: number, logDir?: string): Part {
 export interface InjectorPartOptions {
   port: number;
   opaUrl: string;
+  /** The injector's OPA token (OpaAuthFiles.tokenFile). */
+  opaTokenFile: string;
   stsEndpoint: string;
   identityDir: string;
   /** Where the rendered injector config is written. */
   configFile: string;
+  /** The bridge whose revocation log it follows. */
+  bridgeUrl: string;
+  /** Changes to the dev revocation section; null: the injector does not follow revocations. */
+  revocation: Partial<RevocationConfig> | null;
+  /** The regions exchanges may name (default the contract's). */
+  regions?: ServedRegions;
   logDir?: string;
 }
 
@@ -108,6 +129,10 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     opaUrl: options.opaUrl,
     stsEndpoint: options.stsEndpoint,
     identityDir: options.identityDir,
+    opaTokenFile: options.opaTokenFile,
+    bridgeUrl: options.bridgeUrl,
+    revocation: options.revocation,
+    regions: options.regions,
   });
   writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
   const { command, args } = typeScriptCommand("injector/main.ts", ["--config", options.configFile]);
@@ -118,4 +143,61 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     logFile: logFileFor(options.logDir, "injector"),
     launch: () => startProcess({ name: "injector", command, args, cwd: projectRoot, ready: { logLine: LISTENING } }),
   });
+}
+
+/**
+ * How a stack's injector follows revocations: off (false), on with the dev settings (true), or on
+ * with some of them changed (deny_seconds, poll_interval_ms, max_log_staleness_ms, ...).
+ */
+export type InjectorRevocationOption = boolean | Partial<RevocationConfig>;
+
+export interface PolicySetup {
+  /** The injector's OPA token (0600) and OPA's hash of it, in {runDir}/opa/. */
+  opaAuth: OpaAuthFiles;
+  /** OPA's extra data: the load-test lifting of the region allow-list, when the sidecars lift it. */
+  opaDataFiles: string[];
+  /** The injector's regions: the sidecars' (filter `regions`), so that both accept the same. */
+  regions: ServedRegions;
+  /** The injector's revocation changes, or null when it does not follow revocations. */
+  revocation: Partial<RevocationConfig> | null;
+}
+
+/** The OPA token of a stack's run directory (created once, kept across restarts of OPA and the injector). */
+export function stackOpaAuth(runDir: string): OpaAuthFiles {
+  return ensureOpaToken(path.join(runDir, "opa"));
+}
+
+/**
+ * The OPA and injector side of a stack, derived from the filter configuration its sidecars run:
+ * the same region allow-list (a load test's `regions: {"aws": "any"}` lifts it in the injector and,
+ * through a data file, in OPA too), the OPA token, and the revocation settings.
+ */
+export function policySetup(input: {
+  runDir: string;
+  filterConfiguration: Record<string, unknown>;
+  injectorRevocation?: InjectorRevocationOption;
+}): PolicySetup {
+  const regions: Record<Provider, readonly string[] | "any"> = { ...REGIONS };
+  const filterRegions = input.filterConfiguration.regions as Record<string, unknown> | null | undefined;
+  for (const provider of PROVIDERS) {
+    const value = filterRegions?.[provider];
+    if (value === "any" || (Array.isArray(value) && value.every((region) => typeof region === "string"))) {
+      regions[provider] = value as readonly string[] | "any";
+    }
+  }
+  const opaAuth = stackOpaAuth(input.runDir);
+  const unrestricted = PROVIDERS.filter((provider) => regions[provider] === "any");
+  const opaDataFiles: string[] = [];
+  if (unrestricted.length > 0) {
+    const file = path.join(input.runDir, "opa", "load-test-regions.json");
+    writeFileSync(file, JSON.stringify({ hexr: { unrestricted_regions: unrestricted } }) + "\n", { mode: 0o600 });
+    opaDataFiles.push(file);
+  }
+  const option = input.injectorRevocation ?? true;
+  const revocation = option === false ? null : {
+    // A restarted injector keeps what it learned (its deny-list and epoch).
+    state_file: path.join(input.runDir, "injector-revocations.json"),
+    ...(option === true ? {} : option),
+  };
+  return { opaAuth, opaDataFiles, regions, revocation };
 }

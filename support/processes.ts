@@ -28,7 +28,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export type Readiness =
   | { port: number }
   | { url: string; status?: number }
-  | { logLine: RegExp };
+  | { logLine: RegExp }
+  /** Ready once `check` resolves true (e.g. Envoy's admin /ready over its Unix socket). */
+  | { check: () => Promise<boolean> };
 
 export interface ProcessSpec {
   name: string;
@@ -90,6 +92,7 @@ export async function startProcess(spec: ProcessSpec): Promise<RunningProcess> {
 async function isReady(ready: Readiness, output: string): Promise<boolean> {
   if ("port" in ready) return canConnect(ready.port);
   if ("logLine" in ready) return ready.logLine.test(output);
+  if ("check" in ready) return ready.check().catch(() => false);
   try {
     const response = await fetch(ready.url, { signal: AbortSignal.timeout(1000) });
     await response.arrayBuffer();

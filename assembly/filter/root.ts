@@ -36,8 +36,8 @@ export class FilterRoot extends RootContext {
     prepareClaims();
     this.nextEvictionMs = nowMilliseconds() + config.evictionIntervalSeconds * 1000;
     setTickPeriodMilliseconds(idleTickMs);
-    for (let i = 0; i < config.servedRegions.length; i++) {
-      if (config.servedRegions[i] === null) {
+    for (let i = 0; i < config.anyRegion.length; i++) {
+      if (config.anyRegion[i]) {
         log(LogLevel.Warn, "hexr exchange filter: regions." + PROVIDERS[i] + " is \"any\"; every region named stays in L1 (load tests only)");
       }
     }

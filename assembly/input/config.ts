@@ -1,10 +1,10 @@
 // The plugin configuration: one JSON document, validated completely in proxy_on_configure so that
 // Envoy rejects a bad one at load time. Every field has a default that suits the local stack.
-import { DEFAULT_REGIONS, REGIONS } from "../contract";
+import { DEFAULT_REGIONS, REGIONS_AT, REGIONS_SIZE } from "../contract";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
 import { AllowList } from "./allowlist";
 import { CATALOG, isRegion, isServiceName, PROVIDERS } from "./catalog";
-import { IdentitySettings, IdentitySource, identitySourceNamed, jwtSubjectPath } from "./identity";
+import { IdentitySettings, IdentitySource, identitySourceNamed, jwtPayloadPath } from "./identity";
 import { parseSpiffeId } from "./spiffe-id";
 
 /** An Envoy cluster the filter calls itself (proxy_http_call), with the :authority it sends. */
@@ -29,8 +29,12 @@ export class FilterConfig {
   identity: IdentitySettings = new IdentitySettings();
   /** Indexed like PROVIDERS. */
   defaultRegions: string[] = DEFAULT_REGIONS.slice(0);
-  /** The regions an exchange may name, indexed like PROVIDERS; null: any (load tests only). */
-  servedRegions: Array<string[] | null> = [REGIONS[0], REGIONS[1], REGIONS[2]];
+  /**
+   * The regions an exchange may name, indexed like PROVIDERS: the contract's list unless configured
+   * (narrower), and none at all with "any" (load tests only).
+   */
+  servedRegions: Array<string[] | null> = [null, null, null];
+  anyRegion: bool[] = [false, false, false];
   services: string[] = CATALOG.slice(0);
   resources: AllowList = new AllowList();
   refreshBufferSeconds: i64 = 600;
@@ -55,8 +59,9 @@ export class FilterConfig {
   servesRegion(provider: string, region: string): bool {
     const index = PROVIDERS.indexOf(provider);
     if (index < 0) return false;
+    if (this.anyRegion[index]) return true;
     const served = this.servedRegions[index];
-    return served === null || served.includes(region);
+    return served !== null ? served.includes(region) : inList(REGIONS_AT[index], REGIONS_SIZE[index], region);
   }
 
   defaultRegion(provider: string): string {
@@ -65,13 +70,29 @@ export class FilterConfig {
   }
 }
 
+/** `name` is one of the ","-separated names of the UTF-8 list at list[0, size) (names are ASCII). */
+function inList(list: usize, size: i32, name: string): bool {
+  let start = 0;
+  while (start <= size) {
+    let end = start;
+    while (end < size && load<u8>(list + <usize>end) != 0x2c) end++;
+    if (end - start == name.length) {
+      let same = true;
+      for (let i = 0; i < name.length && same; i++) same = <i32>load<u8>(list + <usize>(start + i)) == name.charCodeAt(i);
+      if (same) return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
 export class ConfigResult {
   constructor(public config: FilterConfig | null, public error: string) {}
 }
 
 const KNOWN_FIELDS: string[] = [
   "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
-  "static_spiffe_id", "trust_domains", "default_regions", "extra_services", "resources",
+  "static_spiffe_id", "trust_domains", "jwt_issuers", "jwt_audiences", "default_regions", "extra_services", "resources",
   "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
   "debug_trap_path", "injector", "l2", "revocation", "regions", "max_keys_per_identity", "max_keys",
 ];
@@ -164,7 +185,9 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
 function readIdentity(root: JsonValue, identity: IdentitySettings, read: Reader): void {
   const namespace = read.string(root.member("jwt_metadata_namespace"), "jwt_metadata_namespace", "envoy.filters.http.jwt_authn");
   const payloadKey = read.string(root.member("jwt_payload_key"), "jwt_payload_key", "jwt_payload");
-  identity.jwtSubjectPath = jwtSubjectPath(namespace, payloadKey);
+  identity.jwtPayloadPath = jwtPayloadPath(namespace, payloadKey);
+  identity.jwtIssuers = read.strings(root.member("jwt_issuers"), "jwt_issuers");
+  identity.jwtAudiences = read.strings(root.member("jwt_audiences"), "jwt_audiences");
   identity.trustDomains = read.strings(root.member("trust_domains"), "trust_domains");
   const sourcesValue = root.member("identity_sources");
   if (sourcesValue !== null) {
@@ -229,7 +252,7 @@ function readServedRegions(value: JsonValue | null, config: FilterConfig, read: 
     }
     const item = value.items[i];
     if (item.kind == JsonKind.String && item.text == "any") {
-      config.servedRegions[index] = null;
+      config.anyRegion[index] = true;
       continue;
     }
     const regions = read.strings(item, field);

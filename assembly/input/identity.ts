@@ -1,7 +1,8 @@
-// Who is calling: a SPIFFE ID that Envoy verified (the mTLS peer certificate, or the `sub` that
-// jwt_authn verified), or the configured static one. Nothing a client can set in a header is
-// ever consulted.
+// Who is calling: a SPIFFE ID that Envoy verified (the mTLS peer certificate, or the `sub` of the
+// JWT-SVID that jwt_authn verified, whose `iss`, `aud` and `exp` the filter checks again), or the
+// configured static one. Nothing a client can set in a header is ever consulted.
 import { getProperty, propertyPath } from "../proxy-wasm/host";
+import { readJwtClaims } from "./jwt-claims";
 import { parseSpiffeId, SpiffeId } from "./spiffe-id";
 
 export const enum IdentitySource { Mtls, Jwt, Static }
@@ -18,13 +19,21 @@ export function identitySourceNamed(name: string): i32 {
 }
 
 export class Identity {
-  constructor(public spiffe: SpiffeId, public source: IdentitySource) {}
+  constructor(
+    public spiffe: SpiffeId,
+    public source: IdentitySource,
+    /** The JWT-SVID's `exp` (epoch s): the identity is not accepted from then on; -1: no such bound. */
+    public notAfter: i64 = -1,
+  ) {}
 }
 
 /** Where identities may come from, in order, and which trust domains are accepted. */
 export class IdentitySettings {
   sources: IdentitySource[] = [IdentitySource.Mtls, IdentitySource.Jwt];
-  jwtSubjectPath: ArrayBuffer = jwtSubjectPath("envoy.filters.http.jwt_authn", "jwt_payload");
+  jwtPayloadPath: ArrayBuffer = jwtPayloadPath("envoy.filters.http.jwt_authn", "jwt_payload");
+  /** Accepted `iss` values and `aud` values of JWT-SVIDs; empty: that claim is not checked again. */
+  jwtIssuers: string[] = [];
+  jwtAudiences: string[] = [];
   staticSpiffeId: string | null = null;
   /** Empty: any trust domain. */
   trustDomains: string[] = [];
@@ -39,9 +48,9 @@ export class IdentitySettings {
 /** The URI SAN of the peer certificate Envoy validated (Envoy's connection attributes). */
 const PEER_URI_SAN = propertyPath(["connection", "uri_san_peer_certificate"]);
 
-/** Where jwt_authn's verified `sub` is: its dynamic metadata, which no client can write. */
-export function jwtSubjectPath(namespace: string, payloadKey: string): ArrayBuffer {
-  return propertyPath(["metadata", "filter_metadata", namespace, payloadKey, "sub"]);
+/** Where jwt_authn's verified payload is: its dynamic metadata, which no client can write. */
+export function jwtPayloadPath(namespace: string, payloadKey: string): ArrayBuffer {
+  return propertyPath(["metadata", "filter_metadata", namespace, payloadKey]);
 }
 
 export class IdentityResult {
@@ -53,17 +62,40 @@ export function resolveIdentity(settings: IdentitySettings): IdentityResult {
   for (let i = 0; i < settings.sources.length; i++) {
     const source = settings.sources[i];
     if (source == IdentitySource.Static) return evaluate(settings.staticSpiffeId!, source, settings);
-    const claim = getProperty(source == IdentitySource.Mtls ? PEER_URI_SAN : settings.jwtSubjectPath);
+    const claim = getProperty(source == IdentitySource.Mtls ? PEER_URI_SAN : settings.jwtPayloadPath);
     if (claim === null || claim.byteLength == 0) continue;
     const recent = settings.recentClaim;
     if (recent !== null && settings.recentSource == source && sameBytes(claim, recent)) return settings.recentResult!;
-    const result = evaluate(String.UTF8.decode(claim), source, settings);
+    const result = source == IdentitySource.Jwt ? evaluateJwt(claim, settings) : evaluate(String.UTF8.decode(claim), source, settings);
     settings.recentClaim = claim;
     settings.recentSource = source;
     settings.recentResult = result;
     return result;
   }
   return new IdentityResult(null, "no verified SPIFFE identity (present an X.509-SVID or a JWT-SVID)");
+}
+
+/** The verified payload's claims: `sub` the identity, `iss` and `aud` among the accepted, `exp` present. */
+function evaluateJwt(payload: ArrayBuffer, settings: IdentitySettings): IdentityResult {
+  const claims = readJwtClaims(payload);
+  if (claims === null || claims.sub === null) return new IdentityResult(null, "the verified JWT-SVID has no subject");
+  const issuers = settings.jwtIssuers;
+  if (issuers.length > 0 && (claims.iss === null || !issuers.includes(claims.iss!))) {
+    return new IdentityResult(null, "the JWT-SVID's issuer is not accepted");
+  }
+  if (settings.jwtAudiences.length > 0 && !anyOf(claims.aud, settings.jwtAudiences)) {
+    return new IdentityResult(null, "the JWT-SVID's audience is not accepted");
+  }
+  if (claims.exp <= 0) return new IdentityResult(null, "the JWT-SVID has no expiry");
+  const result = evaluate(claims.sub!, IdentitySource.Jwt, settings);
+  const identity = result.identity;
+  if (identity !== null) identity.notAfter = <i64>claims.exp;
+  return result;
+}
+
+function anyOf(values: string[], accepted: string[]): bool {
+  for (let i = 0; i < values.length; i++) if (accepted.includes(values[i])) return true;
+  return false;
 }
 
 function evaluate(claim: string, source: IdentitySource, settings: IdentitySettings): IdentityResult {

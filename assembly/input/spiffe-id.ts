@@ -5,13 +5,18 @@ import {
 import { allInClass, CharClass } from "../util/ascii";
 
 export class SpiffeId {
+  /** The URI as UTF-8, for the answers that name it (encoded once per identity, not per answer). */
+  readonly uriBytes: ArrayBuffer;
+
   constructor(
     public uri: string,
     public trustDomain: string,
     public tenant: string,
     public agent: string,
     public role: string,
-  ) {}
+  ) {
+    this.uriBytes = String.UTF8.encode(uri);
+  }
 }
 
 /** A tenant, agent or role name. */

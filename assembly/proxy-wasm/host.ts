@@ -166,15 +166,19 @@ export class HeaderPairs {
     return null;
   }
 
-  /** How many headers are named `name` (lower case). */
+  /** How many headers are named `name` (lower case); the first one's value is then at foundAt. */
   occurrences(name: string): i32 {
     const base = changetype<usize>(this.serialized);
     let bytes = base + 4 + this.count * 8;
     let found = 0;
     for (let i: usize = 0; i < this.count; i++) {
       const nameSize = <usize>load<u32>(base + 4 + i * 8);
-      if (nameEquals(bytes, nameSize, name)) found++;
-      bytes += nameSize + <usize>load<u32>(base + 8 + i * 8) + 2;
+      const valueSize = <usize>load<u32>(base + 8 + i * 8);
+      if (nameEquals(bytes, nameSize, name) && found++ == 0) {
+        this.foundAt = bytes + nameSize + 1;
+        this.foundSize = <i32>valueSize;
+      }
+      bytes += nameSize + valueSize + 2;
     }
     return found;
   }
@@ -296,6 +300,21 @@ export function addReplyHeader(name: string, value: string): void {
   String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
   store<u8>(replyPairsEnd + nameSize, 0);
   String.UTF8.encodeUnsafe(changetype<usize>(value), value.length, replyPairsEnd + nameSize + 1);
+  store<u8>(replyPairsEnd + nameSize + 1 + valueSize, 0);
+  replyPairsEnd += nameSize + valueSize + 2;
+}
+
+/** Adds a header whose value is already UTF-8 (encoded once, sent with every reply). */
+export function addReplyHeaderBytes(name: string, value: ArrayBuffer): void {
+  const nameSize = <usize>String.UTF8.byteLength(name);
+  const valueSize = <usize>value.byteLength;
+  if (replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + valueSize + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return;
+  store<u32>(REPLY_PAIRS + 4 + replyPairsAdded * 8, <u32>nameSize);
+  store<u32>(REPLY_PAIRS + 8 + replyPairsAdded * 8, <u32>valueSize);
+  replyPairsAdded++;
+  String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
+  store<u8>(replyPairsEnd + nameSize, 0);
+  memory.copy(replyPairsEnd + nameSize + 1, changetype<usize>(value), valueSize);
   store<u8>(replyPairsEnd + nameSize + 1 + valueSize, 0);
   replyPairsEnd += nameSize + valueSize + 2;
 }

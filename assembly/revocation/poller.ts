@@ -51,11 +51,12 @@ export class RevocationPoller implements HttpCallHandler {
     const nowMs = nowMilliseconds();
     this.lastReadMs = nowMs;
     this.revocations.notBeforeSeconds = 0;
-    if (log.epoch < this.epoch) {
-      // The log went back: Valkey lost it and started again. Everything in the new log is newer
-      // than this VM's epoch, so read it whole on the next tick.
-      this.epoch = 0;
-      this.nextPollMs = 0;
+    if (this.epoch >= 0 && (log.gap || log.epoch < this.epoch)) {
+      // Revocations this VM never saw are gone from the log (trimmed, or lost with Valkey's data):
+      // what they revoked is unknown, so nothing stored before now is served (fail closed).
+      this.revocations.add(ALL_CREDENTIALS_PREFIX, nowMs / 1000);
+      this.metrics.evicted(forgetKeysWithPrefix(ALL_CREDENTIALS_PREFIX));
+      this.epoch = log.epoch;
       return;
     }
     // The first answer only tells where the log stands: this VM holds nothing older than itself.
@@ -69,9 +70,9 @@ export class RevocationPoller implements HttpCallHandler {
   }
 }
 
-/** The bridge's log since some epoch: {"epoch": N, "prefixes": [...]}. */
+/** The bridge's log since some epoch: {"epoch": N, "prefixes": [...], "gap": bool}. */
 class RevocationLog {
-  constructor(public epoch: i64, public prefixes: string[]) {}
+  constructor(public epoch: i64, public prefixes: string[], public gap: bool) {}
 }
 
 function parseRevocationLog(body: ArrayBuffer): RevocationLog | null {
@@ -86,5 +87,6 @@ function parseRevocationLog(body: ArrayBuffer): RevocationLog | null {
     // Only prefixes of the shape this filter revokes: anything else is ignored, never applied widely.
     if (item.kind == JsonKind.String && item.text.startsWith(ALL_CREDENTIALS_PREFIX)) prefixes.push(item.text);
   }
-  return new RevocationLog(<i64>epoch.number, prefixes);
+  const gap = root.member("gap");
+  return new RevocationLog(<i64>epoch.number, prefixes, gap !== null && gap.kind == JsonKind.Bool && gap.boolean);
 }

@@ -36,7 +36,8 @@ describe("revocations (standalone Valkey)", () => {
       const reply = await env.bridge.api.revocations(since);
       expect(reply.status).toBe(200);
       expect(reply.contentType).toBe("application/json");
-      expect(reply.json()).toEqual({ epoch: 0, prefixes: [] });
+      // A reader at 7 is ahead of a log at 0: the log was lost, so it cannot know what it missed.
+      expect(reply.json()).toEqual({ epoch: 0, prefixes: [], gap: since > 0 });
     }
     expect(await env.raw.exists(EPOCH_KEY, LOG_KEY)).toBe(0);
   });
@@ -65,9 +66,9 @@ describe("revocations (standalone Valkey)", () => {
     }
     expect(await env.raw.exists(lockKey(locked))).toBe(1); // locks are never purged; they expire or are released
 
-    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("revoke-me")] });
-    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 1, prefixes: [] });
-    expect((await env.bridge.api.revocations(1)).json()).toEqual({ epoch: 1, prefixes: [] });
+    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("revoke-me")], gap: false });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 1, prefixes: [], gap: false });
+    expect((await env.bridge.api.revocations(1)).json()).toEqual({ epoch: 1, prefixes: [], gap: false });
   });
 
   it("keeps the epoch in {hexr-revocations}:epoch and the log as a sorted set of {epoch}|{prefix}", async () => {
@@ -89,11 +90,12 @@ describe("revocations (standalone Valkey)", () => {
     }
     const now = base + prefixes.length;
     for (let since = base; since <= now; since++) {
-      expect((await env.bridge.api.revocations(since)).json()).toEqual({ epoch: now, prefixes: prefixes.slice(since - base) });
+      expect((await env.bridge.api.revocations(since)).json()).toEqual({ epoch: now, prefixes: prefixes.slice(since - base), gap: false });
     }
     // A sidecar ahead of the log (Valkey lost its data) gets the log's epoch and nothing to drop.
-    expect((await env.bridge.api.revocations(now + 100)).json()).toEqual({ epoch: now, prefixes: [] });
-    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: now, prefixes: [] });
+    // A reader ahead of the log: Valkey lost it and started again; what it held is unknown.
+    expect((await env.bridge.api.revocations(now + 100)).json()).toEqual({ epoch: now, prefixes: [], gap: true });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: now, prefixes: [], gap: false });
     const all = (await env.bridge.api.revocations(0)).json().prefixes as string[];
     expect(all.slice(-prefixes.length)).toEqual(prefixes);
     expect(all[0]).toBe(tenantPrefix("revoke-me"));
@@ -106,7 +108,7 @@ describe("revocations (standalone Valkey)", () => {
     expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + 1, deleted: 1 });
     await env.bridge.api.put(credKey("twice", "a1"), "v");
     expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: base + 2, deleted: 1 });
-    expect((await env.bridge.api.revocations(base)).json()).toEqual({ epoch: base + 2, prefixes: [prefix, prefix] });
+    expect((await env.bridge.api.revocations(base)).json()).toEqual({ epoch: base + 2, prefixes: [prefix, prefix], gap: false });
   });
 
   it("gives concurrent revocations distinct epochs, each listed once in epoch order", async () => {
@@ -120,6 +122,7 @@ describe("revocations (standalone Valkey)", () => {
     expect((await env.bridge.api.revocations(base)).json()).toEqual({
       epoch: base + 25,
       prefixes: byEpoch.map((entry) => entry.prefix),
+      gap: false,
     });
   });
 
@@ -150,7 +153,7 @@ describe("revocations (standalone Valkey)", () => {
     await env.raw.script("FLUSH");
     expect((await env.bridge.api.revoke({ prefix: tenantPrefix("flushed") })).json()).toEqual({ epoch: base + 1, deleted: 0 });
     await env.raw.script("FLUSH");
-    expect((await env.bridge.api.revocations(base)).json()).toEqual({ epoch: base + 1, prefixes: [tenantPrefix("flushed")] });
+    expect((await env.bridge.api.revocations(base)).json()).toEqual({ epoch: base + 1, prefixes: [tenantPrefix("flushed")], gap: false });
   });
 
   describe("bad input: every class gets a JSON error and changes nothing", () => {
@@ -207,7 +210,7 @@ describe("revocations (standalone Valkey)", () => {
     it("GET accepts since up to 2^53 - 1", async () => {
       const reply = await env.bridge.api.revocations("9007199254740991");
       expect(reply.status).toBe(200);
-      expect(reply.json()).toEqual({ epoch: await currentEpoch(), prefixes: [] });
+      expect(reply.json()).toEqual({ epoch: await currentEpoch(), prefixes: [], gap: true });
     });
 
     it.each(["PUT", "DELETE", "PATCH"])("%s /v1/revocations → 405 with allow: GET, POST", async (method) => {
@@ -255,8 +258,10 @@ describe("revocation log trimming (limit 5)", () => {
       expect((await bridge.api.revoke({ prefix })).json()).toEqual({ epoch: i + 1, deleted: 0 });
       expect(await raw.zcard(LOG_KEY)).toBe(Math.min(i + 1, 5));
     }
-    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 8, prefixes: prefixes.slice(3) });
-    expect((await bridge.api.revocations(5)).json()).toEqual({ epoch: 8, prefixes: prefixes.slice(5) });
+    // Revocations 1 to 3 were trimmed: a reader at epoch 0 is told it cannot know what they revoked.
+    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 8, prefixes: prefixes.slice(3), gap: true });
+    expect((await bridge.api.revocations(3)).json()).toEqual({ epoch: 8, prefixes: prefixes.slice(3), gap: false });
+    expect((await bridge.api.revocations(5)).json()).toEqual({ epoch: 8, prefixes: prefixes.slice(5), gap: false });
     expect(await raw.zrange(LOG_KEY, 0, 0, "WITHSCORES")).toEqual([`4|${prefixes[3]}`, "4"]);
   });
 
@@ -271,8 +276,8 @@ describe("revocations on a 3-master Valkey cluster", () => {
   const env = useClusterBridge();
 
   it("answers epoch 0 before the first revocation", async () => {
-    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 0, prefixes: [] });
-    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 0, prefixes: [] });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 0, prefixes: [], gap: false });
+    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 0, prefixes: [], gap: false });
   });
 
   it("purges the prefix on every master, then records it; both keys live in one slot on one master", async () => {
@@ -291,7 +296,7 @@ describe("revocations on a 3-master Valkey cluster", () => {
 
     expect(await env.masters[0].cluster("KEYSLOT", EPOCH_KEY)).toBe(await env.masters[0].cluster("KEYSLOT", LOG_KEY));
     expect((await env.keysPerMaster("{hexr-revocations}:*")).sort()).toEqual([0, 0, 2]);
-    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("cluster-revoked")] });
+    expect((await env.bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("cluster-revoked")], gap: false });
   });
 
   it("answers since=E in epoch order", async () => {
@@ -299,10 +304,10 @@ describe("revocations on a 3-master Valkey cluster", () => {
     for (const [i, prefix] of prefixes.entries()) {
       expect((await env.bridge.api.revoke({ prefix })).json()).toEqual({ epoch: i + 2, deleted: 0 });
     }
-    expect((await env.bridge.api.revocations(1)).json()).toEqual({ epoch: 4, prefixes });
-    expect((await env.bridge.api.revocations(3)).json()).toEqual({ epoch: 4, prefixes: prefixes.slice(2) });
-    expect((await env.bridge.api.revocations(4)).json()).toEqual({ epoch: 4, prefixes: [] });
-    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 4, prefixes: [] });
+    expect((await env.bridge.api.revocations(1)).json()).toEqual({ epoch: 4, prefixes, gap: false });
+    expect((await env.bridge.api.revocations(3)).json()).toEqual({ epoch: 4, prefixes: prefixes.slice(2), gap: false });
+    expect((await env.bridge.api.revocations(4)).json()).toEqual({ epoch: 4, prefixes: [], gap: false });
+    expect((await env.bridge.api.revocations(-1)).json()).toEqual({ epoch: 4, prefixes: [], gap: false });
   });
 
   it("validates input the same way", async () => {
@@ -344,7 +349,7 @@ describe("revocations while Valkey is in trouble", () => {
     }
     await eventually(async () => (await bridge.api.revocations(0)).status === 200, 5_000);
     // The POST that got 503 hung in its purge SCAN, before anything was recorded.
-    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("before-hang")] });
+    expect((await bridge.api.revocations(0)).json()).toEqual({ epoch: 1, prefixes: [tenantPrefix("before-hang")], gap: false });
   });
 
   it("a stopped Valkey gives 503 on both routes", async () => {

@@ -59,9 +59,13 @@ export function startFilter(config: object | string = {}, options: Partial<HostO
   return { host, vm };
 }
 
-/** Dynamic metadata as jwt_authn writes it with payload_in_metadata. */
+/** A JWT-SVID's `exp` far in the future (2100-01-01), for payloads that do not name one. */
+export const FAR_FUTURE_EXP = 4102444800;
+
+/** Dynamic metadata as jwt_authn writes it with payload_in_metadata; `exp` is added unless given (or given as undefined). */
 export function jwtMetadata(payload: Record<string, unknown>, namespace = JWT_NAMESPACE, key = JWT_PAYLOAD_KEY): Properties {
-  return { metadata: { filter_metadata: { [namespace]: { [key]: payload as Properties } } } };
+  const claims = "exp" in payload ? Object.fromEntries(Object.entries(payload).filter(([, value]) => value !== undefined)) : { ...payload, exp: FAR_FUTURE_EXP };
+  return { metadata: { filter_metadata: { [namespace]: { [key]: claims as Properties } } } };
 }
 
 export function mtlsPeer(uriSan: string): Properties {

@@ -29,6 +29,9 @@ export class JwtSvidVerifier {
         algorithms: this.jwt.algorithms,
         clockTolerance: this.jwt.clock_tolerance_seconds,
         requiredClaims: ["sub", "aud", "exp"],
+        // A token older than the longest lifetime the trust domain issues is refused (iat is then
+        // required): what makes revocation.deny_seconds a bound on every token issued before a revocation.
+        ...(this.jwt.max_token_age_seconds === null ? {} : { maxTokenAge: this.jwt.max_token_age_seconds }),
       });
       subject = payload.sub;
     } catch (error) {
@@ -45,7 +48,9 @@ export class JwtSvidVerifier {
 
 /** Our own words for each failure: jose's messages are safe, but ours say what the operator should check. */
 function rejection(error: unknown): ExchangeError {
-  if (error instanceof errors.JWTExpired) return unauthenticated("JWT-SVID has expired");
+  if (error instanceof errors.JWTExpired) {
+    return unauthenticated(error.claim === "iat" ? "JWT-SVID is older than the accepted token age" : "JWT-SVID has expired");
+  }
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claims: Record<string, string> = { aud: "audience", iss: "issuer", nbf: "not-before time", iat: "issued-at time" };
     return unauthenticated(`JWT-SVID ${claims[error.claim] ?? `"${error.claim}" claim`} is not accepted`);

@@ -24,7 +24,7 @@ beforeAll(async () => {
   identity = await testIdentity();
   [opa, moto] = await Promise.all([startOpa(), startMoto()]);
   injector = await startCaptured({
-    ...baseConfig(identity, opa.url),
+    ...baseConfig(identity, opa),
     aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
   });
   tls = await sidecarTls(identity);
@@ -65,6 +65,26 @@ describe("JWT-SVID verification", () => {
   it("rejects an expired JWT-SVID", async () => {
     const expired = await identity.mint(ANALYST_ID, { issuedAt: Math.floor(Date.now() / 1000) - 7200, ttlSeconds: 3600 });
     expectUnauthenticated(await post(filterHeaders(ANALYST_ID, expired)), "JWT-SVID has expired");
+  });
+
+  it("rejects a JWT-SVID older than jwt.max_token_age_seconds, or without iat, when that is set", async () => {
+    const aged = await startCaptured({
+      ...baseConfig(identity, opa),
+      jwt: { jwks_file: identity.paths.jwks, audience: ["hexr-credential-injector"], issuer: "https://oidc.hexr.local", max_token_age_seconds: 600 },
+      aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
+    });
+    try {
+      const ask = (token: string) => send(aged.url, { headers: filterHeaders(ANALYST_ID, token), body, tls });
+      // Issued 20 minutes ago and still valid for 40: older than the age any token of the trust domain reaches.
+      const old = await identity.mint(ANALYST_ID, { issuedAt: Math.floor(Date.now() / 1000) - 1200, ttlSeconds: 3600 });
+      expectUnauthenticated(await ask(old), "JWT-SVID is older than the accepted token age");
+      expectUnauthenticated(await ask(await signedByDevKey(identity, { iat: undefined })), "JWT-SVID issued-at time is not accepted");
+      expect((await ask(await identity.mint(ANALYST_ID, { ttlSeconds: 300 }))).status).toBe(200);
+      // Without the setting, the old token is fine (it has not expired).
+      expect((await post(filterHeaders(ANALYST_ID, old))).status).toBe(200);
+    } finally {
+      await aged.close();
+    }
   });
 
   it("rejects a forged JWT-SVID: right kid, wrong key", async () => {
@@ -132,7 +152,7 @@ describe("a trust bundle fetched from a URL", () => {
     await new Promise<void>((resolve) => bundleServer.listen(0, "127.0.0.1", resolve));
     const jwksUrl = `http://127.0.0.1:${(bundleServer.address() as { port: number }).port}/keys`;
     const config = (url: string) => ({
-      ...baseConfig(identity, opa.url),
+      ...baseConfig(identity, opa),
       jwt: { jwks_url: url, audience: ["hexr-credential-injector"] },
       aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
     });
@@ -179,7 +199,7 @@ describe("the mTLS caller", () => {
 
   it("accepts a caller a configured rule allows for the tenant", async () => {
     const withRule = await startCaptured({
-      ...baseConfig(identity, opa.url),
+      ...baseConfig(identity, opa),
       caller_rules: [{ spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["acme-corp"] }],
       aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
     });
@@ -196,7 +216,7 @@ describe("the mTLS caller", () => {
   });
 
   it("serves plain HTTP without a caller check when TLS is not configured (loopback development)", async () => {
-    const plain = await startCaptured({ ...baseConfig(identity, opa.url), tls: null, aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } } });
+    const plain = await startCaptured({ ...baseConfig(identity, opa), tls: null, aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } } });
     try {
       expect(plain.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const token = await identity.mint(ANALYST_ID);

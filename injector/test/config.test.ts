@@ -1,5 +1,7 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { REGIONS } from "../../contract/index.ts";
+import { BRIDGE_SPIFFE_ID } from "../../support/dev-identity.ts";
 import { ConfigError, loadConfigFile, parseConfig } from "../config.ts";
 import { DEV_CONFIG_FILE } from "../dev-config.ts";
 import { createExchanges } from "../providers/index.ts";
@@ -26,11 +28,15 @@ describe("injector configuration", () => {
     expect(config.listen).toEqual({ host: "127.0.0.1", port: 8443 });
     expect(config.tls).toBeNull();
     expect(config.max_body_bytes).toBe(4096);
-    expect(config.jwt).toMatchObject({ jwks_file: "/etc/hexr/jwks.json", jwks_url: null, audience: ["hexr-credential-injector"], issuer: null, clock_tolerance_seconds: 0 });
+    expect(config.jwt).toMatchObject({
+      jwks_file: "/etc/hexr/jwks.json", jwks_url: null, audience: ["hexr-credential-injector"], issuer: null, clock_tolerance_seconds: 0, max_token_age_seconds: null,
+    });
     expect(config.jwt.algorithms).not.toContain("none");
-    expect(config.opa).toEqual({ url: "http://127.0.0.1:8181", decision_path: "hexr/exchange/decision", timeout_ms: 500 });
+    expect(config.opa).toEqual({ url: "http://127.0.0.1:8181", decision_path: "hexr/exchange/decision", timeout_ms: 500, token_file: null });
     expect(config.default_regions).toEqual({ aws: "us-east-1", gcp: "us-central1", azure: "eastus" });
-    expect([config.oidc, config.aws, config.gcp, config.azure]).toEqual([null, null, null, null]);
+    // The contract's allow-list per provider, unless narrowed.
+    expect(config.regions).toEqual(REGIONS);
+    expect([config.oidc, config.aws, config.gcp, config.azure, config.revocation]).toEqual([null, null, null, null, null]);
   });
 
   it("defaults AWS to 15-minute credentials from the default region's STS, minted tokens for sts.amazonaws.com", () => {
@@ -80,6 +86,55 @@ describe("injector configuration", () => {
     // One role per identity pattern, not one role for all: no "*" entry.
     expect(Object.keys(config.aws!.role_arns)).not.toContain("*");
     expect(new Set(Object.values(config.aws!.role_arns)).size).toBe(Object.keys(config.aws!.role_arns).length);
+    // OPA only with the injector's token; revocations followed on the local stack's bridge.
+    expect(config.opa.token_file).toBe(path.join(devDir, "opa", "opa-token"));
+    expect(config.revocation).toEqual({
+      bridge_url: "https://127.0.0.1:15090", bridge_spiffe_id: BRIDGE_SPIFFE_ID,
+      cert_file: path.join(devDir, "injector.pem"), key_file: path.join(devDir, "injector-key.pem"), ca_file: path.join(devDir, "ca.pem"),
+      poll_interval_ms: 1000, timeout_ms: 2000, max_log_staleness_ms: 30_000, deny_seconds: 3600, state_file: null,
+    });
+  });
+
+  it("narrows regions per provider within the contract's, or lifts them with \"any\" (load tests)", () => {
+    const config = parseConfig({ ...minimal, regions: { aws: ["eu-west-1", "eu-central-1"], gcp: "any" }, default_regions: { aws: "eu-west-1" } });
+    expect(config.regions).toEqual({ aws: ["eu-west-1", "eu-central-1"], gcp: "any", azure: REGIONS.azure });
+    expect(parseConfig({ ...minimal, regions: { aws: "any" }, default_regions: { aws: "zz-test-9" } }).default_regions.aws).toBe("zz-test-9");
+    expect(parseConfig(config, "/elsewhere")).toEqual(config);
+  });
+
+  it("follows revocations with the TLS section's files by default, for the JWT-SVIDs' longest age", () => {
+    const tls = { cert_file: "c.pem", key_file: "k.pem", client_ca_file: "ca.pem" };
+    const revocation = { bridge_url: "https://bridge:15090/", bridge_spiffe_id: BRIDGE_SPIFFE_ID };
+    const config = parseConfig({ ...minimal, tls, revocation }, "/etc/hexr");
+    expect(config.revocation).toEqual({
+      bridge_url: "https://bridge:15090", bridge_spiffe_id: BRIDGE_SPIFFE_ID, cert_file: "/etc/hexr/c.pem", key_file: "/etc/hexr/k.pem", ca_file: "/etc/hexr/ca.pem",
+      poll_interval_ms: 1000, timeout_ms: 2000, max_log_staleness_ms: 30_000, deny_seconds: 3600, state_file: null,
+    });
+    // deny_seconds defaults to the age past which the injector refuses a JWT-SVID anyway.
+    const aged = parseConfig({ ...minimal, jwt: { jwks_file: "j", max_token_age_seconds: 900 }, tls, revocation }, "/etc/hexr");
+    expect([aged.jwt.max_token_age_seconds, aged.revocation?.deny_seconds]).toEqual([900, 900]);
+    expect(parseConfig(config, "/elsewhere")).toEqual(config);
+  });
+
+  it.each([
+    [{ ...minimal, regions: { aws: ["zz-nowhere-9"] } }, 'injector config: regions.aws[0] is not valid: "zz-nowhere-9"'],
+    [{ ...minimal, regions: { aws: ["us-central1"] } }, 'injector config: regions.aws[0] is not valid: "us-central1"'],
+    [{ ...minimal, regions: { aws: [] } }, 'injector config: regions.aws must name at least one region, or be "any"'],
+    [{ ...minimal, regions: { aws: "all" } }, "injector config: regions.aws must be a list"],
+    [{ ...minimal, regions: { oracle: "any" } }, "injector config: regions.oracle is not a provider (aws, gcp, azure)"],
+    [{ ...minimal, default_regions: { aws: "zz-nowhere-9" } }, "injector config: default_regions.aws must be one of the regions served for aws (regions.aws)"],
+    [{ ...minimal, regions: { azure: ["westeurope"] } }, "injector config: default_regions.azure must be one of the regions served for azure (regions.azure)"],
+    [{ ...minimal, revocation: { bridge_spiffe_id: BRIDGE_SPIFFE_ID } }, "injector config: revocation.bridge_url is required"],
+    [{ ...minimal, revocation: { bridge_url: "http://bridge:15090", bridge_spiffe_id: BRIDGE_SPIFFE_ID } }, "injector config: revocation.bridge_url must be an https URL (the bridge serves mTLS only)"],
+    [{ ...minimal, revocation: { bridge_url: "https://bridge", bridge_spiffe_id: "bridge" } }, "injector config: revocation.bridge_spiffe_id must be a SPIFFE ID"],
+    [{ ...minimal, revocation: { bridge_url: "https://bridge", bridge_spiffe_id: BRIDGE_SPIFFE_ID } }, "injector config: revocation.cert_file is required (or tls.cert_file)"],
+    [{ ...minimal, revocation: { bridge_url: "https://bridge", bridge_spiffe_id: BRIDGE_SPIFFE_ID, cert_file: "c", key_file: "k", ca_file: "ca", poll_interval_ms: 5000, max_log_staleness_ms: 1000 } },
+      "injector config: revocation.max_log_staleness_ms must be at least poll_interval_ms"],
+    [{ ...minimal, jwt: { jwks_file: "j", max_token_age_seconds: 7200 }, revocation: { bridge_url: "https://bridge", bridge_spiffe_id: BRIDGE_SPIFFE_ID, cert_file: "c", key_file: "k", ca_file: "ca", deny_seconds: 3600 } },
+      "injector config: revocation.deny_seconds must be at least jwt.max_token_age_seconds"],
+    [{ ...minimal, jwt: { jwks_file: "j", max_token_age_seconds: 10 } }, "injector config: jwt.max_token_age_seconds must be an integer from 60 to 604800"],
+  ])("rejects regions and revocation settings %j naming the field", (raw, message) => {
+    expect(errorOf(raw)).toBe(message);
   });
 
   it.each([

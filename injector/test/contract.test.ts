@@ -5,7 +5,7 @@ import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CATALOG, DEFAULT_REGIONS, HEADERS, type Provider } from "../../contract/index.ts";
+import { CATALOG, DEFAULT_REGIONS, HEADERS, PROVIDERS, REGIONS, type Provider } from "../../contract/index.ts";
 import { VECTORS, caseName } from "../../contract/vectors.ts";
 import { DEFAULT_SIDECAR_SPIFFE_ID } from "../../support/dev-identity.ts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
@@ -66,14 +66,17 @@ describe("services", () => {
   }
 });
 
-describe("regions", () => {
+/** Every provider's allow-list lifted, so that these cases test the grammar alone. */
+const ANY_REGION = { aws: "any", gcp: "any", azure: "any" } as const;
+
+describe("regions: the grammar (allow-lists lifted)", () => {
   for (const c of VECTORS.regions) {
     it(caseName(c), () => {
-      const configure = () => parseConfig({ ...minimal, default_regions: { aws: c.value } });
-      const { default_regions } = parseConfig(minimal);
+      const configure = () => parseConfig({ ...minimal, regions: ANY_REGION, default_regions: { aws: c.value } });
+      const { default_regions, regions } = parseConfig({ ...minimal, regions: ANY_REGION });
       const catalog = new ServiceCatalog([]);
-      const fromBody = () => parseTarget(json({ service: "aws_s3", region: c.value }), {}, catalog, default_regions);
-      const fromHeader = () => parseTarget(json({ service: "aws_s3" }), { [HEADERS.region]: c.value }, catalog, default_regions);
+      const fromBody = () => parseTarget(json({ service: "aws_s3", region: c.value }), {}, catalog, default_regions, regions);
+      const fromHeader = () => parseTarget(json({ service: "aws_s3" }), { [HEADERS.region]: c.value }, catalog, default_regions, regions);
       if (c.valid) {
         expect(configure().default_regions.aws).toBe(c.value);
         expect(fromBody().region).toBe(c.value);
@@ -86,6 +89,39 @@ describe("regions", () => {
       }
     });
   }
+});
+
+describe("regions: the allow-list per provider", () => {
+  const catalog = new ServiceCatalog([]);
+  const service = { aws: "aws_s3", gcp: "gcp_bigquery", azure: "azure_storage" } as const;
+  const ask = (provider: Provider, region: string, config = parseConfig(minimal)) => () =>
+    parseTarget(json({ service: service[provider], region }), {}, catalog, config.default_regions, config.regions);
+
+  for (const provider of PROVIDERS) {
+    it(`accepts every region the contract serves for ${provider}, and its default`, () => {
+      for (const region of REGIONS[provider]) expect(ask(provider, region)().region).toBe(region);
+      expect(REGIONS[provider]).toContain(DEFAULT_REGIONS[provider]);
+    });
+
+    it(`refuses a region ${provider} does not serve, from the body or the header (400)`, () => {
+      const others = PROVIDERS.filter((other) => other !== provider).flatMap((other) => REGIONS[other]).filter((region) => !REGIONS[provider].includes(region));
+      for (const region of ["zz-nowhere-9", "a", others[0]]) {
+        expect(rejection(ask(provider, region))).toMatchObject({ status: 400, type: "BadRequest", message: `region is not a region served for ${provider}` });
+        const fromHeader = () => parseTarget(json({ service: service[provider] }), { [HEADERS.region]: region }, catalog, DEFAULT_REGIONS, REGIONS);
+        expect(rejection(fromHeader)).toMatchObject({ status: 400, message: `region is not a region served for ${provider}` });
+      }
+    });
+  }
+
+  it("refuses what a narrower configured list leaves out, and only for that provider", () => {
+    const narrow = parseConfig({ ...minimal, regions: { aws: ["eu-west-1"] }, default_regions: { aws: "eu-west-1" } });
+    expect(ask("aws", "eu-west-1", narrow)().region).toBe("eu-west-1");
+    expect(rejection(ask("aws", "us-east-1", narrow))).toMatchObject({ status: 400, message: "region is not a region served for aws" });
+    expect(ask("gcp", "europe-west1", narrow)().region).toBe("europe-west1");
+    // The default region comes from the same list.
+    const fromDefault = parseTarget(json({ service: "aws_s3" }), {}, catalog, narrow.default_regions, narrow.regions);
+    expect(fromDefault.region).toBe("eu-west-1");
+  });
 });
 
 describe("through the running injector", () => {
@@ -110,7 +146,7 @@ describe("through the running injector", () => {
 
   /** Every vector identity is relayed by the one dev sidecar, whatever its tenant. */
   const injectorConfig = (extraServices: string[]): InjectorConfigInput => ({
-    ...baseConfig(identity, opa.url),
+    ...baseConfig(identity, opa),
     trust_domains: TRUST_DOMAINS,
     caller_rules: [{ spiffe_id: DEFAULT_SIDECAR_SPIFFE_ID, tenants: ["*"] }],
     extra_services: extraServices,
@@ -148,6 +184,34 @@ describe("through the running injector", () => {
         }
       });
     }
+  });
+
+  describe("regions over HTTPS", () => {
+    const ask = async (url: string, region: string) =>
+      send(url, { headers: filterHeaders(ANALYST_ID, await identity.mint(ANALYST_ID)), body: JSON.stringify({ service: "aws_s3", region }), tls });
+
+    it("exchanges in a region AWS serves, and refuses one it does not (400) before OPA and STS", async () => {
+      const served = await ask(injector.url, "ap-southeast-2");
+      expect(served.status).toBe(200);
+      expect(served.json).toMatchObject({ region: "ap-southeast-2" });
+      const before = injector.logLines().length;
+      const refused = await ask(injector.url, "zz-nowhere-9");
+      expect(refused.status).toBe(400);
+      expect(refused.json).toEqual({ error: { type: "BadRequest", message: "region is not a region served for aws" } });
+      expect(injector.logLines().slice(before).find((line) => line.msg === "exchange")).toMatchObject({ decision: "not_reached", outcome: "bad_request" });
+    });
+
+    it("is refused by OPA too when only the injector's allow-list is lifted (OPA's comes from the contract)", async () => {
+      const lifted = await startCaptured({ ...injectorConfig([]), regions: { aws: "any" } });
+      try {
+        const reply = await ask(lifted.url, "zz-nowhere-9");
+        expect(reply.status).toBe(403);
+        expect(reply.json).toEqual({ error: { type: "CredentialError", message: 'policy denied: region "zz-nowhere-9" is not served for aws' } });
+        expect((await ask(lifted.url, "eu-west-3")).status).toBe(200);
+      } finally {
+        await lifted.close();
+      }
+    });
   });
 
   it("accepts aws_my-svc end to end: configured as an extra service, requested, exchanged at STS", async () => {

@@ -56,7 +56,7 @@ beforeAll(async () => {
     },
   });
   injector = await startCaptured({
-    ...baseConfig(identity, opa.url),
+    ...baseConfig(identity, opa),
     aws: { sts_endpoint: sts.url, sts_region: "us-east-1", role_arns: ROLE_ARNS, duration_seconds: 1800 },
   });
   tls = await sidecarTls(identity);
@@ -189,7 +189,7 @@ describe("AWS exchange through OPA and moto STS", () => {
   });
 
   it("is refused by STS when a mapping hands one tenant's agents another tenant's role", async () => {
-    const misconfigured = await startCaptured({ ...baseConfig(identity, opa.url), aws: { sts_endpoint: sts.url, role_arns: { "*": ACME_ROLE } } });
+    const misconfigured = await startCaptured({ ...baseConfig(identity, opa), aws: { sts_endpoint: sts.url, role_arns: { "*": ACME_ROLE } } });
     try {
       const globexSidecar = await issueX509Svid("spiffe://hexr.local/sidecar/globex/pod-1", identity.paths.dir);
       const { reply } = await exchange(GLOBEX_ANALYST_ID, { service: "aws_s3", region: "eu-west-1" }, {}, await sidecarTls(identity, globexSidecar.cert, globexSidecar.key), misconfigured.url);

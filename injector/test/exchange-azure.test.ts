@@ -64,7 +64,7 @@ beforeAll(async () => {
     // One federated credential per identity: the app trusts exactly the subjects it names.
     federatedSubjects: { [DEFAULT_CLIENT]: [MULTI_CLOUD_ID], [RESEARCH_CLIENT]: [ANALYST_ID] },
   });
-  injector = await startCaptured({ ...baseConfig(identity, opa.url), azure: azureConfig(entra.url) });
+  injector = await startCaptured({ ...baseConfig(identity, opa), azure: azureConfig(entra.url) });
   tls = await sidecarTls(identity);
 });
 
@@ -131,7 +131,7 @@ describe("Azure exchange", () => {
   });
 
   it("answers 502 when the assertion's audience is not the federated credential's", async () => {
-    const misconfigured = await startCaptured({ ...baseConfig(identity, opa.url), azure: azureConfig(entra.url, 1000, { token_audience: "api://AzureADMyOrg" }) });
+    const misconfigured = await startCaptured({ ...baseConfig(identity, opa), azure: azureConfig(entra.url, 1000, { token_audience: "api://AzureADMyOrg" }) });
     try {
       const { reply } = await exchange(MULTI_CLOUD_ID, "azure_storage", { url: misconfigured.url });
       expect(reply.status).toBe(502);
@@ -174,7 +174,7 @@ describe("Azure exchange", () => {
   });
 
   it("answers 503 when Entra ID is unreachable", async () => {
-    const unreachable = await startCaptured({ ...baseConfig(identity, opa.url), azure: azureConfig(`https://127.0.0.1:${await freePort()}`, 3000) });
+    const unreachable = await startCaptured({ ...baseConfig(identity, opa), azure: azureConfig(`https://127.0.0.1:${await freePort()}`, 3000) });
     try {
       const { reply } = await exchange(MULTI_CLOUD_ID, "azure_storage", { url: unreachable.url });
       expect(reply.status).toBe(503);

@@ -46,7 +46,7 @@ beforeAll(async () => {
     provider: { issuer: OIDC_ISSUER, resolve: resolverFor(OIDC_ISSUER, () => issuerHost.discoveryUrl!) },
     serviceAccounts: [PIPELINE_SA, RESEARCHER_SA],
   });
-  injector = issuerHost = await startCaptured({ ...baseConfig(identity, opa.url), gcp: gcpConfig() });
+  injector = issuerHost = await startCaptured({ ...baseConfig(identity, opa), gcp: gcpConfig() });
   tls = await sidecarTls(identity);
 });
 
@@ -130,7 +130,7 @@ describe("GCP exchange", () => {
   });
 
   it("answers 502 with Google's error code when STS rejects the token (an audience the provider does not allow)", async () => {
-    const misconfigured = await startCaptured({ ...baseConfig(identity, opa.url), gcp: gcpConfig({ token_audience: "https://example.com/not-the-provider" }) });
+    const misconfigured = await startCaptured({ ...baseConfig(identity, opa), gcp: gcpConfig({ token_audience: "https://example.com/not-the-provider" }) });
     try {
       const { reply } = await exchange(PIPELINE_ID, "gcp_bigquery", misconfigured.url);
       expect(reply.status).toBe(502);
@@ -171,7 +171,7 @@ describe("GCP exchange", () => {
   it("answers 503 when Google is unreachable", async () => {
     const closedPort = await freePort();
     const unreachable = await startCaptured({
-      ...baseConfig(identity, opa.url),
+      ...baseConfig(identity, opa),
       gcp: { sts_endpoint: `http://127.0.0.1:${closedPort}/v1/token`, workload_identity_provider: GCP_AUDIENCE, timeout_ms: 3000 },
     });
     try {

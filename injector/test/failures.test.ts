@@ -1,12 +1,13 @@
 // When the policy engine or the cloud's STS fails, the answer is a clear 5xx, on time, never an
 // allow, and never a token in the error.
-import { readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeJwt } from "jose";
 import { freePort } from "../../support/processes.ts";
-import { startOpa, type OpaServer } from "../../support/opa.ts";
+import { ensureOpaToken, startOpa, type OpaServer } from "../../support/opa.ts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
 import type { InjectorConfigInput } from "../server.ts";
 import {
@@ -33,7 +34,7 @@ afterAll(async () => {
 /** Runs one exchange for the analyst (whom the policy allows aws_s3) against a purpose-built injector. */
 async function exchangeWith(overrides: Partial<InjectorConfigInput>) {
   const injector = await startCaptured({
-    ...baseConfig(identity, opa.url),
+    ...baseConfig(identity, opa),
     aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
     ...overrides,
   });
@@ -50,7 +51,7 @@ async function exchangeWith(overrides: Partial<InjectorConfigInput>) {
 describe("the policy engine failing", () => {
   it("answers 503 when OPA is down, never an allow", async () => {
     const closedPort = await freePort();
-    const { reply, log } = await exchangeWith({ opa: { url: `http://127.0.0.1:${closedPort}`, timeout_ms: 500 } });
+    const { reply, log } = await exchangeWith({ opa: { url: `http://127.0.0.1:${closedPort}`, timeout_ms: 500, token_file: opa.auth.tokenFile } });
     expect(reply.status).toBe(503);
     expect(reply.json).toEqual({ error: { type: "CredentialError", message: "the policy engine is unreachable" } });
     expect(log).toMatchObject({ decision: "error", outcome: "policy_unavailable", status: 503 });
@@ -59,7 +60,7 @@ describe("the policy engine failing", () => {
   it("answers 503 within the OPA timeout when OPA hangs", async () => {
     opa.pause();
     try {
-      const { reply, elapsedMs } = await exchangeWith({ opa: { url: opa.url, timeout_ms: 300 } });
+      const { reply, elapsedMs } = await exchangeWith({ opa: { url: opa.url, timeout_ms: 300, token_file: opa.auth.tokenFile } });
       expect(reply.status).toBe(503);
       expect(reply.json.error.message).toBe("the policy engine did not answer within 300 ms");
       expect(elapsedMs).toBeLessThan(1500);
@@ -69,7 +70,7 @@ describe("the policy engine failing", () => {
   });
 
   it("answers 503 when the decision is undefined (policy not loaded)", async () => {
-    const { reply } = await exchangeWith({ opa: { url: opa.url, decision_path: "hexr/not_loaded/decision" } });
+    const { reply } = await exchangeWith({ opa: { url: opa.url, decision_path: "hexr/not_loaded/decision", token_file: opa.auth.tokenFile } });
     expect(reply.status).toBe(503);
     expect(reply.json.error.message).toBe("the policy decision is undefined (is the policy loaded?)");
   });
@@ -77,9 +78,11 @@ describe("the policy engine failing", () => {
 
 describe("the policy engine coming back", () => {
   it("answers again once OPA is restarted on its address", async () => {
-    let ownOpa = await startOpa();
+    // The restarted server keeps the token the injector holds.
+    const auth = ensureOpaToken(await mkdtemp(path.join(tmpdir(), "hexr-opa-restart-")));
+    let ownOpa = await startOpa({ auth });
     const injector = await startCaptured({
-      ...baseConfig(identity, ownOpa.url),
+      ...baseConfig(identity, ownOpa),
       aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
     });
     try {
@@ -90,11 +93,12 @@ describe("the policy engine coming back", () => {
       expect(await exchange()).toBe(200);
       await ownOpa.stop();
       expect(await exchange()).toBe(503);
-      ownOpa = await startOpa({ port: ownOpa.port });
+      ownOpa = await startOpa({ port: ownOpa.port, auth });
       expect(await exchange()).toBe(200);
     } finally {
       await injector.close();
       await ownOpa.stop();
+      await rm(path.dirname(auth.tokenFile), { recursive: true, force: true });
     }
   });
 });
@@ -161,7 +165,7 @@ describe("AWS STS failing", () => {
 
 describe("the OIDC signing key missing", () => {
   it("answers 503 and calls no cloud when no key may sign the token the cloud needs", async () => {
-    const config = baseConfig(identity, opa.url);
+    const config = baseConfig(identity, opa);
     const keysDir = path.join(identity.paths.dir, "oidc-keys-removed");
     await moto.startRecording();
     const injector = await startCaptured({ ...config, oidc: { ...config.oidc, signing_keys_dir: keysDir }, aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } } });
@@ -184,7 +188,7 @@ describe("the OIDC signing key missing", () => {
 describe("providers that are not configured", () => {
   it("answers 503 for an allowed service whose provider has no configuration", async () => {
     // policy/data.json grants research-analyst gcp_vertexai; this injector has no gcp section
-    const injector = await startCaptured({ ...baseConfig(identity, opa.url), aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } } });
+    const injector = await startCaptured({ ...baseConfig(identity, opa), aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } } });
     try {
       const token = await identity.mint(ANALYST_ID);
       const reply = await send(injector.url, { headers: filterHeaders(ANALYST_ID, token), body: '{"service":"gcp_vertexai"}', tls });

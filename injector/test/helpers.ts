@@ -55,14 +55,16 @@ export async function signedByDevKey(identity: TestIdentity, claims: Record<stri
  * the OIDC issuer the clouds trust: its signing key generated into the test's identity folder,
  * its discovery documents on a plain-HTTP loopback listener of their own.
  */
-export function baseConfig(identity: TestIdentity, opaUrl: string): InjectorConfigInput {
+export function baseConfig(identity: TestIdentity, opa: string | { url: string; auth: { tokenFile: string } }): InjectorConfigInput {
   const { paths } = identity;
+  const opaUrl = typeof opa === "string" ? opa : opa.url;
   return {
     listen: { host: "127.0.0.1", port: 0 },
     tls: { cert_file: paths.injectorCert, key_file: paths.injectorKey, client_ca_file: paths.ca, require_client_cert: true },
     jwt: { jwks_file: paths.jwks, audience: ["hexr-credential-injector"], issuer: "https://oidc.hexr.local" },
     trust_domains: ["hexr.local"],
-    opa: { url: opaUrl, timeout_ms: 500 },
+    // OPA's API takes only the injector's token (support/opa.ts); a bare URL is for an OPA never reached.
+    opa: { url: opaUrl, timeout_ms: 500, ...(typeof opa === "string" ? {} : { token_file: opa.auth.tokenFile }) },
     oidc: {
       issuer: OIDC_ISSUER,
       signing_keys_dir: path.join(paths.dir, "oidc-keys"),

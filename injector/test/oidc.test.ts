@@ -136,7 +136,8 @@ describe("signing keys", () => {
 
     const pem = await readFile(path.join(keysDir, files[0]), "utf8");
     const logged = first.logText() + second.logText();
-    expect(first.logLines()).toEqual([expect.objectContaining({ msg: "oidc signing key added", kid })]);
+    // (Besides the start-up warnings about settings this test leaves off: revocation, the OPA token.)
+    expect(first.logLines().filter((line) => line.level !== 40)).toEqual([expect.objectContaining({ msg: "oidc signing key added", kid })]);
     expect(logged).not.toContain("PRIVATE KEY");
     for (const line of pem.split("\n").filter((line) => line.length > 20)) expect(logged).not.toContain(line);
   });
