@@ -106,6 +106,19 @@ describe("a JWT-SVID jwt_authn let through that the filter still refuses", () =>
     expect(served(CHECKED, { ...GOOD, aud: ["someone-else", "hexr-credential-injector"] })).toBe(true);
   });
 
+  it("remembers the last token by its claims, not by their order, and never mistakes another token for it", () => {
+    const { host, vm } = startFilter(CHECKED);
+    host.sharedData.write(cacheKey(AGENT.dataPipeline, "aws_s3", "us-east-1"), cacheValue(credential({ expiresAt: host.clock.nowSeconds + 3600 })));
+    const ask = (claims: Record<string, unknown>) => sendExchange(vm, { properties: jwtMetadata(claims) }).response?.status;
+    const reordered = { aud: GOOD.aud, exp: FAR_FUTURE_EXP, sub: GOOD.sub, iss: GOOD.iss };
+    expect(ask({ ...GOOD, exp: FAR_FUTURE_EXP })).toBe(200);
+    expect(ask(reordered), "the same claims listed in another order").toBe(200);
+    expect(ask({ ...reordered, iss: "https://evil.example" }), "same subject, another issuer").toBe(401);
+    expect(ask({ ...reordered, aud: "sts.amazonaws.com" }), "same subject, another audience").toBe(401);
+    expect(ask({ ...reordered, exp: 1_000_000_000 }), "same subject, expired").toBe(401);
+    expect(ask(reordered)).toBe(200);
+  });
+
   it.each([
     ["no exp", { ...GOOD, exp: undefined }],
     ["an exp in the past", { ...GOOD, exp: 1_000_000_000 }],

@@ -2,7 +2,7 @@
 // JWT-SVID that jwt_authn verified, whose `iss`, `aud` and `exp` the filter checks again), or the
 // configured static one. Nothing a client can set in a header is ever consulted.
 import { getProperty, propertyPath } from "../proxy-wasm/host";
-import { readJwtClaims } from "./jwt-claims";
+import { claimsFingerprint, FINGERPRINT, readJwtClaims } from "./jwt-claims";
 import { parseSpiffeId, SpiffeId } from "./spiffe-id";
 
 export const enum IdentitySource { Mtls, Jwt, Static }
@@ -37,9 +37,9 @@ export class IdentitySettings {
   staticSpiffeId: string | null = null;
   /** Empty: any trust domain. */
   trustDomains: string[] = [];
-  // The last verified claim this worker resolved and what it resolved to: an agent asks again and
-  // again, and the same bytes always resolve the same way, so a repeat costs one compare instead
-  // of a decode and a parse.
+  // The last verified claim this worker resolved (a certificate's URI SAN, or the fingerprint of a
+  // JWT-SVID's claims) and what it resolved to: an agent asks again and again, and the same claims
+  // always resolve the same way, so a repeat costs one compare instead of a decode and a parse.
   recentClaim: ArrayBuffer | null = null;
   recentSource: IdentitySource = IdentitySource.Static;
   recentResult: IdentityResult | null = null;
@@ -64,13 +64,17 @@ export function resolveIdentity(settings: IdentitySettings): IdentityResult {
     if (source == IdentitySource.Static) return evaluate(settings.staticSpiffeId!, source, settings);
     const claim = getProperty(source == IdentitySource.Mtls ? PEER_URI_SAN : settings.jwtPayloadPath);
     if (claim === null || claim.byteLength == 0) continue;
-    const recent = settings.recentClaim;
-    if (recent !== null && settings.recentSource == source && sameBytes(claim, recent)) return settings.recentResult!;
-    const result = source == IdentitySource.Jwt ? evaluateJwt(claim, settings) : evaluate(String.UTF8.decode(claim), source, settings);
-    settings.recentClaim = claim;
-    settings.recentSource = source;
-    settings.recentResult = result;
-    return result;
+    if (source == IdentitySource.Mtls) {
+      if (isRecent(settings, source, changetype<usize>(claim), claim.byteLength)) return settings.recentResult!;
+      return remember(settings, source, claim, evaluate(String.UTF8.decode(claim), source, settings));
+    }
+    const size = claimsFingerprint(claim);
+    if (size >= 0 && isRecent(settings, source, FINGERPRINT, size)) return settings.recentResult!;
+    const result = evaluateJwt(claim, settings);
+    if (size < 0) return result;
+    const fingerprint = new ArrayBuffer(size);
+    memory.copy(changetype<usize>(fingerprint), FINGERPRINT, <usize>size);
+    return remember(settings, source, fingerprint, result);
   }
   return new IdentityResult(null, "no verified SPIFFE identity (present an X.509-SVID or a JWT-SVID)");
 }
@@ -109,6 +113,15 @@ function evaluate(claim: string, source: IdentitySource, settings: IdentitySetti
   return new IdentityResult(new Identity(spiffe, source), "");
 }
 
-function sameBytes(a: ArrayBuffer, b: ArrayBuffer): bool {
-  return a.byteLength == b.byteLength && memory.compare(changetype<usize>(a), changetype<usize>(b), <usize>a.byteLength) == 0;
+function isRecent(settings: IdentitySettings, source: IdentitySource, claim: usize, size: i32): bool {
+  const recent = settings.recentClaim;
+  return recent !== null && settings.recentSource == source && recent.byteLength == size &&
+    memory.compare(claim, changetype<usize>(recent), <usize>size) == 0;
+}
+
+function remember(settings: IdentitySettings, source: IdentitySource, claim: ArrayBuffer, result: IdentityResult): IdentityResult {
+  settings.recentClaim = claim;
+  settings.recentSource = source;
+  settings.recentResult = result;
+  return result;
 }
