@@ -56,7 +56,7 @@ function measure(lifecycle: () => void, between: () => void, warmup: number, ite
 function startVm(): { host: ProxyWasmHost; vm: Vm } {
   // The L3 lifecycle deletes its key between runs, which Envoy cannot: each run would count as a
   // new key against the caps, which are not what is measured here.
-  const pluginConfiguration = { max_keys_per_identity: 1_000_000, max_keys: 100_000_000 };
+  const pluginConfiguration = { trust_domains: ["hexr.local"], max_keys_per_identity: 1_000_000, max_keys: 100_000_000 };
   const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration, clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
   const vm = host.startVm();
   if (!vm.configured) throw new Error(`the filter rejected its configuration: ${host.logMessages().join(" | ")}`);

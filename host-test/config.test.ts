@@ -1,18 +1,20 @@
-// The plugin configuration: every field optional; an invalid document makes proxy_on_configure
+// The plugin configuration: every field optional but trust_domains (with the mtls or jwt source,
+// the default; configure() below names the test identities' domains unless a case names its own);
+// an invalid document makes proxy_on_configure
 // return false after an error/critical log line naming the field, so Envoy rejects it at load.
 
 import { describe, expect, it } from "vitest";
 import { LogLevel, ProxyWasmHost } from "./host/index.ts";
-import { AGENT, BRIDGE_CLUSTER, INJECTOR, L2_CONFIG, WASM_PATH } from "./support/exchange.ts";
+import { AGENT, BRIDGE_CLUSTER, INJECTOR, L2_CONFIG, WASM_PATH, withTrustDomains } from "./support/exchange.ts";
 
 function configure(configuration: string | object) {
-  const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration: configuration, clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
+  const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration: withTrustDomains(configuration), clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
   const vm = host.startVm();
   return { host, vm };
 }
 
 describe("valid configurations", () => {
-  it("accepts an empty object (all defaults)", () => {
+  it("accepts an object naming only its trust domains (all other fields default)", () => {
     const { vm } = configure({});
     expect(vm.vmStarted).toBe(true);
     expect(vm.configured).toBe(true);

@@ -7,7 +7,7 @@ import { caseName, VECTORS } from "../contract/vectors.ts";
 import { ProxyWasmHost } from "./host/index.ts";
 import {
   AGENT, answerWithCredential, BRIDGE_CLUSTER, credential, expectContractError, expectInjectorCall, INJECTOR, jwtMetadata,
-  sendExchange, startFilter, WASM_PATH,
+  sendExchange, startFilter, WASM_PATH, withTrustDomains,
 } from "./support/exchange.ts";
 
 /**
@@ -18,7 +18,7 @@ const ANY_REGION = { regions: { aws: "any", gcp: "any", azure: "any" } };
 
 /** Whether the filter accepts this plugin configuration (Envoy refuses the plugin when it does not). */
 function accepts(configuration: object): boolean {
-  const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration: configuration, clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
+  const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration: withTrustDomains(configuration), clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
   return host.startVm().configured === true;
 }
 

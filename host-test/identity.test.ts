@@ -3,20 +3,23 @@
 // client sends. Every x-hexr-* header from the client is removed before the filter adds its own.
 
 import { describe, expect, it } from "vitest";
-import type { ProxyWasmHost } from "./host/index.ts";
+import { ProxyWasmHost } from "./host/index.ts";
 import {
   AGENT,
+  BRIDGE_CLUSTER,
   cacheKey,
   cacheValue,
   credential,
-  type ExpectedL3Call,
   expectCachedReply,
   expectContractError,
+  type ExpectedL3Call,
   expectInjectorCall,
+  INJECTOR,
   jwtMetadata,
   mtlsPeer,
   sendExchange,
   startFilter,
+  WASM_PATH,
 } from "./support/exchange.ts";
 
 const S3 = { service: "aws_s3", region: "us-east-1" } as const;
@@ -94,10 +97,14 @@ describe("identity sources", () => {
     expectContractError(sendExchange(vm, { jwtSub: AGENT.otherTrustDomain }), 401, "AuthenticationError");
   });
 
-  it("accepts any trust domain when trust_domains is empty", () => {
-    const { host, vm } = startFilter();
-    sendExchange(vm, { mtls: AGENT.otherTrustDomain });
-    expectIdentity(host, AGENT.otherTrustDomain, "mtls");
+  it("accepts no trust domain unless configured: the configuration is refused without trust_domains", () => {
+    for (const configuration of [{ trust_domains: [] }, { identity_sources: ["jwt"], trust_domains: [] }]) {
+      const host = new ProxyWasmHost({ wasm: WASM_PATH, pluginConfiguration: configuration, clusters: [INJECTOR.cluster, BRIDGE_CLUSTER] });
+      expect(host.startVm().configured, JSON.stringify(configuration)).toBe(false);
+      expect(host.logMessages().join("\n")).toContain("trust_domains");
+    }
+    const { vm } = startFilter({ identity_sources: ["static"], static_spiffe_id: AGENT.dataPipeline, trust_domains: [] });
+    expect(vm.configured, "a static identity needs no trust domain").toBe(true);
   });
 
   it.each([

@@ -207,6 +207,12 @@ function readIdentity(root: JsonValue, identity: IdentitySettings, read: Reader)
     if (parseSpiffeId(id) === null) read.fail("static_spiffe_id", "must be spiffe://{trust-domain}/agent/{tenant}/{agent}/{role}");
     identity.staticSpiffeId = id;
   }
+  // No trust domain is accepted unless named: an identity verified against some other domain's
+  // bundle (a misconfigured validator, a second jwt_authn provider) must not pass by default.
+  const verified = identity.sources.includes(IdentitySource.Mtls) || identity.sources.includes(IdentitySource.Jwt);
+  if (verified && identity.trustDomains.length == 0) {
+    read.fail("trust_domains", "must name the trust domains whose identities are accepted");
+  }
   if (identity.sources.includes(IdentitySource.Static) && identity.staticSpiffeId === null) {
     read.fail("static_spiffe_id", "is required when identity_sources contains static");
   }

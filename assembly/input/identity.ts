@@ -35,7 +35,7 @@ export class IdentitySettings {
   jwtIssuers: string[] = [];
   jwtAudiences: string[] = [];
   staticSpiffeId: string | null = null;
-  /** Empty: any trust domain. */
+  /** The trust domains accepted (required with the mtls or jwt source). */
   trustDomains: string[] = [];
   // The last verified claim this worker resolved (a certificate's URI SAN, or the fingerprint of a
   // JWT-SVID's claims) and what it resolved to: an agent asks again and again, and the same claims

@@ -50,13 +50,24 @@ export interface Filter {
 export function startFilter(config: object | string = {}, options: Partial<HostOptions> = {}): Filter {
   const host = new ProxyWasmHost({
     wasm: WASM_PATH,
-    pluginConfiguration: config,
+    pluginConfiguration: withTrustDomains(config),
     clusters: [INJECTOR.cluster, BRIDGE_CLUSTER],
     ...options,
   });
   const vm = host.startVm();
   expect(vm.configured, `configure failed: ${host.logMessages().join(" | ")}`).toBe(true);
   return { host, vm };
+}
+
+/**
+ * The filter accepts no trust domain unless configured: suites that do not name any get the trust
+ * domains of this file's identities and of the shared vectors.
+ */
+export const TEST_TRUST_DOMAINS = ["hexr.local", "partner.example", "example.org", "td-1.example_x"];
+
+export function withTrustDomains(config: object | string): object | string {
+  if (typeof config === "string" || "trust_domains" in config) return config;
+  return { ...config, trust_domains: TEST_TRUST_DOMAINS };
 }
 
 /** A JWT-SVID's `exp` far in the future (2100-01-01), for payloads that do not name one. */
