@@ -113,6 +113,29 @@ export function isTrustDomain(value: string): boolean {
   return TRUST_DOMAIN.test(value);
 }
 
+/** A SPIFFE ID of any workload (a sidecar, the injector, the bridge, an agent). */
+export interface SpiffeId {
+  readonly id: string;
+  readonly trustDomain: string;
+  readonly segments: readonly string[];
+}
+
+/** The SPIFFE ID specification's limit for a whole ID. */
+const MAX_SPIFFE_ID_BYTES = 2048;
+
+/**
+ * Any workload's SPIFFE ID, strictly as the SPIFFE ID specification defines it, with this
+ * contract's character grammars (no port, query, fragment, empty or dot segment); undefined if invalid.
+ * Agent IDs, the ones in keys, are parseAgentSpiffeId's.
+ */
+export function parseSpiffeId(value: string): SpiffeId | undefined {
+  const scheme = grammar.agent_spiffe_id.scheme;
+  if (Buffer.byteLength(value) > MAX_SPIFFE_ID_BYTES || !value.startsWith(scheme)) return undefined;
+  const [trustDomain, ...segments] = value.slice(scheme.length).split("/");
+  if (!isTrustDomain(trustDomain) || !segments.every(isPathSegment)) return undefined;
+  return { id: value, trustDomain, segments };
+}
+
 export interface AgentSpiffeId {
   readonly spiffeId: string;
   readonly trustDomain: string;

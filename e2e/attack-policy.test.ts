@@ -172,7 +172,9 @@ describe("revocation reaches the injector", () => {
       POLL_INTERVAL_MS * 3,
     );
     console.info(`revocation learned by the injector after ${Date.now() - revokedAt} ms`);
-    // Give the sidecar's own poll its interval too, so the answers below are the injector's.
+    // The sidecar that took the revocation refuses X itself, before any tier (as every sidecar does
+    // once its poll brings the revocation); that the injector refuses X too, should a request reach
+    // it, is shown against a real bridge in injector/test/revocation.test.ts.
     await sleep(POLL_INTERVAL_MS);
 
     const linesBefore = injectorExchangeLines(stack).length;
@@ -181,8 +183,8 @@ describe("revocation reaches the injector", () => {
       expectContractError(answer, 403, "CredentialError");
       expect(answer.json.error.message).toBe("this identity has been revoked");
     }
-    const refused = injectorExchangeLines(stack).slice(linesBefore);
-    expect(refused.map((line) => [line.spiffe_id, line.status, line.outcome])).toEqual(Array(3).fill([X, 403, "revoked"]));
+    const reachedInjector = injectorExchangeLines(stack).slice(linesBefore);
+    expect(reachedInjector, "refused by the sidecar: nothing reached the injector").toEqual([]);
     // Nothing was stored for X: L2 has no entry for its key.
     const inL2 = await request(`${stack.parts.bridge.url}/v1/cred/${encodeURIComponent(`cred:${X}:aws_s3:us-east-1`)}`, { tls: stack.l2.bridgeTls });
     expect(inL2.status).toBe(404);

@@ -39,7 +39,7 @@ const Y = "spiffe://hexr.local/agent/acme-corp/content-crew/writer";
 /** Another tenant. Its sidecar would be another pod's; here its entry is written into the shared L2 directly. */
 const GLOBEX = "spiffe://hexr.local/agent/globex/analyst/main";
 const REGION = "eu-west-1";
-/** How long the injector refuses a revoked identity here (the shipped default is an hour). */
+/** How long the sidecars and the injector refuse a revoked identity here (the shipped default is an hour). */
 const DENY_SECONDS = 5;
 
 let stack: Stack;
@@ -50,7 +50,9 @@ const tokens = new Map<string, string>();
 
 beforeAll(async () => {
   stack = await startStack({
-    filterOverrides: { revocation: { path: REVOKE_PATH, admin_spiffe_ids: [ADMIN], poll_interval_ms: POLL_INTERVAL_MS } },
+    filterOverrides: {
+      revocation: { path: REVOKE_PATH, admin_spiffe_ids: [ADMIN], poll_interval_ms: POLL_INTERVAL_MS, deny_seconds: DENY_SECONDS },
+    },
     // The bridge serves a sidecar its own tenant only; these pods stand in for globex's too.
     bridgeCallers: [{ spiffe_id: "spiffe://hexr.local/sidecar/acme-corp/*", tenants: ["globex"] }],
     injectorRevocation: { deny_seconds: DENY_SECONDS, poll_interval_ms: POLL_INTERVAL_MS },
@@ -289,9 +291,8 @@ describe("revocation across two Envoys", () => {
     expect({ x: await inL2(X), globex: await inL2(GLOBEX) }).toEqual({ x: false, globex: false });
 
     await expectDropped(X, servedX, startedMs, refusedOrFresh(X));
-    // Globex's entry is gone everywhere; this injector does not exchange for globex, so its agent
-    // now gets the injector's refusal instead of the cached credential.
-    await expectDropped(GLOBEX, servedGlobex, startedMs, (refused) => expectContractError(refused, 401, "AuthenticationError"));
+    // Globex's entry is gone everywhere, and every sidecar refuses its agent outright for a while.
+    await expectDropped(GLOBEX, servedGlobex, startedMs, (refused) => expectContractError(refused, 403, "CredentialError"));
   });
 });
 

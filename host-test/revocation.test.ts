@@ -166,6 +166,27 @@ describe("polling the revocation log", () => {
 });
 
 describe("revocation that holds (attacks)", () => {
+  /** A revoked identity is refused outright for deny_seconds; these tests look past that window, at what was stored before. */
+  const SHORT_DENY = { ...CONFIG, revocation: { ...CONFIG.revocation, deny_seconds: 1 } };
+  const pastRefusal = (host: ProxyWasmHost) => host.advance(1500);
+
+  it("refuses the revoked identity outright for deny_seconds, from every tier, then exchanges it again", () => {
+    const { host, vm } = startFilter({ ...CONFIG, revocation: { ...CONFIG.revocation, deny_seconds: 5 } });
+    fillL1(host, vm);
+    answerPolls(host, 3);
+    host.advance(1000);
+    answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    const refused = sendExchange(vm, { mtls: AGENT.reporter });
+    expectContractError(refused, 403, "CredentialError");
+    expect(bridgeCalls(host, "GET", "/v1/cred/"), "not even L2 is asked").toEqual([]);
+    expect(ask(host, vm, AGENT.dataPipeline), "another identity is untouched").toBe("L1");
+    for (let waited = 0; waited < 5000; waited += 500) {
+      host.advance(500);
+      for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 200, body: JSON.stringify({ epoch: 4, prefixes: [] }) });
+    }
+    expect(ask(host, vm, AGENT.reporter), "after deny_seconds: a miss (its old entry is not served), exchanged again").toBe("miss");
+  });
+
   /** Answers every pending revocation poll of the host: the first with where the log stands, later ones as given. */
   function answerPolls(host: ProxyWasmHost, epoch: number, prefixes: string[] = []): void {
     for (let waited = 0; waited <= 2 * POLL_MS && bridgeCalls(host, "GET", "/v1/revocations").length === 0; waited += 100) host.advance(100);
@@ -181,23 +202,26 @@ describe("revocation that holds (attacks)", () => {
   }
 
   it("a VM that replaced the one that stored an entry never serves it once its identity is revoked", () => {
-    const { host, vm } = startFilter(CONFIG);
+    const { host, vm } = startFilter(SHORT_DENY);
     fillL1(host, vm);
     answerPolls(host, 3);
     const replacement = host.startVm(); // the failure policy reloads a VM: the new one indexes nothing
     answerPolls(host, 3);
     host.advance(1000); // the revocation comes a second after the entries were stored
     answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    pastRefusal(host);
     expect(ask(host, replacement, AGENT.reporter), "revoked, though no VM still indexes its entry").toBe("miss");
     expect(ask(host, replacement, AGENT.dataPipeline), "another identity is untouched").toBe("L1");
   });
 
   it("an entry written back into L2 after the purge (a late write-through) is never served", () => {
-    const { host, vm } = startFilter(CONFIG);
+    const { host, vm } = startFilter(SHORT_DENY);
     answerPolls(host, 3);
     const storedAt = host.clock.nowSeconds;
     host.advance(2000);
     answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    pastRefusal(host);
+    for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 503 });
     const stream = sendExchange(vm, { mtls: AGENT.reporter });
     const [lookup] = bridgeCalls(host, "GET", "/v1/cred/");
     lookup.respond({ status: 200, body: cacheValue(credential({ spiffeId: AGENT.reporter, expiresAt: host.clock.nowSeconds + 3600 }), storedAt) });
@@ -205,11 +229,13 @@ describe("revocation that holds (attacks)", () => {
   });
 
   it("a revoked entry is not served stale either when the injector fails", () => {
-    const { host, vm } = startFilter(CONFIG);
+    const { host, vm } = startFilter(SHORT_DENY);
     fillL1(host, vm);
     answerPolls(host, 3);
     host.advance(1000);
     answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    pastRefusal(host);
+    for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 503 });
     const stream = sendExchange(vm, { mtls: AGENT.reporter });
     for (const call of bridgeCalls(host, "GET", "/v1/cred/")) call.respond({ status: 404 });
     for (const call of bridgeCalls(host, "PUT", "/v1/locks/")) call.respond({ status: 201 });

@@ -4,10 +4,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
-  DEFAULT_REGIONS, PROVIDERS, REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, providerOf, type Provider,
+  DEFAULT_REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, parseSpiffeId, providerOf,
+  PROVIDERS, REGIONS, type Provider,
 } from "../contract/index.ts";
 import { REGION_RULE } from "./catalog.ts";
-import { parseSpiffeId } from "./spiffe-id.ts";
 
 /** identity key ("tenant/agent/role", "tenant/agent", "tenant" or "*") → value; most specific wins. */
 export type IdentityMap = Readonly<Record<string, string>>;

@@ -10,7 +10,7 @@ import "reflect-metadata"; // @peculiar/x509 loads tsyringe, which needs the Ref
 import * as x509 from "@peculiar/x509";
 import { SignJWT, calculateJwkThumbprint, exportJWK, importPKCS8 } from "jose";
 import { projectRoot } from "./tools.ts";
-import { parseSpiffeId } from "../injector/spiffe-id.ts";
+import { parseSpiffeId } from "../contract/index.ts";
 
 export const DEV_TRUST_DOMAIN = "hexr.local";
 export const DEV_AUDIENCE = "hexr-credential-injector";

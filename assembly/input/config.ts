@@ -20,6 +20,8 @@ export class RevocationConfig {
     public pollIntervalMs: i64,
     /** Once the log has not been read for this long, entries stored before then are not served. */
     public maxLogStalenessMs: i64,
+    /** How long a revoked identity is refused outright (the longest JWT-SVID lifetime). */
+    public refuseSeconds: i64,
   ) {}
 }
 
@@ -366,5 +368,6 @@ function readRevocation(value: JsonValue | null, config: FilterConfig, read: Rea
   const pollMs = read.integer(value.member("poll_interval_ms"), "revocation.poll_interval_ms", 1000, 100, 60000);
   const stalenessMs = read.integer(value.member("max_log_staleness_ms"), "revocation.max_log_staleness_ms", 30000, 1000, 3_600_000);
   if (stalenessMs < pollMs) read.fail("revocation.max_log_staleness_ms", "must be at least poll_interval_ms");
-  config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs);
+  const refuseSeconds = read.integer(value.member("deny_seconds"), "revocation.deny_seconds", 3600, 1, 604_800);
+  config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs, refuseSeconds);
 }

@@ -17,6 +17,11 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
   const config = worker.config;
   const metrics = worker.metrics;
   metrics.invocation(request.service);
+  const revocation = config.revocation;
+  if (revocation !== null && worker.revocations.refuses(request.key, nowSeconds, revocation.refuseSeconds)) {
+    requester.refuse(credentialError(403, "this identity has been revoked"));
+    return;
+  }
   const cached = worker.servableFromL1(request.key, nowSeconds);
   if (cached !== null) {
     metrics.hit(Tier.L1);

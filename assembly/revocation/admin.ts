@@ -64,7 +64,7 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
       this.reject(credentialError(503, "the revocation could not be recorded"));
       return;
     }
-    this.state.worker.revocations.add(this.prefix, nowMilliseconds() / 1000);
+    this.state.worker.revocations.add(this.prefix, nowMilliseconds() / 1000, true);
     this.state.metrics.evicted(forgetKeysWithPrefix(this.prefix));
     const answer = "{\"revoked\":\"" + this.prefix + "\",\"epoch\":" + epoch.toString() + "}";
     this.reply(200, "hexr_revoked", jsonBody(answer), [new Header("content-type", "application/json")]);

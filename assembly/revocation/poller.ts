@@ -54,7 +54,7 @@ export class RevocationPoller implements HttpCallHandler {
     if (this.epoch >= 0 && (log.gap || log.epoch < this.epoch)) {
       // Revocations this VM never saw are gone from the log (trimmed, or lost with Valkey's data):
       // what they revoked is unknown, so nothing stored before now is served (fail closed).
-      this.revocations.add(ALL_CREDENTIALS_PREFIX, nowMs / 1000);
+      this.revocations.add(ALL_CREDENTIALS_PREFIX, nowMs / 1000, false);
       this.metrics.evicted(forgetKeysWithPrefix(ALL_CREDENTIALS_PREFIX));
       this.epoch = log.epoch;
       return;
@@ -62,7 +62,7 @@ export class RevocationPoller implements HttpCallHandler {
     // The first answer only tells where the log stands: this VM holds nothing older than itself.
     if (this.epoch >= 0) {
       for (let i = 0; i < log.prefixes.length; i++) {
-        this.revocations.add(log.prefixes[i], nowMs / 1000);
+        this.revocations.add(log.prefixes[i], nowMs / 1000, true);
         this.metrics.evicted(forgetKeysWithPrefix(log.prefixes[i]));
       }
     }

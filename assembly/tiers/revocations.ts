@@ -1,7 +1,9 @@
 // The revocations this Envoy knows, kept where every VM sees them and a reloaded VM finds them
 // (shared data, not VM memory): an entry stored before a revocation that covers its key is never
 // served from L1 or L2, whichever VM stored it and whether or not any VM still indexes it.
-//   one line per revocation, "{revoked_at_s} {key prefix}\n", oldest first
+//   one line per revocation, "{revoked_at_s} {kind} {key prefix}\n", oldest first, where kind is
+//   "R" for an admin's revocation (the identities are also refused for a while: `denies`) and "G"
+//   for a gap in the log (only what was stored before is distrusted)
 // A revocation is dropped once it is older than the longest credential lifetime: nothing stored
 // before it can still be servable then.
 import { getSharedData, setSharedData } from "../proxy-wasm/host";
@@ -16,7 +18,7 @@ const MAX_RECORDS = 512;
 const CAS_ATTEMPTS = 8;
 
 export class Revocation {
-  constructor(public prefix: string, public atSeconds: i64) {}
+  constructor(public prefix: string, public atSeconds: i64, public refuses: bool) {}
 }
 
 export class Revocations {
@@ -39,6 +41,20 @@ export class Revocations {
     return false;
   }
 
+  /**
+   * Whether `key`'s identity was revoked by an admin less than `forSeconds` ago: it is refused
+   * outright then, from every tier, as the injector refuses it (a credential minted in the moment
+   * before the injector learned of the revocation must not be served either).
+   */
+  refuses(key: string, nowSeconds: i64, forSeconds: i64): bool {
+    const records = this.records;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      if (record.refuses && nowSeconds < record.atSeconds + forSeconds && key.startsWith(record.prefix)) return true;
+    }
+    return false;
+  }
+
   /** Takes up what other VMs of this Envoy recorded (read once per tick; cheap when nothing changed). */
   refresh(): void {
     const stored = getSharedData(REVOCATIONS_KEY);
@@ -47,8 +63,8 @@ export class Revocations {
     this.loadedCas = stored.cas;
   }
 
-  /** Records a revocation for every VM of this Envoy, from `atSeconds` back. */
-  add(prefix: string, atSeconds: i64): void {
+  /** Records a revocation for every VM of this Envoy, from `atSeconds` back; `refuses`: an admin's. */
+  add(prefix: string, atSeconds: i64, refuses: bool): void {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const stored = getSharedData(REVOCATIONS_KEY);
       const records = stored !== null ? parse(stored.data) : new Array<Revocation>();
@@ -56,8 +72,8 @@ export class Revocations {
       for (let i = 0; i < records.length; i++) {
         if (records[i].atSeconds + LONGEST_CREDENTIAL_S >= atSeconds) kept.push(records[i]);
       }
-      kept.push(new Revocation(prefix, atSeconds));
-      const merged = kept.length > MAX_RECORDS ? [new Revocation(ALL_CREDENTIALS_PREFIX, atSeconds)] : kept;
+      kept.push(new Revocation(prefix, atSeconds, refuses));
+      const merged = kept.length > MAX_RECORDS ? [new Revocation(ALL_CREDENTIALS_PREFIX, atSeconds, false)] : kept;
       // cas 0 writes unconditionally: only when no revocation was ever recorded in this Envoy.
       if (setSharedData(REVOCATIONS_KEY, serialize(merged), stored !== null ? stored.cas : 0) == Status.Ok) {
         this.records = merged;
@@ -65,13 +81,15 @@ export class Revocations {
       }
     }
     // Lost every race: keep it in this VM at least; the other writers' lists arrive on the next tick.
-    this.records.push(new Revocation(prefix, atSeconds));
+    this.records.push(new Revocation(prefix, atSeconds, refuses));
   }
 }
 
 function serialize(records: Revocation[]): Uint8Array {
   let text = "";
-  for (let i = 0; i < records.length; i++) text += records[i].atSeconds.toString() + " " + records[i].prefix + "\n";
+  for (let i = 0; i < records.length; i++) {
+    text += records[i].atSeconds.toString() + (records[i].refuses ? " R " : " G ") + records[i].prefix + "\n";
+  }
   return Uint8Array.wrap(String.UTF8.encode(text));
 }
 
@@ -85,9 +103,11 @@ function parse(data: ArrayBuffer): Revocation[] {
     let end = at;
     while (end < size && load<u8>(base + <usize>end) != 0x0a) end++;
     const revokedAt = scanDecimal(base, at, end);
-    const prefixStart = decimalEnd + 1;
-    if (revokedAt >= 0 && decimalEnd < end && load<u8>(base + <usize>decimalEnd) == 0x20 && prefixStart < end) {
-      records.push(new Revocation(String.UTF8.decodeUnsafe(base + <usize>prefixStart, <usize>(end - prefixStart)), revokedAt));
+    const kindAt = decimalEnd + 1;
+    const prefixStart = kindAt + 2;
+    if (revokedAt >= 0 && prefixStart < end && load<u8>(base + <usize>decimalEnd) == 0x20 && load<u8>(base + <usize>(kindAt + 1)) == 0x20) {
+      const prefix = String.UTF8.decodeUnsafe(base + <usize>prefixStart, <usize>(end - prefixStart));
+      records.push(new Revocation(prefix, revokedAt, load<u8>(base + <usize>kindAt) == 0x52)); // "R"
     }
     at = end + 1;
   }

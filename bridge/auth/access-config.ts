@@ -12,8 +12,7 @@
 //   }
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { isPathSegment, isTrustDomain } from "../../contract/index.ts";
-import { parseSpiffeId } from "./spiffe-id.ts";
+import { isPathSegment, isTrustDomain, parseSpiffeId } from "../../contract/index.ts";
 
 /** The same shape as the injector's `caller_rules`, plus the trust domains of the keys. */
 export interface CallerRule {

@@ -6,9 +6,8 @@
 // and exchange locks it may read and write. An ID no rule names (an agent's own SVID, a workload
 // of another system) is known but refused everything.
 import type { TLSSocket } from "node:tls";
-import type { AgentSpiffeId } from "../../contract/index.ts";
+import { parseSpiffeId, type AgentSpiffeId, type SpiffeId } from "../../contract/index.ts";
 import type { CallerRule } from "./access-config.ts";
-import { parseSpiffeId, type SpiffeId } from "./spiffe-id.ts";
 
 /** A verified caller and what the rules grant it; `grants` is empty when no rule names it. */
 export interface Caller {

@@ -2,10 +2,9 @@
 // X.509-SVID), and whether it may ask for credentials on behalf of an agent of a given tenant.
 import type { TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
-import type { AgentSpiffeId } from "../../contract/index.ts";
+import { parseSpiffeId, type AgentSpiffeId } from "../../contract/index.ts";
 import type { CallerRule } from "../config.ts";
 import { unauthenticated } from "../errors.ts";
-import { parseSpiffeId } from "../spiffe-id.ts";
 
 /** Kinds of workload whose SPIFFE ID path starts /{kind}/{tenant}/ and so speaks for that tenant. */
 const TENANT_SCOPED_KINDS = new Set(["sidecar", "agent"]);

@@ -5,7 +5,7 @@ import { CallerPolicy } from "../auth/caller.ts";
 import { mostSpecific } from "../identity-map.ts";
 import { sessionName } from "../providers/aws.ts";
 import { iamActionPrefix, readOnlySessionPolicy, serviceSessionPolicy } from "../providers/aws-session-policy.ts";
-import { parseSpiffeId } from "../spiffe-id.ts";
+import { parseSpiffeId } from "../../contract/index.ts";
 
 const agent = parseAgentSpiffeId("spiffe://hexr.local/agent/acme-corp/content-crew/researcher")!;
 
