@@ -111,14 +111,7 @@ export function getBuffer(buffer: BufferType, start: i32, maxSize: i32): ArrayBu
 
 // ---- header maps ----
 
-export function getHeader(map: MapType, name: string): string | null {
-  const key = encodeFirst(name);
-  const status = abi.proxy_get_header_map_value(map, key, encodedSize, OUT_DATA, OUT_SIZE);
-  if (status != Status.Ok) return null;
-  return String.UTF8.decode(takeReturned());
-}
-
-/** A header's value as bytes, for values only passed on (a bearer token need not become a string). */
+/** A header's value as bytes: checked in place or passed on, never turned into a string first. */
 export function getHeaderBytes(map: MapType, name: string): ArrayBuffer | null {
   const key = encodeFirst(name);
   const status = abi.proxy_get_header_map_value(map, key, encodedSize, OUT_DATA, OUT_SIZE);

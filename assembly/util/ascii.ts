@@ -71,11 +71,6 @@ export function bytesEqualAt(data: usize, size: i32, text: string): bool {
   return true;
 }
 
-/** bytes == text (ASCII text). */
-export function bytesEqual(bytes: ArrayBuffer | null, text: string): bool {
-  return bytes !== null && bytesEqualAt(changetype<usize>(bytes), bytes.byteLength, text);
-}
-
 /** The part of the request path at data[0, size) before '?' equals `path`. */
 export function pathMatchesAt(data: usize, size: i32, path: string): bool {
   if (size < path.length) return false;
