@@ -282,55 +282,48 @@ export function beginReplyHeaders(count: i32): void {
   replyPairsEnd = REPLY_PAIRS + 4 + replyPairsCount * 8;
 }
 
-/** Adds one header; the names and values the filter sends are short constants, far below the area's size. */
-export function addReplyHeader(name: string, value: string): void {
+/**
+ * Lays out the next pair (its sizes, the name, both NULs) and returns where its value's bytes go;
+ * 0 when no pair is left or the area is full. The names and values the filter sends are short
+ * constants, far below the area's size.
+ */
+function reservePair(name: string, valueSize: usize): usize {
   const nameSize = <usize>String.UTF8.byteLength(name);
-  const valueSize = <usize>String.UTF8.byteLength(value);
-  if (replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + valueSize + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return;
+  if (replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + valueSize + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return 0;
   store<u32>(REPLY_PAIRS + 4 + replyPairsAdded * 8, <u32>nameSize);
   store<u32>(REPLY_PAIRS + 8 + replyPairsAdded * 8, <u32>valueSize);
   replyPairsAdded++;
   String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
   store<u8>(replyPairsEnd + nameSize, 0);
-  String.UTF8.encodeUnsafe(changetype<usize>(value), value.length, replyPairsEnd + nameSize + 1);
-  store<u8>(replyPairsEnd + nameSize + 1 + valueSize, 0);
-  replyPairsEnd += nameSize + valueSize + 2;
+  const value = replyPairsEnd + nameSize + 1;
+  store<u8>(value + valueSize, 0);
+  replyPairsEnd = value + valueSize + 1;
+  return value;
+}
+
+export function addReplyHeader(name: string, value: string): void {
+  const at = reservePair(name, <usize>String.UTF8.byteLength(value));
+  if (at != 0) String.UTF8.encodeUnsafe(changetype<usize>(value), value.length, at);
 }
 
 /** Adds a header whose value is already UTF-8 (encoded once, sent with every reply). */
 export function addReplyHeaderBytes(name: string, value: ArrayBuffer): void {
-  const nameSize = <usize>String.UTF8.byteLength(name);
-  const valueSize = <usize>value.byteLength;
-  if (replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + valueSize + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return;
-  store<u32>(REPLY_PAIRS + 4 + replyPairsAdded * 8, <u32>nameSize);
-  store<u32>(REPLY_PAIRS + 8 + replyPairsAdded * 8, <u32>valueSize);
-  replyPairsAdded++;
-  String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
-  store<u8>(replyPairsEnd + nameSize, 0);
-  memory.copy(replyPairsEnd + nameSize + 1, changetype<usize>(value), valueSize);
-  store<u8>(replyPairsEnd + nameSize + 1 + valueSize, 0);
-  replyPairsEnd += nameSize + valueSize + 2;
+  const at = reservePair(name, <usize>value.byteLength);
+  if (at != 0) memory.copy(at, changetype<usize>(value), <usize>value.byteLength);
 }
 
 /** Adds a header whose value is a non-negative decimal, written in place (no string). */
 export function addReplyHeaderDecimal(name: string, value: i64): void {
+  if (value < 0) return;
   let digits: usize = 1;
   for (let rest = value / 10; rest > 0; rest /= 10) digits++;
-  const nameSize = <usize>String.UTF8.byteLength(name);
-  if (value < 0 || replyPairsAdded >= replyPairsCount || replyPairsEnd + nameSize + digits + 2 > REPLY_PAIRS + REPLY_PAIRS_SIZE) return;
-  store<u32>(REPLY_PAIRS + 4 + replyPairsAdded * 8, <u32>nameSize);
-  store<u32>(REPLY_PAIRS + 8 + replyPairsAdded * 8, <u32>digits);
-  replyPairsAdded++;
-  String.UTF8.encodeUnsafe(changetype<usize>(name), name.length, replyPairsEnd);
-  store<u8>(replyPairsEnd + nameSize, 0);
-  let at = replyPairsEnd + nameSize + digits;
+  const at = reservePair(name, digits);
+  if (at == 0) return;
   let rest = value;
-  do {
-    store<u8>(at--, <u8>(0x30 + rest % 10));
+  for (let i = digits; i > 0; i--) {
+    store<u8>(at + i - 1, <u8>(0x30 + rest % 10));
     rest /= 10;
-  } while (rest > 0);
-  store<u8>(replyPairsEnd + nameSize + 1 + digits, 0);
-  replyPairsEnd += nameSize + digits + 2;
+  }
 }
 
 /** Sends the local reply with the headers added since beginReplyHeaders. */
