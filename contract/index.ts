@@ -14,6 +14,7 @@ interface CharClassGrammar {
 interface ContractFile {
   providers: string[];
   catalog: string[];
+  azure_resources: Record<string, string>;
   default_regions: Record<string, string>;
   regions: Record<string, string[]>;
   grammar: {
@@ -68,6 +69,11 @@ export const REGIONS: Readonly<Record<Provider, readonly string[]>> = {
 export function isServedRegion(provider: Provider, region: string): boolean {
   return REGIONS[provider]?.includes(region) ?? false;
 }
+/** The Entra ID resource (token audience) of each built-in Azure service; its scope is `{resource}/.default`. */
+export const AZURE_RESOURCES: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(contract.azure_resources).filter(([service]) => !service.startsWith("$")),
+);
+
 export const HEADERS = contract.headers as Readonly<{
   prefix: string; spiffe_id: string; tenant: string; agent: string; role: string;
   identity_source: string; service: string; region: string; cache: string; expires_at: string;

@@ -4,8 +4,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
-  DEFAULT_REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, parseSpiffeId, providerOf,
-  PROVIDERS, REGIONS, type Provider,
+  CONTRACT, DEFAULT_REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, parseAgentSpiffeId, parseSpiffeId,
+  providerOf, PROVIDERS, REGIONS, type Provider,
 } from "../contract/index.ts";
 import { REGION_RULE } from "./catalog.ts";
 
@@ -22,8 +22,14 @@ export interface TlsConfig {
 export interface CallerRule {
   /** Exact SPIFFE ID, or a prefix ending in "/*". */
   spiffe_id: string;
-  /** Tenants this caller may speak for; "*" for all. */
+  /** Tenants whose agents' JWT-SVIDs this caller may relay; "*" for all. */
   tenants: string[];
+  /**
+   * Agent SPIFFE IDs this caller may assert without a JWT-SVID (identity source `static`: the
+   * sidecar's metadata listeners, whose stock-SDK protocols carry no caller credential), each
+   * exact or a prefix ending in "/*". The only way to that right: no caller has it implicitly.
+   */
+  static_identities: string[];
 }
 
 export interface AwsConfig {
@@ -150,6 +156,18 @@ export const DEFAULT_AWS_TOKEN_AUDIENCE = "sts.amazonaws.com";
 export const DEFAULT_AZURE_TOKEN_AUDIENCE = "api://AzureADTokenExchange";
 /** Bounds of a minted token's lifetime: long enough for clock skew and a slow STS, short enough to be useless if leaked. */
 export const OIDC_TOKEN_LIFETIME = { default: 300, min: 60, max: 3600 };
+/**
+ * Bounds of the cloud credentials' lifetime (aws.duration_seconds, gcp.token_lifetime_seconds).
+ * The sidecar serves a credential only while more than its refresh buffer (1200 s) is left, so
+ * every copy an SDK gets has at least 1200 s to go: outside botocore's refresh window (it
+ * re-fetches on every call once 15 min or less are left), google-auth's (3 min 45 s in Python,
+ * 5 min in Node) and MSAL's (5 min). The lifetime decides how long the sidecar can serve one
+ * credential: lifetime − 1200 s. At the old AWS minimum of 900 s that was nothing (a credential
+ * arrived inside the buffer, so every request went to the injector); 1800 s leaves 10 minutes.
+ * The default, one hour, is what an IAM role allows without raising its maximum session
+ * duration, and Google's default for impersonated tokens.
+ */
+export const CLOUD_CREDENTIAL_LIFETIME = { default: 3600, min: 1800, max: 43_200 };
 const DECISION_PATH = /^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/;
 /** Without jwt.max_token_age_seconds: the longest JWT-SVID lifetime a trust domain is expected to issue. */
 export const DEFAULT_DENY_SECONDS = 3600;
@@ -172,13 +190,14 @@ export function parseConfig(raw: unknown, baseDir: string = process.cwd()): Inje
   const defaultRegions = parseDefaultRegions(root.section("default_regions"), regions);
   const tls = root.has("tls") ? parseTls(root.section("tls")) : null;
   const jwt = parseJwt(root.section("jwt"));
+  const trustDomains = root.stringList("trust_domains", undefined, isTrustDomain);
   const config: InjectorConfig = {
     listen: parseListen(root.section("listen")),
     tls,
     max_body_bytes: root.integer("max_body_bytes", 4096, 1, 1024 * 1024),
     jwt,
-    trust_domains: root.stringList("trust_domains", undefined, isTrustDomain),
-    caller_rules: root.list("caller_rules", []).map((rule, index) => parseCallerRule(root.child(rule, `caller_rules[${index}]`))),
+    trust_domains: trustDomains,
+    caller_rules: root.list("caller_rules", []).map((rule, index) => parseCallerRule(root.child(rule, `caller_rules[${index}]`), trustDomains)),
     opa: parseOpa(root.section("opa")),
     default_regions: defaultRegions,
     regions,
@@ -234,12 +253,30 @@ function parseJwt(fields: Fields): InjectorConfig["jwt"] {
   return jwt;
 }
 
-function parseCallerRule(fields: Fields): CallerRule {
+function parseCallerRule(fields: Fields, trustDomains: readonly string[]): CallerRule {
   const spiffeId = fields.string("spiffe_id");
   if (!parseSpiffeId(spiffeId.endsWith("/*") ? spiffeId.slice(0, -2) : spiffeId)) {
     throw new ConfigError(fields.name("spiffe_id"), "must be a SPIFFE ID, or a SPIFFE ID followed by /*");
   }
-  return { spiffe_id: spiffeId, tenants: fields.stringList("tenants") };
+  const staticIdentities = fields.stringList("static_identities", [], (pattern) => isStaticIdentityPattern(pattern, trustDomains));
+  // A rule that only lets its caller assert identities need not name tenants.
+  const tenants = fields.stringList("tenants", staticIdentities.length > 0 ? [] : undefined);
+  return { spiffe_id: spiffeId, tenants, static_identities: staticIdentities };
+}
+
+/**
+ * An agent SPIFFE ID of a trusted trust domain, or such an ID's prefix ending in "/*" that names at
+ * least the tenant (spiffe://td/agent/tenant/* or spiffe://td/agent/tenant/agent/*).
+ */
+function isStaticIdentityPattern(pattern: string, trustDomains: readonly string[]): boolean {
+  if (!pattern.endsWith("/*")) {
+    const agent = parseAgentSpiffeId(pattern);
+    return agent !== undefined && trustDomains.includes(agent.trustDomain);
+  }
+  const prefix = parseSpiffeId(pattern.slice(0, -2));
+  if (!prefix || !trustDomains.includes(prefix.trustDomain)) return false;
+  const [kind, ...rest] = prefix.segments;
+  return kind === CONTRACT.grammar.agent_spiffe_id.kind && rest.length >= 1 && rest.length <= 2;
 }
 
 function parseOpa(fields: Fields): InjectorConfig["opa"] {
@@ -337,7 +374,7 @@ function parseAws(fields: Fields, defaultRegion: string): AwsConfig {
     sts_endpoint: fields.has("sts_endpoint") ? fields.url("sts_endpoint") : null,
     sts_region: fields.region("sts_region", defaultRegion),
     role_arns: fields.identityMap("role_arns", (arn) => ROLE_ARN.test(arn), true),
-    duration_seconds: fields.integer("duration_seconds", 900, 900, 43_200),
+    duration_seconds: fields.integer("duration_seconds", CLOUD_CREDENTIAL_LIFETIME.default, CLOUD_CREDENTIAL_LIFETIME.min, CLOUD_CREDENTIAL_LIFETIME.max),
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
     token_audience: fields.string("token_audience", DEFAULT_AWS_TOKEN_AUDIENCE),
     action_prefixes: fields.stringMap("action_prefixes", (service) => isServiceName(service) && providerOf(service) === "aws", (prefix) => IAM_ACTION_PREFIX.test(prefix)),
@@ -355,7 +392,7 @@ function parseGcp(fields: Fields): GcpConfig {
     iam_credentials_endpoint: fields.url("iam_credentials_endpoint", "https://iamcredentials.googleapis.com"),
     workload_identity_provider: audience,
     service_accounts: fields.identityMap("service_accounts", (email) => /^[^@\s/]+@[^@\s/]+$/.test(email), false),
-    token_lifetime_seconds: fields.integer("token_lifetime_seconds", 3600, 1, 43_200),
+    token_lifetime_seconds: fields.integer("token_lifetime_seconds", CLOUD_CREDENTIAL_LIFETIME.default, CLOUD_CREDENTIAL_LIFETIME.min, CLOUD_CREDENTIAL_LIFETIME.max),
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
     token_audience: fields.string("token_audience", audience),
   };

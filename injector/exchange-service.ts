@@ -5,6 +5,7 @@ import type { IncomingMessage } from "node:http";
 import { performance } from "node:perf_hooks";
 import { HEADERS, IDENTITY_SOURCES, credentialKey, type Provider } from "../contract/index.ts";
 import type { Authenticator, AuthenticatedRequest } from "./auth/authenticate.ts";
+import { callerSpiffeId } from "./auth/caller.ts";
 import type { ServiceCatalog } from "./catalog.ts";
 import type { InjectorConfig } from "./config.ts";
 import { ExchangeError, denied, internalError, notConfigured } from "./errors.ts";
@@ -74,10 +75,11 @@ export class ExchangeService {
     const { config, catalog, authenticator } = this.deps;
     checkFraming(request, config.max_body_bytes);
     const body = await readBody(request, config.max_body_bytes);
-    const authenticated = await authenticator.authenticate(request.headers, request.socket);
-    log.spiffe_id = authenticated.identity.spiffeId;
-    log.caller = authenticated.caller;
+    // Who connected and how the filter says it resolved the identity: logged even when refused.
+    log.caller = callerSpiffeId(request.socket);
     log.identity_source = identitySource(request);
+    const authenticated = await authenticator.authenticate(request.headers, log.caller);
+    log.spiffe_id = authenticated.identity.spiffeId;
 
     const target = parseTarget(body, request.headers, catalog, config.default_regions, config.regions);
     Object.assign(log, { service: target.service, provider: target.provider, region: target.region });

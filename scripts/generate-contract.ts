@@ -28,6 +28,7 @@ function charTable(): number[] {
 const str = (value: string) => JSON.stringify(value);
 const bytesOf = (text: string) => [...Buffer.from(text, "utf8")].join(", ");
 const list = (values: readonly string[]) => `[${values.map(str).join(", ")}]`;
+const azureServices = Object.keys(CONTRACT.azure_resources).filter((key) => !key.startsWith("$"));
 const headerConstant = (name: string) => "HEADER_" + name.toUpperCase();
 
 const source = `// Generated from contract/contract.json by scripts/generate-contract.ts (npm run build). Do not edit.
@@ -42,6 +43,10 @@ export const DEFAULT_REGIONS: string[] = ${list(CONTRACT.providers.map((p) => CO
  */
 export const REGIONS_AT: usize[] = [${CONTRACT.providers.map((p) => `memory.data<u8>([${bytesOf(CONTRACT.regions[p].join(","))}])`).join(", ")}];
 export const REGIONS_SIZE: i32[] = [${CONTRACT.providers.map((p) => Buffer.byteLength(CONTRACT.regions[p].join(","))).join(", ")}];
+
+/** Azure services and their Entra ID resources, side by side. */
+export const AZURE_RESOURCE_SERVICES: string[] = ${list(azureServices)};
+export const AZURE_RESOURCES: string[] = ${list(azureServices.map((service) => CONTRACT.azure_resources[service]))};
 
 export const SERVICE_SEPARATOR = ${str(grammar.service.separator)};
 export const SERVICE_NAME_MAX = ${grammar.service.name_max};

@@ -1,5 +1,6 @@
-// How each service behind the sidecar is started: the real binaries (Valkey, OPA, moto) and the
-// project's own services (bridge, injector) as separate Node processes, exactly as they run alone.
+// How each service behind the sidecar is started: the real binaries (Valkey, OPA, moto), the
+// project's own services (bridge, injector) and the cloud stand-ins (GCP STS, Entra ID) as separate
+// Node processes, exactly as they run alone.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,8 +10,12 @@ import { PROVIDERS, REGIONS, type Provider } from "../contract/index.ts";
 import { valkeyProcessSpec, type ValkeyTlsFiles, type ValkeyUsers } from "../support/valkey.ts";
 import { startProcess } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
-import { devInjectorConfig } from "../injector/dev-config.ts";
-import type { RevocationConfig, ServedRegions } from "../injector/config.ts";
+import { DEFAULT_SIDECAR_SPIFFE_ID, DEV_TRUST_DOMAIN, type DevIdentityPaths } from "../support/dev-identity.ts";
+import { GCP_AUDIENCE } from "../support/fakes/gcp.ts";
+import type { EntraFakeConfig, FakeCloudConfig, GcpFakeConfig } from "../support/fakes/main.ts";
+import { DEV_OIDC_ISSUER, devInjectorConfig } from "../injector/dev-config.ts";
+import type { CallerRule, RevocationConfig, ServedRegions } from "../injector/config.ts";
+import type { InjectorConfigInput } from "../injector/server.ts";
 import type { TlsFiles } from "../bridge/index.ts";
 import { createPart, type Part } from "./part.ts";
 
@@ -104,12 +109,92 @@ export function motoPart(port: number, logDir?: string): Part {
   });
 }
 
+/** The stack's dev cloud accounts behind the stand-ins: one service account and one app registration per tenant. */
+export const DEV_GCP_SERVICE_ACCOUNTS: Readonly<Record<string, string>> = {
+  "acme-corp": "acme-corp-agents@hexr-dev.iam.gserviceaccount.com",
+  globex: "globex-agents@hexr-dev.iam.gserviceaccount.com",
+};
+export const DEV_ENTRA_TENANT_ID = "9c5f2a1e-4b7d-4e8a-9f3c-2d6b8a1e7f40";
+export const DEV_AZURE_CLIENT_IDS: Readonly<Record<string, string>> = {
+  "acme-corp": "a1c3e5f7-0000-4000-8000-000000000001",
+  globex: "a1c3e5f7-0000-4000-8000-000000000002",
+};
+
+export interface CloudFakes {
+  gcpSts: GcpFakeConfig;
+  entra: EntraFakeConfig;
+  /** The injector's `gcp` and `azure` sections, pointed at them. */
+  injectorGcp: NonNullable<InjectorConfigInput["gcp"]>;
+  injectorAzure: NonNullable<InjectorConfigInput["azure"]>;
+}
+
+/**
+ * GCP and Azure for the stack: the fake GCP STS and IAM Credentials and the fake Entra ID
+ * (support/fakes/) trust the injector's issuer, whose keys they fetch from its discovery listener
+ * on `ports.discovery`, as the real clouds fetch them from the issuer URL. Each tenant's agents
+ * federate to the tenant's service account and app registration (its federated credential names
+ * every agent of the tenant); OPA still decides who gets what.
+ */
+export function cloudFakes(input: { ports: { gcpSts: number; entra: number; discovery: number }; identity: DevIdentityPaths }): CloudFakes {
+  const { ports, identity } = input;
+  const issuer = { issuer: DEV_OIDC_ISSUER, issuer_served_at: `http://127.0.0.1:${ports.discovery}` };
+  const gcpUrl = `http://127.0.0.1:${ports.gcpSts}`;
+  return {
+    gcpSts: { cloud: "gcp", port: ports.gcpSts, ...issuer, service_accounts: Object.values(DEV_GCP_SERVICE_ACCOUNTS) },
+    entra: {
+      cloud: "entra",
+      port: ports.entra,
+      ...issuer,
+      tenant_id: DEV_ENTRA_TENANT_ID,
+      // The dev CA's listener certificate (localhost, 127.0.0.1); the injector trusts the dev CA.
+      cert_file: identity.listenerCert,
+      key_file: identity.listenerKey,
+      federated_subjects: Object.fromEntries(
+        Object.entries(DEV_AZURE_CLIENT_IDS).map(([tenant, clientId]) => [clientId, [`spiffe://${DEV_TRUST_DOMAIN}/agent/${tenant}/*`]]),
+      ),
+    },
+    injectorGcp: {
+      sts_endpoint: `${gcpUrl}/v1/token`,
+      iam_credentials_endpoint: gcpUrl,
+      workload_identity_provider: GCP_AUDIENCE,
+      service_accounts: DEV_GCP_SERVICE_ACCOUNTS,
+    },
+    injectorAzure: {
+      authority_host: `https://127.0.0.1:${ports.entra}`,
+      tenant_id: DEV_ENTRA_TENANT_ID,
+      client_ids: DEV_AZURE_CLIENT_IDS,
+      ca_file: identity.ca,
+    },
+  };
+}
+
+/** A cloud stand-in (support/fakes/main.ts) as a process of its own; its config is written to `configFile`. */
+export function fakeCloudPart(options: { name: string; config: FakeCloudConfig; configFile: string; logDir?: string }): Part {
+  const { name, config } = options;
+  writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
+  const { command, args } = typeScriptCommand("support/fakes/main.ts", ["--config", options.configFile]);
+  return createPart({
+    name,
+    port: config.port,
+    url: `${config.cloud === "entra" ? "https" : "http"}://127.0.0.1:${config.port}`,
+    logFile: logFileFor(options.logDir, name),
+    launch: () => startProcess({ name, command, args, cwd: projectRoot, ready: { logLine: LISTENING } }),
+  });
+}
+
 export interface InjectorPartOptions {
   port: number;
   opaUrl: string;
   /** The injector's OPA token (OpaAuthFiles.tokenFile). */
   opaTokenFile: string;
   stsEndpoint: string;
+  /** Port of its OIDC discovery listener: where the cloud stand-ins fetch its keys. */
+  discoveryPort: number;
+  /** Its `gcp` and `azure` sections (CloudFakes); absent: that cloud is off. */
+  gcp?: InjectorConfigInput["gcp"];
+  azure?: InjectorConfigInput["azure"];
+  /** Caller rules beyond the dev configuration's (PolicySetup.callerRules). */
+  callerRules?: CallerRule[];
   identityDir: string;
   /** Where the rendered injector config is written. */
   configFile: string;
@@ -133,6 +218,10 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     bridgeUrl: options.bridgeUrl,
     revocation: options.revocation,
     regions: options.regions,
+    discoveryPort: options.discoveryPort,
+    gcp: options.gcp,
+    azure: options.azure,
+    callerRules: options.callerRules,
   });
   writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
   const { command, args } = typeScriptCommand("injector/main.ts", ["--config", options.configFile]);
@@ -160,6 +249,8 @@ export interface PolicySetup {
   regions: ServedRegions;
   /** The injector's revocation changes, or null when it does not follow revocations. */
   revocation: Partial<RevocationConfig> | null;
+  /** The injector's extra caller rules: the identities the dev sidecar may assert (its metadata listeners'). */
+  callerRules: CallerRule[];
 }
 
 /** The OPA token of a stack's run directory (created once, kept across restarts of OPA and the injector). */
@@ -176,6 +267,8 @@ export function policySetup(input: {
   runDir: string;
   filterConfiguration: Record<string, unknown>;
   injectorRevocation?: InjectorRevocationOption;
+  /** Agent SPIFFE IDs (exact, or a prefix ending in /*) the dev sidecar may assert without a JWT-SVID. */
+  staticIdentities: readonly string[];
 }): PolicySetup {
   const regions: Record<Provider, readonly string[] | "any"> = { ...REGIONS };
   const filterRegions = input.filterConfiguration.regions as Record<string, unknown> | null | undefined;
@@ -199,5 +292,9 @@ export function policySetup(input: {
     state_file: path.join(input.runDir, "injector-revocations.json"),
     ...(option === true ? {} : option),
   };
-  return { opaAuth, opaDataFiles, regions, revocation };
+  // No sidecar may assert an identity the injector's configuration does not list for it.
+  const callerRules = input.staticIdentities.length === 0 ? [] : [
+    { spiffe_id: DEFAULT_SIDECAR_SPIFFE_ID, tenants: [], static_identities: [...input.staticIdentities] },
+  ];
+  return { opaAuth, opaDataFiles, regions, revocation, callerRules };
 }

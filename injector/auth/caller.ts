@@ -1,5 +1,6 @@
 // Who is on the other end of the mTLS connection (normally an Envoy sidecar presenting its own
-// X.509-SVID), and whether it may ask for credentials on behalf of an agent of a given tenant.
+// X.509-SVID), whether it may relay an agent's JWT-SVID for a given tenant, and whether it may
+// assert an identity on its own word (identity source `static`, with no JWT-SVID at all).
 import type { TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
 import { parseSpiffeId, type AgentSpiffeId } from "../../contract/index.ts";
@@ -37,6 +38,16 @@ export class CallerPolicy {
     throw unauthenticated(`caller ${caller} may not request credentials for tenant ${agent.tenant}`);
   }
 
+  /**
+   * Throws a 401 unless a rule lists `spiffeId` among the identities `caller` may assert without a
+   * JWT-SVID. Same-tenant callers get no such right: a sidecar speaks for its agents' tokens, but
+   * only configuration says which identities it may vouch for alone.
+   */
+  checkAssertion(caller: string, spiffeId: string): void {
+    const allowed = this.rules.some((rule) => matches(rule.spiffe_id, caller) && rule.static_identities.some((pattern) => matches(pattern, spiffeId)));
+    if (!allowed) throw unauthenticated(`caller ${caller} may not assert this static identity (caller_rules static_identities)`);
+  }
+
   private sameTenant(caller: string, agent: AgentSpiffeId): boolean {
     const parsed = parseSpiffeId(caller);
     if (!parsed || parsed.trustDomain !== agent.trustDomain || parsed.segments.length < 2) return false;
@@ -46,6 +57,10 @@ export class CallerPolicy {
 }
 
 function allows(rule: CallerRule, caller: string, tenant: string): boolean {
-  const matches = rule.spiffe_id.endsWith("/*") ? caller.startsWith(rule.spiffe_id.slice(0, -1)) : caller === rule.spiffe_id;
-  return matches && (rule.tenants.includes("*") || rule.tenants.includes(tenant));
+  return matches(rule.spiffe_id, caller) && (rule.tenants.includes("*") || rule.tenants.includes(tenant));
+}
+
+/** `pattern` is exact, or ends in "/*": then every ID under that path (the "/" kept, so a/b/* never matches a/bc). */
+function matches(pattern: string, spiffeId: string): boolean {
+  return pattern.endsWith("/*") ? spiffeId.startsWith(pattern.slice(0, -1)) : spiffeId === pattern;
 }

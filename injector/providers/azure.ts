@@ -5,7 +5,7 @@
 // service's resource scope.
 import { readFileSync } from "node:fs";
 import { ClientAssertionCredential } from "@azure/identity";
-import { providerOf } from "../../contract/index.ts";
+import { AZURE_RESOURCES, providerOf } from "../../contract/index.ts";
 import type { AzureConfig } from "../config.ts";
 import { ConfigError } from "../config.ts";
 import { denied, exchangeRejected, exchangeUnavailable, type ExchangeError } from "../errors.ts";
@@ -15,11 +15,10 @@ import { enforceableScopes, withDeadline, type CloudExchange, type ExchangeReque
 
 const SERVICE_NAME = "Azure AD";
 
-export const BUILT_IN_AZURE_SCOPES: Readonly<Record<string, string>> = {
-  azure_storage: "https://storage.azure.com/.default",
-  azure_cosmosdb: "https://cosmos.azure.com/.default",
-  azure_openai: "https://cognitiveservices.azure.com/.default",
-};
+/** `{resource}/.default` for each Azure service of the contract: the token scope of the service's Entra ID resource. */
+export const BUILT_IN_AZURE_SCOPES: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(AZURE_RESOURCES).map(([service, resource]) => [service, `${resource}/.default`]),
+);
 
 export class AzureExchange implements CloudExchange {
   readonly provider = "azure";

@@ -1,9 +1,10 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { REGIONS } from "../../contract/index.ts";
+import { AZURE_RESOURCES, REGIONS } from "../../contract/index.ts";
 import { BRIDGE_SPIFFE_ID } from "../../support/dev-identity.ts";
 import { ConfigError, loadConfigFile, parseConfig } from "../config.ts";
 import { DEV_CONFIG_FILE } from "../dev-config.ts";
+import { BUILT_IN_AZURE_SCOPES } from "../providers/azure.ts";
 import { createExchanges } from "../providers/index.ts";
 
 const minimal = { jwt: { jwks_file: "jwks.json" }, trust_domains: ["hexr.local"], opa: { url: "http://127.0.0.1:8181" } };
@@ -39,12 +40,27 @@ describe("injector configuration", () => {
     expect([config.oidc, config.aws, config.gcp, config.azure, config.revocation]).toEqual([null, null, null, null, null]);
   });
 
-  it("defaults AWS to 15-minute credentials from the default region's STS, minted tokens for sts.amazonaws.com", () => {
+  it("defaults AWS to 1-hour credentials from the default region's STS, minted tokens for sts.amazonaws.com", () => {
     const config = parseConfig({ ...withIssuer, default_regions: { aws: "eu-west-1" }, aws: { role_arns: { "*": ROLE } } });
     expect(config.aws).toEqual({
-      sts_endpoint: null, sts_region: "eu-west-1", role_arns: { "*": ROLE }, duration_seconds: 900, timeout_ms: 5000,
+      sts_endpoint: null, sts_region: "eu-west-1", role_arns: { "*": ROLE }, duration_seconds: 3600, timeout_ms: 5000,
       token_audience: "sts.amazonaws.com", action_prefixes: {},
     });
+  });
+
+  it("defaults GCP's impersonated tokens to 1 hour", () => {
+    const config = parseConfig({ ...withIssuer, gcp: { workload_identity_provider: "projects/1/locations/global/workloadIdentityPools/p/providers/r" } });
+    expect(config.gcp?.token_lifetime_seconds).toBe(3600);
+  });
+
+  it("takes caller rules that let a caller assert static identities, exactly or by prefix, without naming tenants", () => {
+    const rule = {
+      spiffe_id: "spiffe://hexr.local/sidecar/acme-corp/dev-pod",
+      static_identities: ["spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main", "spiffe://hexr.local/agent/acme-corp/content-crew/*", "spiffe://hexr.local/agent/globex/*"],
+    };
+    const config = parseConfig({ ...minimal, caller_rules: [rule, { spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["*"] }] });
+    expect(config.caller_rules).toEqual([{ ...rule, tenants: [] }, { spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["*"], static_identities: [] }]);
+    expect(parseConfig(config, "/elsewhere")).toEqual(config);
   });
 
   it("defaults the OIDC issuer's tokens to 5 minutes, its JWKS to {issuer}/keys, and no key generation", () => {
@@ -161,7 +177,23 @@ describe("injector configuration", () => {
     [{ ...minimal, aws: { role_arns: { "a:b": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["a:b"] is not valid'],
     [{ ...minimal, aws: { role_arns: { "acme-corp/..": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["acme-corp/.."] is not valid'],
     [{ ...minimal, aws: { role_arns: { "t/a/r/x": "arn:aws:iam::123456789012:role/r" } } }, 'injector config: aws.role_arns["t/a/r/x"] is not valid'],
-    [{ ...minimal, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 60 } }, "injector config: aws.duration_seconds must be an integer from 900 to 43200"],
+    [{ ...minimal, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 60 } }, "injector config: aws.duration_seconds must be an integer from 1800 to 43200"],
+    // Inside the sidecar's refresh buffer from the start: the sidecar could never serve it.
+    [{ ...minimal, aws: { role_arns: { "*": "arn:aws:iam::123456789012:role/r" }, duration_seconds: 900 } }, "injector config: aws.duration_seconds must be an integer from 1800 to 43200"],
+    [{ ...minimal, gcp: { workload_identity_provider: "projects/1/locations/global/workloadIdentityPools/p/providers/r", token_lifetime_seconds: 1200 } },
+      "injector config: gcp.token_lifetime_seconds must be an integer from 1800 to 43200"],
+    [{ ...minimal, caller_rules: [{ spiffe_id: "spiffe://hexr.local/sidecar/x" }] }, "injector config: caller_rules[0].tenants is required"],
+    ...[
+      "spiffe://hexr.local/sidecar/acme-corp/dev-pod",
+      "spiffe://evil.example/agent/acme-corp/a/main",
+      "spiffe://hexr.local/agent/*",
+      "spiffe://hexr.local/agent/acme-corp/a/main/*",
+      "spiffe://hexr.local/agent/acme-corp/*/main",
+      "spiffe://hexr.local/agent/acme-corp/a*",
+    ].map((pattern): [unknown, string] => [
+      { ...minimal, caller_rules: [{ spiffe_id: "spiffe://hexr.local/sidecar/x", static_identities: [pattern] }] },
+      `injector config: caller_rules[0].static_identities[0] is not valid: ${JSON.stringify(pattern)}`,
+    ]),
     [{ ...minimal, aws: { role_arns: { "*": ROLE } } }, "injector config: oidc is required when aws, gcp or azure exchanges are configured"],
     [{ ...withIssuer, aws: { role_arns: { "*": ROLE }, action_prefixes: { aws_s3: "S3:" } } }, 'injector config: aws.action_prefixes["aws_s3"] is not valid'],
     [{ ...withIssuer, aws: { role_arns: { "*": ROLE }, action_prefixes: { gcp_storage: "s3" } } }, 'injector config: aws.action_prefixes["gcp_storage"] is not valid'],
@@ -198,6 +230,15 @@ describe("injector configuration", () => {
     expect(() => createExchanges(config, neverMints)).toThrow("injector config: azure.scopes has no token scope for azure_keyvault");
     const scoped = parseConfig({ ...withIssuer, extra_services: ["azure_keyvault"], azure: { tenant_id: "t", client_ids: { "*": "c" }, scopes: { azure_keyvault: "https://vault.azure.net/.default" } } });
     expect(createExchanges(scoped, neverMints).has("azure")).toBe(true);
+  });
+
+  it("scopes each Azure service of the contract as {resource}/.default, the contract's resource map being the one source", () => {
+    expect(BUILT_IN_AZURE_SCOPES).toEqual({
+      azure_storage: "https://storage.azure.com/.default",
+      azure_cosmosdb: "https://cosmos.azure.com/.default",
+      azure_openai: "https://cognitiveservices.azure.com/.default",
+    });
+    expect(Object.keys(BUILT_IN_AZURE_SCOPES)).toEqual(Object.keys(AZURE_RESOURCES));
   });
 
   it("accepts IAM action prefixes for AWS services in the config", () => {

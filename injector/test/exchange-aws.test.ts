@@ -1,5 +1,5 @@
 // The whole AWS path against the real OPA server (policy/) and the real moto STS and S3, with a
-// loopback stand-in for STS's web-identity check in front of moto (fakes/aws-sts.ts: moto does not
+// loopback stand-in for STS's web-identity check in front of moto (support/fakes/aws-sts.ts: moto does not
 // verify the token): it verifies what the injector sends against the injector's published JWKS,
 // as IAM does for an OIDC identity provider, and applies each role's trust policy.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,8 +10,8 @@ import { SignJWT, decodeJwt, decodeProtectedHeader } from "jose";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { issueX509Svid } from "../../support/dev-identity.ts";
-import { startAwsStsFront, type AwsStsFront } from "./fakes/aws-sts.ts";
-import { resolverFor } from "./fakes/oidc-federation.ts";
+import { startAwsStsFront, type AwsStsFront } from "../../support/fakes/aws-sts.ts";
+import { resolverFor } from "../../support/fakes/oidc-federation.ts";
 import {
   ANALYST_ID, OIDC_ISSUER, PIPELINE_ID, baseConfig, filterHeaders, publishedJwks, send, sidecarTls, startCaptured, testIdentity,
   verifyAgainstPublishedJwks, type CapturedInjector, type ClientTls, type TestIdentity,

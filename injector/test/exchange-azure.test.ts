@@ -1,5 +1,5 @@
 // Azure federated client-assertion flow against the real OPA server and a loopback stand-in for
-// Entra ID (see fakes/azure.ts: no local emulator exists), which checks the client assertion
+// Entra ID (see support/fakes/azure.ts: no local emulator exists), which checks the client assertion
 // against the injector's published JWKS as a federated identity credential does.
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,8 +10,9 @@ import { freePort } from "../../support/processes.ts";
 import { projectRoot } from "../../support/tools.ts";
 import type { InjectorConfigInput } from "../server.ts";
 import { decodeJwt } from "jose";
-import { AZURE_AUDIENCE, startAzureFake, type AzureFake } from "./fakes/azure.ts";
-import { resolverFor } from "./fakes/oidc-federation.ts";
+import { AZURITE_ACCOUNT, startAzuriteBlob } from "../../support/azurite.ts";
+import { AZURE_AUDIENCE, startAzureFake, type AzureFake } from "../../support/fakes/azure.ts";
+import { resolverFor } from "../../support/fakes/oidc-federation.ts";
 import {
   ANALYST_ID, MULTI_CLOUD_ID, OIDC_ISSUER, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
   verifyAgainstPublishedJwks, type CapturedInjector, type ClientTls, type TestIdentity,
@@ -90,9 +91,16 @@ describe("Azure exchange", () => {
 
     expect(reply.status).toBe(200);
     expect(reply.json).toMatchObject({ service: "azure_storage", provider: "azure", region: "eastus", spiffe_id: MULTI_CLOUD_ID });
-    expect(reply.json.credentials).toEqual({ access_token: expect.stringMatching(/\.azure-/), token_type: "Bearer" });
+    expect(reply.json.credentials).toEqual({ access_token: expect.any(String), token_type: "Bearer" });
     expect(reply.json.expires_at).toBeGreaterThanOrEqual(before + 3599 - 5);
     expect(reply.json.expires_at).toBeLessThanOrEqual(before + 3599 + 5);
+    // Entra ID's v1 access token for the storage resource, as Azure Storage expects it.
+    const accessToken = decodeJwt(reply.json.credentials.access_token);
+    expect(accessToken).toMatchObject({ aud: "https://storage.azure.com", iss: `https://sts.windows.net/${TENANT_ID}/`, appid: DEFAULT_CLIENT, tid: TENANT_ID, ver: "1.0" });
+    // MSAL dates the expiry by its own clock when the answer arrives (now + expires_in), Entra ID by
+    // its clock when it minted the token: the two may fall on either side of a second's boundary.
+    expect(Math.abs(accessToken.exp! - reply.json.expires_at)).toBeLessThanOrEqual(1);
+    expect(accessToken.exp! - accessToken.nbf!).toBe(3599);
 
     expect(entra.tokenRequests).toHaveLength(1);
     const form = entra.tokenRequests[0];
@@ -106,6 +114,22 @@ describe("Azure exchange", () => {
     const claims = await verifyAgainstPublishedJwks(assertion, injector.discoveryUrl!, AZURE_AUDIENCE);
     expect(claims).toMatchObject({ iss: OIDC_ISSUER, sub: MULTI_CLOUD_ID, aud: AZURE_AUDIENCE });
     expect(claims.exp! - claims.iat!).toBe(300);
+  });
+
+  it("returns an access token Azure Storage's emulator accepts (Azurite, --oauth basic)", async () => {
+    const azurite = await startAzuriteBlob({ identityDir: identity.paths.dir });
+    try {
+      const { reply } = await exchange(MULTI_CLOUD_ID, "azure_storage");
+      const created = await send(azurite.url, {
+        method: "PUT",
+        path: `/${AZURITE_ACCOUNT}/static-identity-check?restype=container`,
+        headers: { authorization: `Bearer ${reply.json.credentials.access_token}`, "x-ms-version": "2025-11-05" },
+        tls: { ca: await readFile(azurite.caFile, "utf8") },
+      });
+      expect(created.status).toBe(201);
+    } finally {
+      await azurite.stop();
+    }
   });
 
   it("uses the most specific client ID and the service's resource scope", async () => {

@@ -1,12 +1,12 @@
 // GCP Workload Identity Federation against the real OPA server and a loopback stand-in for Google's
-// STS and IAM Credentials endpoints (see fakes/gcp.ts: no local emulator exists), which verifies
+// STS and IAM Credentials endpoints (see support/fakes/gcp.ts: no local emulator exists), which verifies
 // the subject token against the injector's published JWKS as a workload identity pool does.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { freePort } from "../../support/processes.ts";
 import { decodeJwt } from "jose";
-import { GCP_AUDIENCE, startGcpFake, type GcpFake } from "./fakes/gcp.ts";
-import { resolverFor } from "./fakes/oidc-federation.ts";
+import { GCP_AUDIENCE, startGcpFake, type GcpFake } from "../../support/fakes/gcp.ts";
+import { resolverFor } from "../../support/fakes/oidc-federation.ts";
 import {
   ANALYST_ID, MULTI_CLOUD_ID, OIDC_ISSUER, PIPELINE_ID, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
   verifyAgainstPublishedJwks, type CapturedInjector, type ClientTls, type TestIdentity,

@@ -177,6 +177,12 @@ export function filterHeaders(spiffeId: string, token: string, extra: Record<str
   };
 }
 
+/** Headers the filter sends for an identity its listener asserts (identity source static): no JWT-SVID. */
+export function assertedHeaders(spiffeId: string, extra: Record<string, string> = {}): Record<string, string> {
+  const { authorization: _, ...headers } = filterHeaders(spiffeId, "none", { [HEADERS.identity_source]: "static" });
+  return { ...headers, ...extra };
+}
+
 /** Accepts connections and never answers: a hung upstream. */
 export async function startBlackHole(): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();

@@ -107,7 +107,10 @@ describe("AWS session details", () => {
 });
 
 describe("callers speaking for a tenant", () => {
-  const policy = new CallerPolicy([{ spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["acme-corp"] }, { spiffe_id: "spiffe://hexr.local/ops/break-glass", tenants: ["*"] }]);
+  const policy = new CallerPolicy([
+    { spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["acme-corp"], static_identities: [] },
+    { spiffe_id: "spiffe://hexr.local/ops/break-glass", tenants: ["*"], static_identities: [] },
+  ]);
   const allowed = (caller: string, who = agent) => {
     try {
       policy.check(caller, who);
@@ -135,5 +138,37 @@ describe("callers speaking for a tenant", () => {
     expect(allowed("spiffe://hexr.local/hexr-system/gateway", parseAgentSpiffeId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(false);
     expect(allowed("spiffe://hexr.local/ops/break-glass", parseAgentSpiffeId("spiffe://hexr.local/agent/globex/a/b")!)).toBe(true);
     expect(allowed("spiffe://hexr.local/ops/break-glass/sub")).toBe(false);
+  });
+});
+
+describe("callers asserting static identities", () => {
+  const SIDECAR = "spiffe://hexr.local/sidecar/acme-corp/pod-1";
+  const policy = new CallerPolicy([
+    { spiffe_id: SIDECAR, tenants: [], static_identities: ["spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main", "spiffe://hexr.local/agent/acme-corp/content-crew/*"] },
+    { spiffe_id: "spiffe://hexr.local/hexr-system/*", tenants: ["*"], static_identities: [] },
+  ]);
+  const mayAssert = (caller: string, spiffeId: string) => {
+    try {
+      policy.checkAssertion(caller, spiffeId);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it("allows exactly the listed identities, and those under a listed prefix", () => {
+    expect(mayAssert(SIDECAR, "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main")).toBe(true);
+    expect(mayAssert(SIDECAR, "spiffe://hexr.local/agent/acme-corp/content-crew/writer")).toBe(true);
+  });
+
+  it("refuses anything else, even of the same tenant, and prefixes are cut at a path boundary", () => {
+    expect(mayAssert(SIDECAR, "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/other")).toBe(false);
+    expect(mayAssert(SIDECAR, "spiffe://hexr.local/agent/acme-corp/research-analyst/main")).toBe(false);
+    expect(mayAssert(SIDECAR, "spiffe://hexr.local/agent/acme-corp/content-crew-evil/writer")).toBe(false);
+  });
+
+  it("gives no caller the right implicitly: not a same-tenant sidecar, not a rule that lets it relay for every tenant", () => {
+    expect(mayAssert("spiffe://hexr.local/sidecar/acme-corp/pod-2", "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main")).toBe(false);
+    expect(mayAssert("spiffe://hexr.local/hexr-system/gateway", "spiffe://hexr.local/agent/acme-corp/content-crew/writer")).toBe(false);
   });
 });

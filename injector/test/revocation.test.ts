@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BRIDGE_SPIFFE_ID, INJECTOR_SPIFFE_ID } from "../../support/dev-identity.ts";
+import { BRIDGE_SPIFFE_ID, DEFAULT_SIDECAR_SPIFFE_ID, INJECTOR_SPIFFE_ID } from "../../support/dev-identity.ts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
 import { startOpa, type OpaServer } from "../../support/opa.ts";
 import { freePort } from "../../support/processes.ts";
@@ -18,7 +18,7 @@ import {
 import { OpaClient, readOpaToken } from "../opa.ts";
 import type { InjectorConfigInput } from "../server.ts";
 import {
-  ANALYST_ID, DEFAULT_ROLE_ARN, PIPELINE_ID, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
+  ANALYST_ID, DEFAULT_ROLE_ARN, PIPELINE_ID, assertedHeaders, baseConfig, filterHeaders, send, sidecarTls, startCaptured, testIdentity,
   type CapturedInjector, type ClientTls, type TestIdentity,
 } from "./helpers.ts";
 
@@ -58,6 +58,8 @@ function revocationConfig(overrides: Record<string, unknown> = {}) {
 function injectorConfig(revocation: Record<string, unknown>): InjectorConfigInput {
   return {
     ...baseConfig(identity, opa),
+    // The sidecar may also assert ANALYST_ID itself (a metadata listener's static identity).
+    caller_rules: [{ spiffe_id: DEFAULT_SIDECAR_SPIFFE_ID, static_identities: [ANALYST_ID] }],
     aws: { sts_endpoint: moto.url, role_arns: { "*": DEFAULT_ROLE_ARN } },
     revocation,
   };
@@ -128,6 +130,10 @@ describe("a revoked identity", () => {
     expect(reply.json).toEqual(REVOKED);
     expect(log).toMatchObject({ spiffe_id: ANALYST_ID, decision: "not_reached", outcome: "revoked", status: 403 });
     expect((await ask(ANALYST_ID, injector, "aws_dynamodb")).reply.json).toEqual(REVOKED);
+    // Asserted by the sidecar rather than proven by a JWT-SVID: refused all the same.
+    const asserted = await send(injector.url, { headers: assertedHeaders(ANALYST_ID), body: JSON.stringify({ service: "aws_s3" }), tls });
+    expect(asserted.json).toEqual(REVOKED);
+    expect(injector.logLines().filter((line) => line.msg === "exchange").at(-1)).toMatchObject({ identity_source: "static", outcome: "revoked" });
 
     // Prefix-precise: another agent of the same tenant still gets credentials.
     expect((await ask(PIPELINE_ID)).reply.status).toBe(200);

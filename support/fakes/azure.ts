@@ -3,10 +3,17 @@
 // local emulator; this checks every field the real endpoint requires and answers in its format
 // (errors included), over HTTPS because MSAL refuses a plain-HTTP authority. The client assertion
 // is checked as a federated identity credential does: issuer, the issuer's published JWKS (RS256),
-// audience api://AzureADTokenExchange, expiry, and the exact subject the credential names.
+// audience api://AzureADTokenExchange, expiry, and the subject the credential names.
+//
+// The access tokens it issues are v1 JWTs as Entra ID issues them for Azure Storage: `iss`
+// https://sts.windows.net/{tenant}/, `aud` the resource of the requested scope, `iat`/`nbf`/`exp`,
+// signed (RS256) with a key of this fake's. That is what Azurite's `--oauth basic` checks (it
+// decodes the token without verifying the signature: issuer prefix, storage audience, lifetime),
+// so an SDK using the token against Azurite is accepted as it would be by Azure Storage.
 import type { ServerResponse } from "node:http";
 import { createServer } from "node:https";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { SignJWT, exportJWK, generateKeyPair, type JWK } from "jose";
 import { FederationError, verifyFederatedToken, type FederationFailure, type TrustedIssuer } from "./oidc-federation.ts";
 
 export const AZURE_AUDIENCE = "api://AzureADTokenExchange";
@@ -17,9 +24,20 @@ export interface AzureFakeOptions {
   tenantId: string;
   /** The issuer every federated credential names. */
   issuer: TrustedIssuer;
-  /** Per client ID (app registration / managed identity), the subjects its federated credentials name. */
+  /**
+   * Per client ID (app registration / managed identity), the subjects its federated credentials
+   * name: exactly, or, ending in `*`, every subject with that prefix (as a flexible federated
+   * identity credential's `claims['sub'] matches '...*'` does).
+   */
   federatedSubjects: Record<string, string[]>;
+  /** Loopback port (default: any free one). */
+  port?: number;
+  /** `expires_in` of the access tokens; Entra ID's default lifetime is 60 to 90 minutes. */
+  tokenLifetimeSeconds?: number;
 }
+
+/** Entra ID's v1 issuer for a tenant: what Azure Storage (and Azurite) expect in `iss`. */
+export const entraTokenIssuer = (tenantId: string) => `https://sts.windows.net/${tenantId}/`;
 
 /** Entra ID's answer per failure: error, AADSTS code, description. */
 const AADSTS: Record<FederationFailure, [string, number, string]> = {
@@ -42,10 +60,13 @@ export interface AzureFake {
 }
 
 const CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const SCOPE = /^(https:\/\/[a-z.]+)\/\.default$/;
+const DEFAULT_TOKEN_LIFETIME_SECONDS = 3599;
 
 export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFake> {
   const fake: AzureFake = { url: "", tokenRequests: [], delayMs: 0, close: async () => undefined };
   const tenantPath = `/${options.tenantId}`;
+  const signer = await tokenSigner();
 
   const server = createServer({ cert: options.cert, key: options.key }, (request, response) => {
     let body = "";
@@ -54,6 +75,7 @@ export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFa
     request.on("end", () => {
       const path = (request.url ?? "").split("?")[0];
       if (request.method === "GET" && path === `${tenantPath}/v2.0/.well-known/openid-configuration`) return reply(response, 200, openIdConfiguration());
+      if (request.method === "GET" && path === "/discovery/v2.0/keys") return reply(response, 200, { keys: [signer.publicJwk] });
       if (request.method === "POST" && path === `${tenantPath}/oauth2/v2.0/token`) {
         const form = new URLSearchParams(body);
         fake.tokenRequests.push(form);
@@ -82,7 +104,8 @@ export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFa
   async function token(response: ServerResponse, contentType: string, form: URLSearchParams) {
     if (!contentType.startsWith("application/x-www-form-urlencoded")) return aadError(response, 400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.");
     if (form.get("grant_type") !== "client_credentials") return aadError(response, 400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
-    if (!/^https:\/\/[a-z.]+\/\.default$/.test(form.get("scope") ?? "")) return aadError(response, 400, "invalid_scope", 1002012, "The provided value for scope is not valid.");
+    const resource = SCOPE.exec(form.get("scope") ?? "")?.[1];
+    if (!resource) return aadError(response, 400, "invalid_scope", 1002012, "The provided value for scope is not valid.");
     if (form.get("client_assertion_type") !== CLIENT_ASSERTION_TYPE) return aadError(response, 400, "invalid_request", 7000215, "Invalid client assertion type.");
     const clientId = form.get("client_id") ?? "";
     const subjects = Object.hasOwn(options.federatedSubjects, clientId) ? options.federatedSubjects[clientId] : undefined;
@@ -95,13 +118,18 @@ export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFa
       const [code, number, description] = AADSTS[error.reason];
       return aadError(response, code === "invalid_client" ? 401 : 400, code, number, description);
     }
-    if (!subjects.includes(String(claims.sub))) {
+    if (!subjects.some((subject) => namesSubject(subject, String(claims.sub)))) {
       return aadError(response, 401, "invalid_client", 700213, "No matching federated identity record found for presented assertion subject.");
     }
-    reply(response, 200, { token_type: "Bearer", expires_in: 3599, ext_expires_in: 3599, access_token: `eyJ0eXAiOiJKV1Qi.azure-${randomBytes(12).toString("hex")}` });
+    const lifetime = options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS;
+    const accessToken = await signer.sign({ tenantId: options.tenantId, clientId, resource, lifetime });
+    reply(response, 200, { token_type: "Bearer", expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken });
   }
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", resolve);
+  });
   fake.url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
   fake.close = () =>
     new Promise((resolve) => {
@@ -109,6 +137,44 @@ export async function startAzureFake(options: AzureFakeOptions): Promise<AzureFa
       server.close(() => resolve());
     });
   return fake;
+}
+
+function namesSubject(federated: string, subject: string): boolean {
+  return federated.endsWith("*") ? subject.startsWith(federated.slice(0, -1)) : subject === federated;
+}
+
+interface AccessTokenSpec {
+  tenantId: string;
+  clientId: string;
+  resource: string;
+  lifetime: number;
+}
+
+/** Signs access tokens with a key of this fake's own, made at start; its public half is the fake's JWKS. */
+async function tokenSigner(): Promise<{ publicJwk: JWK; sign(spec: AccessTokenSpec): Promise<string> }> {
+  const { privateKey, publicKey } = await generateKeyPair("RS256");
+  const kid = randomBytes(8).toString("hex");
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: "RS256", use: "sig" };
+  return {
+    publicJwk,
+    sign({ tenantId, clientId, resource, lifetime }) {
+      const now = Math.floor(Date.now() / 1000);
+      const principal = servicePrincipalOf(clientId);
+      return new SignJWT({
+        aud: resource, iss: entraTokenIssuer(tenantId), iat: now, nbf: now, exp: now + lifetime,
+        appid: clientId, appidacr: "2", idp: entraTokenIssuer(tenantId), idtyp: "app",
+        oid: principal, sub: principal, tid: tenantId, uti: randomBytes(16).toString("base64url"), ver: "1.0",
+      })
+        .setProtectedHeader({ alg: "RS256", typ: "JWT", kid })
+        .sign(privateKey);
+    },
+  };
+}
+
+/** An app-only token's oid/sub: the app's service principal, one stable ID per client ID. */
+function servicePrincipalOf(clientId: string): string {
+  const hex = createHash("sha256").update(clientId).digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
 function aadError(response: ServerResponse, status: number, error: string, code: number, description: string) {

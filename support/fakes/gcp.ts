@@ -17,6 +17,8 @@ export interface GcpFakeOptions {
   allowedAudiences?: string[];
   /** Service accounts the federated identity may impersonate. */
   serviceAccounts: string[];
+  /** Loopback port (default: any free one). */
+  port?: number;
 }
 
 /** Google STS's error_description per failure (all `invalid_grant`, HTTP 400). */
@@ -121,7 +123,10 @@ export async function startGcpFake(options: GcpFakeOptions): Promise<GcpFake> {
     reply(response, 200, { accessToken: `ya29.sa-${randomBytes(12).toString("hex")}`, expireTime });
   }
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", resolve);
+  });
   fake.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   fake.close = () =>
     new Promise((resolve) => {
