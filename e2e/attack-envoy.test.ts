@@ -113,12 +113,13 @@ function rawRequest(target: number, method: string, rawPath: string): Promise<{ 
 }
 
 describe("Envoy's admin", () => {
-  it("listens on no TCP port: the sidecar's only TCP listeners are the agents' two and the stats listener", async () => {
+  it("listens on no TCP port: the sidecar's only TCP listeners are the agents' two, the metadata listener and the stats listener", async () => {
     const sidecar = stack.envoy;
-    expect(listeningTcpPorts(sidecar.pid!)).toEqual(new Set([port(sidecar.agentUrl), port(sidecar.agentMtlsUrl), port(sidecar.statsUrl)]));
+    const metadata = `http://${sidecar.metadataListeners[0].gceMetadataHost}`;
+    expect(listeningTcpPorts(sidecar.pid!)).toEqual(new Set([port(sidecar.agentUrl), port(sidecar.agentMtlsUrl), port(metadata), port(sidecar.statsUrl)]));
     // None of them answers as the admin.
     const svid = await issueX509Svid(OTHER);
-    for (const base of [sidecar.agentUrl, sidecar.agentMtlsUrl, new URL(sidecar.statsUrl).origin]) {
+    for (const base of [sidecar.agentUrl, sidecar.agentMtlsUrl, metadata, new URL(sidecar.statsUrl).origin]) {
       for (const adminPath of ["/ready", "/server_info", "/config_dump", "/logging", "/stats"]) {
         const answer = await request(`${base}${adminPath}`, { tls: { ...svid, ca: stack.identity.ca } });
         expect(answer.status, `${base}${adminPath}`).toBe(404);
@@ -312,14 +313,14 @@ describe("the mTLS listener", () => {
     caA = await devCa();
     const b = await newCa(TD_B);
     caB = b.ca;
-    const [agent, agentMtls, stats] = [await freePort(), await freePort(), await freePort()];
+    const [agent, agentMtls, metadata, stats] = [await freePort(), await freePort(), await freePort(), await freePort()];
     twoDomains = createEnvoySidecar({
       name: "two-domains",
       runDir: stack.runDir,
       concurrency: 1,
       values: {
         ...nativeSidecarValues({
-          sidecarPorts: { agent, agentMtls, stats },
+          sidecarPorts: { agent, agentMtls, metadata, stats },
           ports: stack.ports,
           identity: stack.identity,
           wasmPath: defaultWasmPath,

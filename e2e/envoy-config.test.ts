@@ -85,7 +85,7 @@ describe("the sidecar template", () => {
 
   it("keeps jwt_authn, the exchange filter, buffer and router in that order on both listeners, set up safely", async () => {
     const config = parse(await readFile(renderNative("inspect"), "utf8"));
-    const listeners = (config.static_resources.listeners as any[]).filter((l) => l.name !== "stats");
+    const listeners = (config.static_resources.listeners as any[]).filter((l) => l.name.startsWith("agent_"));
     expect(listeners.map((l) => [l.name, l.address.socket_address.port_value])).toEqual([
       ["agent_http", DEFAULT_PORTS.agent],
       ["agent_mtls", DEFAULT_PORTS.agentMtls],
@@ -104,12 +104,24 @@ describe("the sidecar template", () => {
       const jwt = filters[0].typed_config;
       // The provider is named (so its verified-token cache is used), and a missing or failed token
       // still reaches the exchange filter, which answers with the contract's JSON 401.
-      expect(jwt.rules).toEqual([{
-        match: { prefix: "/" },
-        requires: { requires_any: { requirements: [{ provider_name: "jwt_svid" }, { allow_missing_or_failed: {} }] } },
-      }]);
+      // The AWS container-credentials door reads the JWT-SVID with no scheme (as the AWS SDKs send
+      // the token file), every other path as a Bearer token; both under the same checks.
+      expect(jwt.rules).toEqual([
+        {
+          match: { path: "/v1/aws/credentials" },
+          requires: { requires_any: { requirements: [{ provider_name: "jwt_svid_token_file" }, { allow_missing_or_failed: {} }] } },
+        },
+        {
+          match: { prefix: "/" },
+          requires: { requires_any: { requirements: [{ provider_name: "jwt_svid" }, { allow_missing_or_failed: {} }] } },
+        },
+      ]);
       expect(jwt.providers.jwt_svid.jwt_cache_config).toEqual({ jwt_cache_size: 1000 });
-      const provider = Object.values(jwt.providers)[0] as any;
+      const provider = jwt.providers.jwt_svid;
+      const { from_headers: tokenFileHeaders, ...tokenFileChecks } = jwt.providers.jwt_svid_token_file;
+      const { from_headers: _bearer, ...bearerChecks } = provider;
+      expect(tokenFileChecks).toEqual(bearerChecks);
+      expect(tokenFileHeaders).toEqual([{ name: "authorization" }]);
       expect(provider).toMatchObject({
         issuer: "https://oidc.hexr.local",
         audiences: ["hexr-credential-injector"],
@@ -188,14 +200,15 @@ describe("the sidecar template", () => {
     const config = parse(await readFile(rendered.configPath, "utf8"));
     expect(config.admin).toEqual({ address: { pipe: { path: rendered.adminSocket, mode: 0o600 } } });
 
-    // Every TCP listener: the two agent listeners and the stats listener, nothing else.
+    // Every TCP listener: the two agent listeners, the metadata listener and the stats listener, nothing else.
     const listeners = config.static_resources.listeners as any[];
     expect(listeners.map((l) => [l.name, l.address.socket_address])).toEqual([
       ["agent_http", { address: "127.0.0.1", port_value: DEFAULT_PORTS.agent }],
       ["agent_mtls", { address: "127.0.0.1", port_value: DEFAULT_PORTS.agentMtls }],
+      ["metadata_pod", { address: "127.0.0.1", port_value: DEFAULT_PORTS.metadata }],
       ["stats", { address: "127.0.0.1", port_value: DEFAULT_PORTS.stats }],
     ]);
-    const hcm = listeners[2].filter_chains[0].filters[0].typed_config;
+    const hcm = listeners[3].filter_chains[0].filters[0].typed_config;
     expect(hcm).toMatchObject({ normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: "REJECT_REQUEST" });
     expect(hcm.http_filters.map((f: { name: string }) => f.name)).toEqual(["envoy.filters.http.router"]);
     const routes = hcm.route_config.virtual_hosts[0].routes as any[];

@@ -7,7 +7,7 @@
 //     real expiry), every error is the contract's JSON;
 //   - with L2 down (Valkey, bridge) even cold keys are served; with L3 down (injector, OPA, moto)
 //     cold keys get the contract's 5xx, and are served again once the part is back.
-// Entries live ~10 s here (refresh_buffer_seconds 890 with 900-s credentials), so refresh-ahead runs
+// Entries live ~10 s here (refresh_buffer_seconds 1790 with 1800-s credentials), so refresh-ahead runs
 // all along, and the injector stays down longer than an entry's servable life: every warm key must
 // then be carried by stale-if-error, not by luck.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +16,8 @@ import { startStack, type Part, type Stack } from "../stack/index.ts";
 import { SecretLedger, eventually, exchange, expectCredential, expectNoSecretsInLogs, injectorExchangeLines, sleep } from "./helpers.ts";
 import { AgentLoad, countByTier, sharedCredentials, violations, type LoadAgent, type LoadAnswer } from "./load.ts";
 
-const BUFFER_SECONDS = 890;
+/** 1800-s credentials (injector/config.dev.json), 1790 s of buffer: about 10 s of servable life per entry. */
+const BUFFER_SECONDS = 1790;
 const WARM_AGENTS = 6;
 const WARM_PERIOD_MS = 50;
 const COLD_PERIOD_MS = 150;

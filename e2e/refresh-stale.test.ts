@@ -1,12 +1,12 @@
 // Refresh-ahead and stale-if-error through the real Envoy, with real (moto) credentials.
 //
-// AWS sessions last at least 900 s, so the credentials stay real and the windows are made short
-// with the filter's refresh_buffer_seconds instead: with a buffer of 890 s an entry is servable for
-// about 10 s after it was stored, its last 25 % (about 2.5 s) is the refresh-ahead window, and after
-// those 10 s it is "past the refresh buffer but still inside the credential's real lifetime" for
-// another 890 s: the stale-if-error window.
+// The stack's AWS sessions last 1800 s (the injector's minimum), so the credentials stay real and the
+// windows are made short with the filter's refresh_buffer_seconds instead: with a buffer of 1790 s
+// an entry is servable for about 10 s after it was stored, its last 25 % (about 2.5 s) is the
+// refresh-ahead window, and after those 10 s it is "past the refresh buffer but still inside the
+// credential's real lifetime" for another 1790 s: the stale-if-error window.
 //
-// What this file cannot show: the hard stop at the credential's real expiry (the 900th second), which
+// What this file cannot show: the hard stop at the credential's real expiry (the 1800th second), which
 // no CI test can wait for with real STS credentials and which is not faked here. It is proven with a
 // virtual clock in host-test/stale-if-error.test.ts ("never serves an entry past expires_at"), and in
 // the real Envoy by the soak run (e2e/soak.ts, its expiry probe). Here, every stale answer is checked
@@ -30,8 +30,8 @@ import {
   type HttpAnswer,
 } from "./helpers.ts";
 
-/** 900-s credentials, 890 s of buffer: about 10 s of servable life per entry. */
-const BUFFER_SECONDS = 890;
+/** 1800-s credentials (injector/config.dev.json), 1790 s of buffer: about 10 s of servable life per entry. */
+const BUFFER_SECONDS = 1790;
 /** The injector call's timeout in this stack (the shipped 5 s would make the hung-injector case slow). */
 const INJECTOR_TIMEOUT_MS = 2_000;
 /** How long the steady agent runs: at least two full servable lives, so at least two refreshes. */

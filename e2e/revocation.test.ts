@@ -241,15 +241,16 @@ describe("revocation across two Envoys", () => {
     // Another tenant's entry, as its own sidecar would have written it to the shared L2 (the
     // injector behind these sidecars serves acme-corp only). The value is a fixture: it is never
     // used against AWS, only served from the caches.
-    const expiresAt = Math.floor(Date.now() / 1000) + 900;
+    // An hour: well beyond the sidecar's refresh buffer, so the entry is servable from L2.
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
     const globexBody = JSON.stringify({
       service: "aws_s3", provider: "aws", region: REGION, spiffe_id: GLOBEX,
       credentials: { AccessKeyId: "ASIAFIXTUREGLOBEX0001", SecretAccessKey: "fixture-secret-of-another-tenant-0001", SessionToken: "fixture-session-of-another-tenant-0001" },
       expiration: new Date(expiresAt * 1000).toISOString().replace(".000Z", "Z"), expires_at: expiresAt,
     });
     ledger.credentials(JSON.parse(globexBody));
-    const put = await request(`${stack.parts.bridge.url}/v1/cred/${encodeURIComponent(keyOf(GLOBEX))}?ttl_ms=900000`, {
-      method: "PUT", body: `${expiresAt},${expiresAt - 900}\n${globexBody}`, tls: stack.l2.bridgeTls,
+    const put = await request(`${stack.parts.bridge.url}/v1/cred/${encodeURIComponent(keyOf(GLOBEX))}?ttl_ms=3600000`, {
+      method: "PUT", body: `${expiresAt},${expiresAt - 3600}\n${globexBody}`, tls: stack.l2.bridgeTls,
     });
     expect(put.status).toBe(204);
     const servedGlobex = new Map<EnvoySidecar, HttpAnswer>();

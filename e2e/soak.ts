@@ -1,11 +1,11 @@
-// npm run soak [-- --minutes 30] [--report FILE]
+// npm run soak [-- --minutes 35] [--report FILE]
 //
-// Not part of `npm test`: 30 minutes (by default) of mixed load against the whole local stack with
+// Not part of `npm test`: 35 minutes (by default) of mixed load against the whole local stack with
 // two Envoy sidecars sharing L2, while the parts behind them are killed and restarted one after the
 // other. Every answer is judged as in e2e/faults.test.ts (no warm request fails, no credential for a
 // wrong identity or past its time, only the contract's errors); on top of that it runs coalescing
-// bursts, revocations, and — when the run is long enough (≥ 16 minutes) — the expiry probe: one
-// credential is left alone until its real expiry (900 s) and asked for with the injector down just
+// bursts, revocations, and — when the run is long enough (≥ 31 minutes) — the expiry probe: one
+// credential is left alone until its real expiry (1800 s) and asked for with the injector down just
 // before and just after it, which shows the hard stop of stale-if-error in the real Envoy.
 // Memory (RSS) of each Envoy and each service is reported at the start and at the end.
 // Exit code 0 when every check held, 1 otherwise.
@@ -17,14 +17,14 @@ import { SecretLedger, exchange, injectorExchangeLines, injectorExchanges, reque
 import { AgentLoad, CredentialOwners, violations, type LoadAgent, type LoadAnswer } from "./load.ts";
 
 const { values: args } = parseArgs({
-  options: { minutes: { type: "string", default: "30" }, report: { type: "string" } },
+  options: { minutes: { type: "string", default: "35" }, report: { type: "string" } },
 });
 const MINUTES = Number(args.minutes);
 if (!Number.isFinite(MINUTES) || MINUTES <= 0 || MINUTES > 240) throw new Error("--minutes must be a number from 0 to 240");
 const RUN_MS = MINUTES * 60_000;
 
-const BUFFER_SECONDS = 890; // ~10 s of servable life per entry: refresh-ahead all the time
-const CREDENTIAL_SECONDS = 900; // injector/config.dev.json aws.duration_seconds
+const BUFFER_SECONDS = 1790; // ~10 s of servable life per entry: refresh-ahead all the time
+const CREDENTIAL_SECONDS = 1800; // injector/config.dev.json aws.duration_seconds
 const ADMIN = "spiffe://hexr.local/agent/acme-corp/platform-admin/soak";
 const WARM_PER_POD = 4;
 const WARM_PERIOD_MS = 100;

@@ -18,7 +18,7 @@ const LIFETIME_S = 700;
 
 describe("eviction on tick", () => {
   it("empties an expired entry this VM stored, on the next eviction tick", () => {
-    const filter = startFilter({ eviction_interval_seconds: 60, refresh_ahead_percent: 0 });
+    const filter = startFilter({ eviction_interval_seconds: 60, refresh_ahead_percent: 0, refresh_buffer_seconds: 600 });
     const { host } = filter;
     exchangeViaInjector(filter, credential({ expiresAt: host.clock.nowSeconds + LIFETIME_S }));
     expect(host.sharedData.read(KEY)!.value.byteLength).toBeGreaterThan(0);

@@ -190,16 +190,16 @@ describe("regions", () => {
 });
 
 describe("expiry and the refresh buffer", () => {
-  it("serves an entry until expires_at − 600 s by default, then asks the injector again", () => {
+  it("serves an entry until expires_at − 1200 s by default (above the SDKs' refresh windows), then asks the injector again", () => {
     const filter = startFilter({ refresh_ahead_percent: 0 });
     const { host, vm } = filter;
     const issued = credential({ expiresAt: host.clock.nowSeconds + 3600 });
     exchangeViaInjector(filter, issued);
 
-    host.advance((3600 - 600 - 1) * 1000);
+    host.advance((3600 - 1200 - 1) * 1000);
     expectCachedReply(sendExchange(vm), "L1", issued);
 
-    host.advance(1000); // now == expires_at − 600: no longer servable
+    host.advance(1000); // now == expires_at − 1200: no longer servable
     const late = sendExchange(vm);
     expect(late.response).toBeUndefined();
     const renewed = credential({ expiresAt: host.clock.nowSeconds + 3600 });

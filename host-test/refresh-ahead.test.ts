@@ -31,6 +31,7 @@ const HEXR = {
 };
 // Stored at t0, expiring at t0 + 3600, buffer 600: servable for 3000 s; the last 25 % starts at t0 + 2250 s.
 const LIFETIME_S = 3600;
+const BUFFER = { refresh_buffer_seconds: 600 };
 /** The agent's JWT-SVID, which the injector re-verifies: a refresh is only started with one. */
 const WITH_TOKEN = { headers: { authorization: "Bearer agent.jwt.svid" } };
 const REFRESH_FROM_S = 2250;
@@ -41,7 +42,7 @@ function injectorCalls(host: ReturnType<typeof startFilter>["host"]) {
 
 describe("refresh-ahead", () => {
   it("answers from L1 without a background call early in the entry's life", () => {
-    const filter = startFilter();
+    const filter = startFilter(BUFFER);
     const issued = credential({ expiresAt: filter.host.clock.nowSeconds + LIFETIME_S });
     exchangeViaInjector(filter, issued);
     filter.host.advance((REFRESH_FROM_S - 1) * 1000);
@@ -50,7 +51,7 @@ describe("refresh-ahead", () => {
   });
 
   it("answers from L1 and starts one background injector call late in the entry's life", () => {
-    const filter = startFilter();
+    const filter = startFilter(BUFFER);
     const { host, vm } = filter;
     const issued = credential({ expiresAt: host.clock.nowSeconds + LIFETIME_S });
     exchangeViaInjector(filter, issued);
@@ -77,7 +78,7 @@ describe("refresh-ahead", () => {
   });
 
   it("starts no refresh for a hit without the agent's token (the injector could only refuse it)", () => {
-    const { host, vm } = startFilter();
+    const { host, vm } = startFilter(BUFFER);
     const issued = credential({ expiresAt: host.clock.nowSeconds + LIFETIME_S });
     host.sharedData.write(KEY, cacheValue(issued, host.clock.nowSeconds));
     host.advance((REFRESH_FROM_S + 1) * 1000);
@@ -86,7 +87,7 @@ describe("refresh-ahead", () => {
   });
 
   it("writes the refreshed credential through to L2", () => {
-    const { host, vm } = startFilter({ l2: L2_CONFIG });
+    const { host, vm } = startFilter({ ...BUFFER, l2: L2_CONFIG });
     const issued = credential({ expiresAt: host.clock.nowSeconds + LIFETIME_S });
     host.sharedData.write(KEY, cacheValue(issued, host.clock.nowSeconds));
     host.advance((REFRESH_FROM_S + 1) * 1000);
@@ -98,7 +99,7 @@ describe("refresh-ahead", () => {
   });
 
   it("keeps serving the old entry when the refresh fails", () => {
-    const { host, vm } = startFilter();
+    const { host, vm } = startFilter(BUFFER);
     const issued = credential({ expiresAt: host.clock.nowSeconds + LIFETIME_S });
     host.sharedData.write(KEY, cacheValue(issued, host.clock.nowSeconds));
     host.advance((REFRESH_FROM_S + 1) * 1000);
@@ -109,14 +110,14 @@ describe("refresh-ahead", () => {
   });
 
   it("honours refresh_ahead_percent, 0 turning it off", () => {
-    const off = startFilter({ refresh_ahead_percent: 0 });
+    const off = startFilter({ ...BUFFER, refresh_ahead_percent: 0 });
     const issued = credential({ expiresAt: off.host.clock.nowSeconds + LIFETIME_S });
     off.host.sharedData.write(KEY, cacheValue(issued, off.host.clock.nowSeconds));
     off.host.advance((LIFETIME_S - 600 - 1) * 1000);
     expectCachedReply(sendExchange(off.vm, WITH_TOKEN), "L1", issued);
     expect(injectorCalls(off.host)).toEqual([]);
 
-    const early = startFilter({ refresh_ahead_percent: 90 });
+    const early = startFilter({ ...BUFFER, refresh_ahead_percent: 90 });
     early.host.sharedData.write(KEY, cacheValue(issued, early.host.clock.nowSeconds));
     early.host.advance(301 * 1000); // past the first 10 % of 3000 s
     expectCachedReply(sendExchange(early.vm, WITH_TOKEN), "L1", issued);

@@ -5,7 +5,8 @@ import path from "node:path";
 import { canConnect } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
 import { issueX509Svid } from "../support/dev-identity.ts";
-import { DEFAULT_PORTS, DEMO_AGENT_ID, startStack, type Stack, type StackPorts } from "../stack/index.ts";
+import { DEFAULT_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, startStack, type Stack, type StackPorts } from "../stack/index.ts";
+import { stockSdkEnvironment } from "../stack/sdk-env.ts";
 
 const runDir = path.join(projectRoot, ".run", "stack");
 const relative = (file: string) => path.relative(process.cwd(), file) || ".";
@@ -18,6 +19,9 @@ async function portsInUse(ports: StackPorts): Promise<string[]> {
 function banner(stack: Stack, svid: { cert: string; key: string }): string {
   const { ports, envoy } = stack;
   const body = `'{"service":"aws_s3","region":"us-west-2"}'`;
+  const sdkEnv = Object.entries(stockSdkEnvironment(envoy, { tokenFile: "$TOKEN_FILE" }))
+    .map(([name, value]) => `  export ${name}=${value}`)
+    .join("\n");
   return `
 Hexr local stack is up, everything on 127.0.0.1:
   agent listener  ${envoy.agentUrl}/exchange     agents send their JWT-SVID (Authorization: Bearer)
@@ -36,6 +40,13 @@ Get a JWT-SVID for a dev agent and exchange it (first from L3, then from L1: see
 The same agent with its X.509-SVID (the JWT-SVID still travels: the injector presents it to STS):
   curl -si --cacert ${relative(stack.identity.ca)} --cert ${relative(svid.cert)} --key ${relative(svid.key)} \\
        ${envoy.agentMtlsUrl}/exchange -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d ${body}
+
+Stock SDKs with no Hexr code (README, "Stock SDKs"): boto3, the AWS SDK for JavaScript, google-auth and
+azure-identity find the sidecar through these variables. AWS uses the process's own JWT-SVID; the GCE and
+Azure doors on ${envoy.metadataListeners[0]?.gceMetadataHost} serve ${METADATA_AGENT_ID}.
+  TOKEN_FILE=$(mktemp) && npm run -s token -- ${METADATA_AGENT_ID} > $TOKEN_FILE
+${sdkEnv}
+  AWS_ENDPOINT_URL_S3=http://127.0.0.1:${ports.moto} AWS_REGION=us-east-1 .venv/bin/python -c 'import boto3; print(boto3.client("s3").list_buckets()["Buckets"])'
 
 Ctrl-C stops everything.
 `;

@@ -7,6 +7,11 @@ export interface StackPorts {
   /** Envoy agent listener for agents presenting an X.509-SVID (mTLS). */
   agentMtls: number;
   /**
+   * Envoy's metadata listener for the pod's metadata identity (METADATA_AGENT_ID): the GCE metadata
+   * server and the Azure managed-identity endpoint of stock SDKs. Always on 127.0.0.1.
+   */
+  metadata: number;
+  /**
    * Envoy's stats listener: GET /stats/prometheus and nothing else. (Envoy's admin itself is a
    * Unix socket in the sidecar's run directory, never a TCP port.)
    */
@@ -24,6 +29,7 @@ export interface StackPorts {
 export const DEFAULT_PORTS: Readonly<StackPorts> = {
   agent: 15080,
   agentMtls: 15081,
+  metadata: 15082,
   stats: 15020,
   injector: 15443,
   bridge: 15090,
@@ -36,6 +42,7 @@ export const DEFAULT_PORTS: Readonly<StackPorts> = {
 export const FREE_PORTS: Readonly<StackPorts> = {
   agent: 0,
   agentMtls: 0,
+  metadata: 0,
   stats: 0,
   injector: 0,
   bridge: 0,
@@ -46,3 +53,9 @@ export const FREE_PORTS: Readonly<StackPorts> = {
 
 /** An agent the dev OPA policy (policy/data.json) grants aws_s3 in full. */
 export const DEMO_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/research-analyst/main";
+
+/**
+ * The identity the stack's metadata listener serves to stock GCP and Azure SDKs (policy/data.json
+ * grants it aws_s3, gcp_storage and azure_storage).
+ */
+export const METADATA_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main";

@@ -8,7 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { startProcess, type RunningProcess } from "../support/processes.ts";
 import { tools } from "../support/tools.ts";
-import { renderSidecarConfig, type SidecarValues } from "./render.ts";
+import { renderSidecarConfig, type MetadataListener, type SidecarValues } from "./render.ts";
 import { LogSink } from "./logs.ts";
 
 const run = promisify(execFile);
@@ -33,6 +33,18 @@ export interface EnvoyOptions {
   logFile?: string;
 }
 
+/** One metadata listener, as a stock SDK finds it. */
+export interface MetadataDoors {
+  name: string;
+  /** The identity it serves. */
+  spiffeId: string;
+  /** 127.0.0.1:PORT (GCE_METADATA_HOST, GCE_METADATA_IP); undefined without the GCE door. */
+  gceMetadataHost: string | undefined;
+  /** IDENTITY_ENDPOINT and IDENTITY_HEADER; undefined without the Azure door. */
+  azureIdentityEndpoint: string | undefined;
+  azureIdentityHeader: string | undefined;
+}
+
 export interface EnvoySidecar {
   readonly name: string;
   readonly configPath: string;
@@ -41,6 +53,10 @@ export interface EnvoySidecar {
   readonly agentUrl: string;
   /** https://127.0.0.1:PORT of the mTLS agent listener. */
   readonly agentMtlsUrl: string;
+  /** The AWS container-credentials door (AWS_CONTAINER_CREDENTIALS_FULL_URI); undefined when the filter has none. */
+  readonly awsCredentialsUrl: string | undefined;
+  /** The metadata listeners: one role's GCE and Azure doors each. */
+  readonly metadataListeners: readonly MetadataDoors[];
   /** http://127.0.0.1:PORT/stats/prometheus: the stats listener, the only TCP door to the admin. */
   readonly statsUrl: string;
   /** Envoy's admin: a Unix socket (mode 0600, in a directory of mode 0700). */
@@ -141,6 +157,8 @@ export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
     accessLogPath,
     agentUrl: `http://127.0.0.1:${values.agentPort}`,
     agentMtlsUrl: `https://127.0.0.1:${values.agentMtlsPort}`,
+    awsCredentialsUrl: awsCredentialsUrl(values),
+    metadataListeners: (values.metadataListeners ?? []).map(metadataDoors),
     statsUrl: `http://127.0.0.1:${values.statsPort}/stats/prometheus`,
     adminSocket,
     get running() {
@@ -184,6 +202,28 @@ export function createEnvoySidecar(options: EnvoyOptions): EnvoySidecar {
     accessLog: () => readTextIfExists(accessLogPath),
   };
   return sidecar;
+}
+
+function awsCredentialsUrl(values: EnvoyOptions["values"]): string | undefined {
+  const door = values.filterConfiguration.aws_container as { path?: string } | null | undefined;
+  return door ? `http://127.0.0.1:${values.agentPort}${door.path ?? "/v1/aws/credentials"}` : undefined;
+}
+
+function metadataDoors(listener: MetadataListener): MetadataDoors {
+  const filter = listener.filterConfiguration as {
+    static_spiffe_id: string;
+    gce_metadata?: object;
+    azure_managed_identity?: { path?: string; identity_header: string };
+  };
+  const host = `127.0.0.1:${listener.port}`;
+  const azure = filter.azure_managed_identity;
+  return {
+    name: listener.name,
+    spiffeId: filter.static_spiffe_id,
+    gceMetadataHost: filter.gce_metadata ? host : undefined,
+    azureIdentityEndpoint: azure ? `http://${host}${azure.path ?? "/metadata/identity/oauth2/token"}` : undefined,
+    azureIdentityHeader: azure?.identity_header,
+  };
 }
 
 /** `name: 12` lines (counters and gauges); histogram lines (`name: P0(...) ...`) are skipped. */

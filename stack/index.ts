@@ -1,5 +1,6 @@
-// The whole local stack on loopback: Valkey, the L2 bridge, OPA, moto (STS and S3), the Credential
-// Injector and one or more Envoy sidecars running the exchange filter. Used by `npm start`
+// The whole local stack on loopback: Valkey, the L2 bridge, OPA, moto (STS and S3), stand-ins for
+// GCP's STS and IAM Credentials and for Entra ID (support/fakes/), the Credential Injector and one
+// or more Envoy sidecars running the exchange filter. Used by `npm start`
 // (scripts/stack.ts, fixed ports), by the e2e tests (free ports) and by the benchmark.
 //
 //   const stack = await startStack();            // every port free
@@ -27,15 +28,18 @@ import {
 } from "../support/dev-identity.ts";
 import { valkeyUsers } from "../support/valkey.ts";
 import { devBridgeAccess } from "./bridge-access.ts";
-import { FREE_PORTS, type StackPorts } from "./defaults.ts";
+import { FREE_PORTS, METADATA_AGENT_ID, type StackPorts } from "./defaults.ts";
+import { metadataListener } from "./sdk-env.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
 import { loadFilterConfiguration, type FilterConfiguration, type SidecarValues } from "./render.ts";
-import { bridgePart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, type InjectorRevocationOption } from "./services.ts";
+import {
+  bridgePart, cloudFakes, fakeCloudPart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, type InjectorRevocationOption,
+} from "./services.ts";
 
 export type { EnvoySidecar } from "./envoy.ts";
 export type { Part } from "./part.ts";
-export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, type StackPorts } from "./defaults.ts";
+export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, type StackPorts } from "./defaults.ts";
 
 export const defaultWasmPath = path.join(projectRoot, "build", "exchange_filter.wasm");
 
@@ -68,6 +72,13 @@ export interface StackOptions {
    * e.g. `{ deny_seconds: 60 }`. When on, the bridge starts before the injector.
    */
   injectorRevocation?: InjectorRevocationOption;
+  /**
+   * Agent SPIFFE IDs (exact, or a prefix ending in /*) the sidecars may assert without a JWT-SVID
+   * (identity source `static`: their metadata listeners), written into the injector's caller rule
+   * for the dev sidecar's SVID. Default: the metadata listener's identity, METADATA_AGENT_ID; []
+   * lets them assert nothing.
+   */
+  staticIdentities?: string[];
 }
 
 /** Talking to L2 directly (tests, operators): both refuse anyone without these. */
@@ -85,7 +96,8 @@ export interface Stack {
   /** The first sidecar ("pod-a"), on ports.agent / ports.agentMtls / ports.stats. */
   readonly envoy: EnvoySidecar;
   readonly sidecars: readonly EnvoySidecar[];
-  readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part };
+  /** gcpSts: the fake GCP STS and IAM Credentials; entra: the fake Entra ID (HTTPS, the dev CA's listener certificate). */
+  readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part; gcpSts: Part; entra: Part };
   readonly l2: L2Access;
   /** Another sidecar on free ports, sharing the injector, the bridge and Valkey: a second pod. */
   addSidecar(name: string): Promise<EnvoySidecar>;
@@ -116,7 +128,11 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const ownsRunDir = options.runDir === undefined;
   const runDir = options.runDir ?? makeRunDir();
   const logDir = options.logFiles ? path.join(runDir, "logs") : undefined;
-  const ports = await resolvePorts({ ...FREE_PORTS, ...options.ports });
+  // The cloud stand-ins and the injector's discovery listener (where they fetch its keys) always
+  // take free ports: nothing outside the stack dials them.
+  const { gcpSts: gcpStsPort, entra: entraPort, discovery: discoveryPort, ...ports } = await resolvePorts({
+    ...FREE_PORTS, ...options.ports, gcpSts: 0, entra: 0, discovery: 0,
+  });
   const keyFile = ensureDevKeyFile(path.join(identity.dir, "l2-bridge.key"));
   const filterConfiguration = withOverrides(loadFilterConfiguration(), options.filterOverrides);
 
@@ -128,7 +144,10 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const accessFile = path.join(runDir, "bridge-access.json");
   const access = devBridgeAccess({ jwksFile: identity.jwks, filterConfiguration, extraCallers: options.bridgeCallers });
   writeFileSync(accessFile, JSON.stringify(access, null, 2) + "\n");
-  const policy = policySetup({ runDir, filterConfiguration, injectorRevocation: options.injectorRevocation });
+  const policy = policySetup({
+    runDir, filterConfiguration, injectorRevocation: options.injectorRevocation, staticIdentities: options.staticIdentities ?? [METADATA_AGENT_ID],
+  });
+  const clouds = cloudFakes({ ports: { gcpSts: gcpStsPort, entra: entraPort, discovery: discoveryPort }, identity });
   const parts = {
     valkey: valkeyPart({ port: ports.valkey, dataDir: valkeyDir, users, logDir }),
     bridge: bridgePart({
@@ -152,8 +171,14 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       bridgeUrl: `https://127.0.0.1:${ports.bridge}`,
       revocation: policy.revocation,
       regions: policy.regions,
+      discoveryPort,
+      gcp: clouds.injectorGcp,
+      azure: clouds.injectorAzure,
+      callerRules: policy.callerRules,
       logDir,
     }),
+    gcpSts: fakeCloudPart({ name: "gcp-sts", config: clouds.gcpSts, configFile: path.join(runDir, "gcp-sts.json"), logDir }),
+    entra: fakeCloudPart({ name: "entra", config: clouds.entra, configFile: path.join(runDir, "entra.json"), logDir }),
   };
   const sidecars: EnvoySidecar[] = [];
 
@@ -172,11 +197,11 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     // Front to back, so nothing in front sees a dependency vanish before it is gone itself.
     await Promise.allSettled(sidecars.map((s) => s.stop()));
     await Promise.allSettled([parts.injector.stop(), parts.bridge.stop()]);
-    await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop()]);
+    await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop(), parts.gcpSts.stop(), parts.entra.stop()]);
   };
 
   try {
-    await startTogether([parts.valkey, parts.opa, parts.moto]);
+    await startTogether([parts.valkey, parts.opa, parts.moto, parts.gcpSts, parts.entra]);
     // An injector that follows revocations reads the log before it serves: the bridge comes first.
     if (policy.revocation) {
       await parts.bridge.start();
@@ -206,7 +231,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     },
     async addSidecar(name) {
       if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
-      const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, stats: 0 }));
+      const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, metadata: 0, stats: 0 }));
       sidecars.push(added);
       await added.start();
       return added;
@@ -240,7 +265,7 @@ export function withOverrides(base: FilterConfiguration, overrides: FilterConfig
   return merged;
 }
 
-export type SidecarPorts = Pick<StackPorts, "agent" | "agentMtls" | "stats">;
+export type SidecarPorts = Pick<StackPorts, "agent" | "agentMtls" | "metadata" | "stats">;
 
 /** envoy/sidecar.yaml's values for a sidecar of the native stack: everything on loopback. */
 export function nativeSidecarValues(input: {
@@ -275,6 +300,7 @@ export function nativeSidecarValues(input: {
     listenerKey: identity.listenerKey,
     sidecarCert: identity.sidecarCert,
     sidecarKey: identity.sidecarKey,
+    metadataListeners: [metadataListener(input.filterConfiguration, { name: "pod", port: sidecarPorts.metadata, spiffeId: METADATA_AGENT_ID })],
   };
 }
 

@@ -8,6 +8,7 @@ import { projectRoot } from "../support/tools.ts";
 export const envoyDir = path.join(projectRoot, "envoy");
 export const sidecarTemplatePath = path.join(envoyDir, "sidecar.yaml");
 export const filterConfigPath = path.join(envoyDir, "exchange-filter.json");
+export const metadataListenerTemplatePath = path.join(envoyDir, "metadata-listener.yaml");
 
 const PLACEHOLDER = /\{\{([a-z0-9_]+)\}\}/g;
 
@@ -54,6 +55,17 @@ export interface TrustDomainBundle {
   bundle: string;
 }
 
+/**
+ * One role's metadata listener (envoy/metadata-listener.yaml): the GCE and Azure doors on
+ * 127.0.0.1:port, serving the identity its filter configuration names.
+ */
+export interface MetadataListener {
+  /** [a-z0-9_-]: names the listener, its stats and its plugin. */
+  name: string;
+  port: number;
+  filterConfiguration: FilterConfiguration;
+}
+
 /** Everything envoy/sidecar.yaml needs; see the comments in that file. */
 export interface SidecarValues {
   nodeId: string;
@@ -92,6 +104,8 @@ export interface SidecarValues {
   listenerKey: string;
   sidecarCert: string;
   sidecarKey: string;
+  /** Default none. */
+  metadataListeners?: MetadataListener[];
 }
 
 export function renderSidecarConfig(values: SidecarValues): string {
@@ -103,6 +117,7 @@ export function renderSidecarConfig(values: SidecarValues): string {
     return typeof cluster === "string" ? cluster : fallback;
   };
   const exchangePath = typeof filter.exchange_path === "string" ? filter.exchange_path : "/exchange";
+  const awsPath = (filter.aws_container as { path?: unknown } | null | undefined)?.path;
   // The revocation route exists only when the filter has a revocation path; otherwise it repeats
   // the exchange route, which Envoy never reaches (the first match wins).
   const revocationPath = (filter.revocation as { path?: unknown } | null | undefined)?.path;
@@ -124,6 +139,7 @@ export function renderSidecarConfig(values: SidecarValues): string {
     agent_mtls_port: values.agentMtlsPort,
     access_log_path: values.accessLogPath,
     exchange_path: exchangePath,
+    aws_credentials_path: filter.aws_container ? (typeof awsPath === "string" ? awsPath : "/v1/aws/credentials") : exchangePath,
     revocation_path: filter.revocation ? (typeof revocationPath === "string" ? revocationPath : "/revoke") : exchangePath,
     trap_path: typeof filter.debug_trap_path === "string" ? filter.debug_trap_path : exchangePath,
     injector_host: values.injectorHost,
@@ -150,5 +166,22 @@ export function renderSidecarConfig(values: SidecarValues): string {
     listener_key: values.listenerKey,
     sidecar_cert: values.sidecarCert,
     sidecar_key: values.sidecarKey,
+    metadata_listeners: (values.metadataListeners ?? []).map(renderMetadataListener).join(""),
+  });
+}
+
+const LISTENER_NAME = /^[a-z0-9_-]{1,64}$/;
+
+function renderMetadataListener(listener: MetadataListener): string {
+  if (!LISTENER_NAME.test(listener.name)) throw new Error(`a metadata listener's name must match ${LISTENER_NAME}: ${listener.name}`);
+  const filter = listener.filterConfiguration;
+  if (!filter.gce_metadata && !filter.azure_managed_identity) throw new Error(`metadata listener ${listener.name} opens no door (gce_metadata, azure_managed_identity)`);
+  const azurePath = (filter.azure_managed_identity as { path?: unknown } | null | undefined)?.path;
+  return renderTemplate(readFileSync(metadataListenerTemplatePath, "utf8"), {
+    metadata_name: listener.name,
+    metadata_port: listener.port,
+    // Without the Azure door this route is never reached: "/" is matched first.
+    azure_identity_path: typeof azurePath === "string" ? azurePath : "/",
+    metadata_filter_configuration: JSON.stringify(JSON.stringify(filter)),
   });
 }

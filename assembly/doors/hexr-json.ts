@@ -11,32 +11,21 @@
 // changed. The service and region live in the body, so the filter makes the injector request
 // itself, over the same mTLS cluster the router would use. (Envoy's buffer filter, after this one
 // on the exchange route, keeps the router from starting an upstream request meanwhile.)
-import { HEADER_CACHE, HEADER_EXPIRES_AT, HEADER_REGION, HEADER_SERVICE, HEADER_SPIFFE_ID } from "../contract";
 import { badRequest, bodyTooLarge, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
-import { Tier, tierName } from "../filter/metrics";
+import { Tier } from "../filter/metrics";
 import { CredentialRequest, RecentRequest } from "../input/credential-request";
-import { Identity, resolveIdentity } from "../input/identity";
-import {
-  addReplyHeader, addReplyHeaderBytes, addReplyHeaderDecimal, beginReplyHeaders, Header, HeaderPairs,
-  sendLocalResponseWithReplyHeaders,
-} from "../proxy-wasm/host";
+import { IdentitySource } from "../input/identity";
+import { Header, HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
-import { resolveCredential } from "../resolve/resolve";
-import { Requester } from "../resolve/worker";
 import { credentialKey } from "../tiers/keys";
 import { bytesEqualAt, decimalAt, isJsonMediaTypeAt } from "../util/ascii";
-import { nowMilliseconds } from "../util/clock";
-import { Door } from "./door";
+import { beginCredentialHeaders } from "./credential-answer";
+import { CredentialDoor, hasSeveralTokens } from "./credential-door";
 import { parseHexrRequest } from "./hexr-request";
 
-const STALE_WARNING = "110 - \"stale credential: the credential injector is unavailable\"";
-
-export class HexrJsonDoor extends Door implements Requester {
-  private identity: Identity | null = null;
+export class HexrJsonDoor extends CredentialDoor {
   /** The request headers as read in the headers callback (Envoy lets them be read only there). */
   private headers: HeaderPairs | null = null;
-  /** What was asked, once the body has been read (for the answer's headers, and so the access log). */
-  private asked: CredentialRequest | null = null;
 
   // ---- 1. headers ----
 
@@ -54,11 +43,9 @@ export class HexrJsonDoor extends Door implements Requester {
       if (declared > <i64>config.maxBodyBytes) return this.reject(bodyTooLarge());
     }
     if (endOfStream) return this.reject(badRequest("the request body is empty; send {\"service\": ...}"));
-    // jwt_authn verifies one token; with two, the one passed on could be another than the one verified.
     if (hasSeveralTokens(headers)) return this.reject(unauthenticated("send exactly one authorization header"));
-    const resolved = resolveIdentity(config.identity);
-    if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
-    this.identity = resolved.identity;
+    const unverified = this.verifyCaller();
+    if (unverified !== null) return this.reject(unverified);
     // The token is copied out only if the injector is called (agentToken): an L1 hit never needs it.
     this.headers = headers;
     this.expectsBody = true;
@@ -86,69 +73,35 @@ export class HexrJsonDoor extends Door implements Requester {
       request = new CredentialRequest(identity, asked.service, asked.region, key);
       state.recentRequest = new RecentRequest(identity, body!, request);
     }
-    this.asked = request;
 
     // ---- 3. resolve: L1 → L2 → L3 ----
-    const nowMs = nowMilliseconds();
-    if (identity.notAfter >= 0 && nowMs / 1000 >= identity.notAfter) return this.reject(unauthenticated("the JWT-SVID has expired"));
-    resolveCredential(state.worker, request, this, nowMs / 1000);
-    if (!this.isAnswered) this.startWaiting(nowMs);
-    return Action.Pause;
+    return this.resolve(request);
   }
 
   // ---- 4. the answer (the Requester of resolve/) ----
 
-  requesterContextId(): u32 {
-    return this.contextId;
-  }
-
+  /**
+   * The agent's JWT-SVID, which the injector verifies again. None for the listener's own (static)
+   * identity: the sidecar asserts that one itself, and a client's token names no one here.
+   */
   agentToken(): ArrayBuffer | null {
     const headers = this.headers;
-    return headers !== null ? headers.value("authorization") : null;
+    if (headers === null || this.identity!.source == IdentitySource.Static) return null;
+    return headers.value("authorization");
   }
 
   // Every answer names who asked for what and from which tier, so that the sidecar's access log can
   // record it (%RESP(x-hexr-...)%) without the filter calling into Envoy once more per request.
 
   serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
-    const stale = tier == Tier.L1Stale;
-    const request = this.asked!;
-    beginReplyHeaders(stale ? 7 : 6);
-    addReplyHeader("content-type", "application/json");
-    addReplyHeader(HEADER_CACHE, tierName(tier));
-    addReplyHeaderBytes(HEADER_SPIFFE_ID, request.identity.spiffe.uriBytes);
-    addReplyHeader(HEADER_SERVICE, request.service);
-    addReplyHeader(HEADER_REGION, request.region);
-    if (expiresAt > 0) addReplyHeaderDecimal(HEADER_EXPIRES_AT, expiresAt);
-    if (stale) addReplyHeader("warning", STALE_WARNING);
+    beginCredentialHeaders("application/json", this.asked!, tier, expiresAt, 0);
     this.answered();
     sendLocalResponseWithReplyHeaders(200, "hexr_credential", body);
-  }
-
-  refuse(rejection: Rejection): void {
-    this.reject(rejection);
   }
 
   reject(rejection: Rejection): Action {
     const headers = [new Header("content-type", "application/json")];
     if (rejection.status == 405) headers.push(new Header("allow", "POST"));
-    const identity = this.identity;
-    if (identity !== null) headers.push(new Header(HEADER_SPIFFE_ID, identity.spiffe.uri));
-    const request = this.asked;
-    if (request !== null) {
-      headers.push(new Header(HEADER_SERVICE, request.service));
-      headers.push(new Header(HEADER_REGION, request.region));
-    }
-    return this.reply(rejection.status, "hexr_exchange_rejected", rejection.body(), headers);
+    return this.reply(rejection.status, "hexr_exchange_rejected", rejection.body(), this.addKnownHeaders(headers));
   }
-}
-
-/** Two authorization headers, or one that Envoy joined from two (a JWT never contains a comma). */
-function hasSeveralTokens(headers: HeaderPairs): bool {
-  const count = headers.occurrences("authorization");
-  if (count != 1) return count > 1;
-  for (let i = 0; i < headers.foundSize; i++) {
-    if (load<u8>(headers.foundAt + <usize>i) == 0x2c) return true;
-  }
-  return false;
 }

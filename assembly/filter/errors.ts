@@ -40,7 +40,8 @@ export function credentialError(status: u32, message: string): Rejection {
   return new Rejection(status, ErrorType.CredentialError, message);
 }
 
-function escapeJson(text: string): string {
+/** `text` made safe inside a JSON string (control characters become spaces). */
+export function escapeJson(text: string): string {
   let out = "";
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);

@@ -7,8 +7,10 @@ import { Metrics } from "./metrics";
 
 export class FilterState {
   readonly worker: Worker;
-  /** The last credential request a door built on this worker (see RecentRequest). */
+  /** The last credential request the Hexr door built on this worker (see RecentRequest). */
   recentRequest: RecentRequest | null = null;
+  /** The same for the stock-SDK doors, by request path (each door's paths are its own). */
+  recentPathRequest: RecentRequest | null = null;
 
   constructor(readonly config: FilterConfig, readonly metrics: Metrics, idleTickMs: u32) {
     this.worker = new Worker(config, metrics, idleTickMs);

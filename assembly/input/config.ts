@@ -4,6 +4,11 @@ import { DEFAULT_REGIONS, REGIONS_AT, REGIONS_SIZE } from "../contract";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
 import { AllowList } from "./allowlist";
 import { CATALOG, isRegion, isServiceName, PROVIDERS } from "./catalog";
+import { Reader } from "./config-reader";
+import {
+  AwsContainerDoorConfig, AzureManagedIdentityDoorConfig, GceMetadataDoorConfig, readAwsContainerDoor,
+  readAzureManagedIdentityDoor, readGceMetadataDoor,
+} from "./door-config";
 import { IdentitySettings, IdentitySource, identitySourceNamed, jwtPayloadPath } from "./identity";
 import { parseSpiffeId } from "./spiffe-id";
 
@@ -39,7 +44,12 @@ export class FilterConfig {
   anyRegion: bool[] = [false, false, false];
   services: string[] = CATALOG.slice(0);
   resources: AllowList = new AllowList();
-  refreshBufferSeconds: i64 = 600;
+  /**
+   * An entry is served only while now < expires_at − buffer. Above botocore's 15 minutes: an AWS
+   * SDK re-fetches credentials with less than 15 minutes left on every call, so the sidecar must
+   * never hand those out (MSAL's limit is 5 minutes, google-auth's under 4).
+   */
+  refreshBufferSeconds: i64 = 1200;
   /** Start a background re-exchange in the last this-many percent of an entry's servable life. */
   refreshAheadPercent: i64 = 25;
   /** How often expired L1 entries are cleared. */
@@ -57,6 +67,10 @@ export class FilterConfig {
   injectorPath: string = "/exchange";
   l2: UpstreamConfig | null = null;
   revocation: RevocationConfig | null = null;
+  /** The stock-SDK doors (input/door-config.ts); null: closed. */
+  awsContainer: AwsContainerDoorConfig | null = null;
+  gceMetadata: GceMetadataDoorConfig | null = null;
+  azureManagedIdentity: AzureManagedIdentityDoorConfig | null = null;
 
   servesRegion(provider: string, region: string): bool {
     const index = PROVIDERS.indexOf(provider);
@@ -88,6 +102,9 @@ function inList(list: usize, size: i32, name: string): bool {
   return false;
 }
 
+/** The GCE metadata server's paths (fixed by the protocol: the SDKs only let the host change). */
+export const GCE_METADATA_PREFIX = "/computeMetadata/";
+
 export class ConfigResult {
   constructor(public config: FilterConfig | null, public error: string) {}
 }
@@ -97,52 +114,8 @@ const KNOWN_FIELDS: string[] = [
   "static_spiffe_id", "trust_domains", "jwt_issuers", "jwt_audiences", "default_regions", "extra_services", "resources",
   "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
   "debug_trap_path", "injector", "l2", "revocation", "regions", "max_keys_per_identity", "max_keys",
+  "aws_container", "gce_metadata", "azure_managed_identity",
 ];
-
-/** Collects the first error; every reader returns a usable default so parsing can go on. */
-class Reader {
-  error: string = "";
-
-  fail(field: string, problem: string): void {
-    if (this.error.length == 0) this.error = "field '" + field + "' " + problem;
-  }
-
-  string(value: JsonValue | null, field: string, fallback: string, nonEmpty: bool = true): string {
-    if (value === null) return fallback;
-    if (value.kind != JsonKind.String || (nonEmpty && value.text.length == 0)) {
-      this.fail(field, "must be a non-empty string");
-      return fallback;
-    }
-    return value.text;
-  }
-
-  integer(value: JsonValue | null, field: string, fallback: i64, min: i64, max: i64): i64 {
-    if (value === null) return fallback;
-    if (!value.isInteger() || <i64>value.number < min || <i64>value.number > max) {
-      this.fail(field, "must be an integer from " + min.toString() + " to " + max.toString());
-      return fallback;
-    }
-    return <i64>value.number;
-  }
-
-  strings(value: JsonValue | null, field: string): string[] {
-    const out = new Array<string>();
-    if (value === null) return out;
-    if (value.kind != JsonKind.Array) {
-      this.fail(field, "must be an array of strings");
-      return out;
-    }
-    for (let i = 0; i < value.items.length; i++) {
-      const item = value.items[i];
-      if (item.kind != JsonKind.String || item.text.length == 0) {
-        this.fail(field + "[" + i.toString() + "]", "must be a non-empty string");
-        return out;
-      }
-      out.push(item.text);
-    }
-    return out;
-  }
-}
 
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const config = new FilterConfig();
@@ -178,9 +151,13 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   }
   readExtraServices(root.member("extra_services"), config, read);
   readResources(root.member("resources"), config, read);
+  config.awsContainer = readAwsContainerDoor(root.member("aws_container"), config.services, read);
+  config.gceMetadata = readGceMetadataDoor(root.member("gce_metadata"), config.services, read);
+  config.azureManagedIdentity = readAzureManagedIdentityDoor(root.member("azure_managed_identity"), config.services, read);
   readInjector(root.member("injector"), config, read);
   readL2(root.member("l2"), config, read);
   readRevocation(root.member("revocation"), config, read);
+  checkDoorPaths(config, read);
   return read.error.length > 0 ? new ConfigResult(null, read.error) : new ConfigResult(config, "");
 }
 
@@ -370,4 +347,24 @@ function readRevocation(value: JsonValue | null, config: FilterConfig, read: Rea
   if (stalenessMs < pollMs) read.fail("revocation.max_log_staleness_ms", "must be at least poll_interval_ms");
   const refuseSeconds = read.integer(value.member("deny_seconds"), "revocation.deny_seconds", 3600, 1, 604_800);
   config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs, refuseSeconds);
+}
+
+/** Every door path is its own: a request path opens exactly one door (filter/routes.ts). */
+function checkDoorPaths(config: FilterConfig, read: Reader): void {
+  const taken = [config.exchangePath];
+  const revocation = config.revocation;
+  if (revocation !== null) taken.push(revocation.path);
+  const aws = config.awsContainer;
+  if (aws !== null) {
+    if (taken.includes(aws.path) || isGcePath(aws.path)) read.fail("aws_container.path", "must differ from every other door's path");
+    taken.push(aws.path);
+  }
+  const azure = config.azureManagedIdentity;
+  if (azure !== null && (taken.includes(azure.path) || isGcePath(azure.path))) {
+    read.fail("azure_managed_identity.path", "must differ from every other door's path");
+  }
+}
+
+function isGcePath(path: string): bool {
+  return path == "/" || path.startsWith(GCE_METADATA_PREFIX);
 }

@@ -43,6 +43,8 @@ export class IdentitySettings {
   recentClaim: ArrayBuffer | null = null;
   recentSource: IdentitySource = IdentitySource.Static;
   recentResult: IdentityResult | null = null;
+  /** The static identity, evaluated once: the same object every time, as RecentRequest compares it. */
+  staticResult: IdentityResult | null = null;
 }
 
 /** The URI SAN of the peer certificate Envoy validated (Envoy's connection attributes). */
@@ -61,7 +63,7 @@ export class IdentityResult {
 export function resolveIdentity(settings: IdentitySettings): IdentityResult {
   for (let i = 0; i < settings.sources.length; i++) {
     const source = settings.sources[i];
-    if (source == IdentitySource.Static) return evaluate(settings.staticSpiffeId!, source, settings);
+    if (source == IdentitySource.Static) return staticIdentity(settings);
     const claim = getProperty(source == IdentitySource.Mtls ? PEER_URI_SAN : settings.jwtPayloadPath);
     if (claim === null || claim.byteLength == 0) continue;
     if (source == IdentitySource.Mtls) {
@@ -77,6 +79,12 @@ export function resolveIdentity(settings: IdentitySettings): IdentityResult {
     return remember(settings, source, fingerprint, result);
   }
   return new IdentityResult(null, "no verified SPIFFE identity (present an X.509-SVID or a JWT-SVID)");
+}
+
+function staticIdentity(settings: IdentitySettings): IdentityResult {
+  let result = settings.staticResult;
+  if (result === null) settings.staticResult = result = evaluate(settings.staticSpiffeId!, IdentitySource.Static, settings);
+  return result;
 }
 
 /** The verified payload's claims: `sub` the identity, `iss` and `aud` among the accepted, `exp` present. */

@@ -5,6 +5,7 @@
 // nothing here knows a door's protocol.
 import { Tier } from "../filter/metrics";
 import { CredentialRequest } from "../input/credential-request";
+import { IdentitySource } from "../input/identity";
 import { isDueForRefresh } from "../tiers/entry";
 import { hasL1Key } from "../tiers/l1";
 import { credentialError } from "../filter/errors";
@@ -26,9 +27,10 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
   if (cached !== null) {
     metrics.hit(Tier.L1);
     if (isDueForRefresh(cached, nowSeconds, config.refreshBufferSeconds, config.refreshAheadPercent)) {
-      // The injector re-verifies the agent's JWT-SVID: without one the refresh could only fail.
+      // The injector re-verifies the agent's JWT-SVID: without one the refresh could only fail,
+      // unless the identity is the listener's own (static), which the sidecar may assert.
       const token = requester.agentToken();
-      if (token !== null) refreshInBackground(worker, request, token);
+      if (token !== null || request.identity.source == IdentitySource.Static) refreshInBackground(worker, request, token);
     }
     requester.serve(cached.body, Tier.L1, cached.expiresAt);
     return;

@@ -73,11 +73,17 @@ export function bytesEqualAt(data: usize, size: i32, text: string): bool {
 
 /** The part of the request path at data[0, size) before '?' equals `path`. */
 export function pathMatchesAt(data: usize, size: i32, path: string): bool {
-  if (size < path.length) return false;
-  for (let i = 0; i < path.length; i++) {
-    if (<i32>load<u8>(data + <usize>i) != path.charCodeAt(i)) return false;
-  }
+  if (!pathStartsWithAt(data, size, path)) return false;
   return size == path.length || load<u8>(data + <usize>path.length) == 0x3f;
+}
+
+/** The request path at data[0, size) starts with `prefix`. */
+export function pathStartsWithAt(data: usize, size: i32, prefix: string): bool {
+  if (size < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) {
+    if (<i32>load<u8>(data + <usize>i) != prefix.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** `application/json`, any case, optionally followed by parameters (`; charset=utf-8`). */
