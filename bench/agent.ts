@@ -38,6 +38,23 @@ export function exchangeSpec(token: string, region: string, keys?: RequestSpec["
   };
 }
 
+/**
+ * GET on the AWS container-credentials door (`path`: AWS_CONTAINER_CREDENTIALS_FULL_URI's) as
+ * every AWS SDK sends it: the content of AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, the JWT-SVID,
+ * as the Authorization header with no scheme; no body.
+ */
+export function awsDoorSpec(token: string, path: string): RequestSpec {
+  return { method: "GET", path, headers: { authorization: token } };
+}
+
+/** The default service account's token on the GCE metadata door, as google-auth asks for it. */
+export const GCE_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token";
+
+/** GET of that token: no credential at all (the metadata listener serves its one identity), no body. */
+export function gceDoorSpec(): RequestSpec {
+  return { method: "GET", path: GCE_TOKEN_PATH, headers: { "metadata-flavor": "Google" } };
+}
+
 export function exchangeRequest(token: string, region: string, service = SERVICE): Outgoing {
   const spec = exchangeSpec(token, region);
   return { method: spec.method, path: spec.path, headers: spec.headers, body: exchangeBody(region, service) };

@@ -10,9 +10,12 @@
 //                         (providers, rules, verified-token cache) + buffer + router, same direct_response
 //   wasm-floor            the sidecar unchanged (jwt_authn, its routes and per-route filter configs,
 //                         buffer, router, the wasm filter's runtime and failure policy) but for the
-//                         wasm module: build/wasm_floor.wasm (bench/wasm-floor/), which answers the
-//                         exchange with the L1 hit's body and headers from the same callback and does
-//                         nothing else
+//                         wasm module: build/wasm_floor.wasm (bench/wasm-floor/), which answers with
+//                         an L1 hit's body and headers from the same callback and does nothing else.
+//                         Started once per door it is compared with (POST /exchange, the AWS door's
+//                         GET), each with that door's L1 answer
+//   metadata-wasm-floor   the same for the sidecar's first metadata listener (the GCE and Azure doors:
+//                         no jwt_authn, no buffer), which this variant keeps instead of the agent one
 //   pass-through-shipped  the sidecar's filter chain and routes as shipped (whatever they do with the
 //                         wasm filter on that route); the route of a non-exchange path goes to a
 //                         trivial upstream instead of answering 404
@@ -32,7 +35,8 @@ import { freePort, startProcess, type RunningProcess } from "../support/processe
 import { tools } from "../support/tools.ts";
 
 export type Variant =
-  | "floor" | "floor-jwt" | "wasm-floor" | "pass-through-shipped" | "pass-through-ignored" | "pass-through-plain" | "no-filter";
+  | "floor" | "floor-jwt" | "wasm-floor" | "metadata-wasm-floor" | "pass-through-shipped" | "pass-through-ignored" | "pass-through-plain"
+  | "no-filter";
 
 /** The path of the pass-through scenarios' GET: not one the exchange filter serves. */
 export const PASS_THROUGH_PATH = "/v1/objects/report.csv";
@@ -46,6 +50,8 @@ const ROUTER = "envoy.filters.http.router";
 const FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig";
 /** The wasm floor's plugin, root context and VM id (in place of the sidecar's). */
 const WASM_FLOOR_NAME = "bench_wasm_floor";
+/** envoy/metadata-listener.yaml names each of its listeners, and their stat prefix, metadata_{role}. */
+export const METADATA_LISTENER_PREFIX = "metadata_";
 
 export interface BenchEnvoy {
   readonly name: string;
@@ -63,27 +69,32 @@ export interface VariantValues {
   adminSocket: string;
   accessLogPath: string;
   /** The direct_response body (floor variants): a real credential body. */
-  bodyFile: string;
+  bodyFile?: string;
   /** The trivial upstream (pass-through variants). */
   upstreamPort?: number;
   /** The wasm floor's module and what it answers. */
   wasmFloor?: WasmFloor;
 }
 
-export interface WasmFloor {
-  /** build/wasm_floor.wasm, built from bench/wasm-floor/floor.ts. */
-  wasmPath: string;
-  /** The L1 hit's answer: its body … */
+/** An answer as the filter sends it on an L1 hit: what a wasm floor is made to answer. */
+export interface FloorAnswer {
   body: string;
-  /** … and its x-hexr-expires-at value. */
-  expiresAt: string;
+  /** The response headers the filter set, in order (not the ones Envoy adds: date, server, content-length). */
+  headers: [string, string][];
 }
 
-/** The floor module's plugin configuration (bench/wasm-floor/floor.ts): "<expires-at digits>\n<body>". */
-export function wasmFloorConfiguration(floor: WasmFloor): string {
-  if (!/^\d{1,20}$/.test(floor.expiresAt)) throw new Error(`x-hexr-expires-at is not a number: ${floor.expiresAt}`);
+export interface WasmFloor extends FloorAnswer {
+  /** build/wasm_floor.wasm, built from bench/wasm-floor/floor.ts. */
+  wasmPath: string;
+}
+
+/** The floor module's plugin configuration (bench/wasm-floor/floor.ts): "name: value\n" per header, "\n", the body. */
+export function wasmFloorConfiguration(floor: FloorAnswer): string {
   if (floor.body.length === 0) throw new Error("the wasm floor needs a body");
-  return `${floor.expiresAt}\n${floor.body}`;
+  for (const [name, value] of floor.headers) {
+    if (!/^[a-z0-9-]+$/.test(name) || /[\r\n]/.test(value)) throw new Error(`the wasm floor cannot send the header ${name}: ${value}`);
+  }
+  return floor.headers.map(([name, value]) => `${name}: ${value}\n`).join("") + `\n${floor.body}`;
 }
 
 // The parsed YAML of an Envoy config.
@@ -97,9 +108,12 @@ export function deriveVariant(sidecarYaml: string, variant: Variant, values: Var
   const sidecarAdmin = config.admin.address.pipe?.path;
   if (typeof sidecarAdmin !== "string") throw new Error("the sidecar config's admin is not a Unix socket (admin.address.pipe)");
   config.admin.address = adminAddress(values.adminSocket);
-  // The plain agent listener only: the mTLS and stats ones would collide with the sidecar's own
-  // ports; without the stats listener, the cluster it reaches the admin through goes too.
-  const listener = config.static_resources.listeners.find((l: { name: string }) => l.name === "agent_http");
+  // The plain agent listener only (the first metadata listener for metadata-wasm-floor): the
+  // others would collide with the sidecar's own ports; without the stats listener, the cluster it
+  // reaches the admin through goes too.
+  const listener = (config.static_resources.listeners as Json[]).find((l) =>
+    variant === "metadata-wasm-floor" ? l.name.startsWith(METADATA_LISTENER_PREFIX) : l.name === "agent_http");
+  if (!listener) throw new Error(`the sidecar config has no ${variant === "metadata-wasm-floor" ? "metadata" : "agent_http"} listener`);
   config.static_resources.listeners = [listener];
   config.static_resources.clusters = (config.static_resources.clusters as Json[]).filter(
     (cluster) => !cluster.load_assignment?.endpoints?.some((e: Json) => e.lb_endpoints?.some((l: Json) => l.endpoint?.address?.pipe?.path === sidecarAdmin)),
@@ -117,6 +131,7 @@ export function deriveVariant(sidecarYaml: string, variant: Variant, values: Var
   switch (variant) {
     case "floor":
     case "floor-jwt":
+      if (values.bodyFile === undefined) throw new Error("the direct_response floors need the credential's body");
       // The buffer filter is what lets Envoy answer a POST from config on a kept-alive
       // connection: with the router alone, direct_response answers at the request headers, before
       // the body, and Envoy then closes the connection (a TCP handshake per request). The sidecar
@@ -124,7 +139,8 @@ export function deriveVariant(sidecarYaml: string, variant: Variant, values: Var
       hcm.http_filters = variant === "floor" ? [filter(BUFFER), filter(ROUTER)] : [filter(JWT_AUTHN), filter(BUFFER), filter(ROUTER)];
       virtualHost.routes = [directResponse(values.bodyFile)];
       break;
-    case "wasm-floor": {
+    case "wasm-floor":
+    case "metadata-wasm-floor": {
       if (!values.wasmFloor) throw new Error("the wasm floor needs its module and its answer");
       const wasm = filter(WASM).typed_config.config;
       wasm.name = WASM_FLOOR_NAME;
@@ -303,22 +319,25 @@ export async function startEnvoy(options: {
 /** Starts one variant of the sidecar on free ports. */
 export async function startVariant(options: {
   variant: Variant;
+  /** Names its files and admin socket (default the variant): one variant may run more than once. */
+  name?: string;
   sidecarConfigPath: string;
   workDir: string;
-  bodyFile: string;
+  bodyFile?: string;
   upstreamPort?: number;
   wasmFloor?: WasmFloor;
   concurrency: number;
 }): Promise<BenchEnvoy> {
+  const name = options.name ?? options.variant;
   const port = await freePort();
-  const adminSocket = adminSocketFor(options.workDir, options.variant);
+  const adminSocket = adminSocketFor(options.workDir, name);
   const config = deriveVariant(readFileSync(options.sidecarConfigPath, "utf8"), options.variant, {
     port,
     adminSocket,
-    accessLogPath: path.join(options.workDir, `access-${options.variant}.log`),
+    accessLogPath: path.join(options.workDir, `access-${name}.log`),
     bodyFile: options.bodyFile,
     upstreamPort: options.upstreamPort,
     wasmFloor: options.wasmFloor,
   });
-  return startEnvoy({ name: options.variant, config, workDir: options.workDir, port, adminSocket, concurrency: options.concurrency });
+  return startEnvoy({ name, config, workDir: options.workDir, port, adminSocket, concurrency: options.concurrency });
 }

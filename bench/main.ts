@@ -1,8 +1,11 @@
 // `npm run bench`: starts the real stack, warms it, and measures every scenario of issue 5 in one
 // run on this machine, then writes bench/results/ (Markdown, JSON, PNG chart).
 //
-//   tsx bench/main.ts            the full plan (bench/plan.ts), 7 to 9 minutes here
+//   tsx bench/main.ts            the full plan (bench/plan.ts), 9 to 11 minutes here
 //   tsx bench/main.ts --quick    a short pass to check the harness; results go to a scratch folder
+//   tsx bench/main.ts --doors    only the stock-SDK doors' GET L1 hits and their wasm floors (the full
+//                                plan's rounds, about 2 minutes with the stack's start; with --quick, one
+//                                round); results go to a scratch folder of their own
 //
 // Cores: every Envoy under test runs with --concurrency 1, pinned to core 0; wrk (one thread) and
 // the pass-through's trivial upstream are pinned to core 1; the injector, OPA, moto, the bridge and
@@ -16,29 +19,34 @@ import { mintJwtSvid } from "../support/dev-identity.ts";
 import { freePort } from "../support/processes.ts";
 import { projectRoot, tools } from "../support/tools.ts";
 import { DEMO_AGENT_ID, startStack, type EnvoySidecar, type Stack } from "../stack/index.ts";
-import { exchangeBody, exchangeRequest, KEY_PREFIX, KeySequence, WARM_REGION } from "./agent.ts";
+import { awsDoorSpec, exchangeBody, exchangeRequest, exchangeSpec, gceDoorSpec, KEY_PREFIX, KeySequence, WARM_REGION } from "./agent.ts";
 import { renderChart } from "./chart.ts";
 import { CORES, findProcess, loadAverage, pinProcess, requireTwoCores } from "./cpu.ts";
 import {
-  adminSocketFor, shippedWasmOnPassThrough, startEnvoy, startVariant, upstreamConfig, type BenchEnvoy, type Variant, type WasmFloor,
+  adminSocketFor, METADATA_LISTENER_PREFIX, shippedWasmOnPassThrough, startEnvoy, startVariant, upstreamConfig, type BenchEnvoy, type FloorAnswer,
+  type Variant,
 } from "./envoys.ts";
-import { runHostBench } from "./host-bench.ts";
+import { runHostBench, type HostBench } from "./host-bench.ts";
 import { measureL1Growth } from "./l1-growth.ts";
 import { L2Pool } from "./l2-pool.ts";
 import { measure, type Measurement } from "./measure.ts";
 import { FULL_PLAN, QUICK_PLAN, type Plan } from "./plan.ts";
 import { profileDuring } from "./profile.ts";
 import {
-  compareFloors, evaluateTargets, machineBusy, memoryFindings, scenarioTable, summarize, toMarkdown, type Results,
+  compareDoors, compareFloors, doorsMarkdown, doorTargets, evaluateTargets, machineBusy, memoryFindings, scenarioTable, summarize, toMarkdown,
+  type Conditions, type DoorResults, type Results,
 } from "./report.ts";
 import {
-  floorScenarios, l1HitScenario, l2HitScenario, l3MissScenario, noFilterScenario, passThroughScenarios, type Scenario, type ScenarioId, type Target,
+  doorScenarios, floorScenarios, l1HitScenario, l2HitScenario, l3MissScenario, noFilterScenario, passThroughScenarios,
+  type DoorName, type Scenario, type ScenarioId, type Target,
 } from "./scenarios.ts";
+import type { RequestSpec } from "./wrk.ts";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes("--quick");
+const doorsOnly = process.argv.includes("--doors");
 const plan: Plan = quick ? QUICK_PLAN : FULL_PLAN;
-const resultsDir = path.join(benchDir, "results", ...(quick ? ["quick"] : []));
+const resultsDir = path.join(benchDir, "results", ...(quick ? ["quick"] : []), ...(doorsOnly ? ["doors"] : []));
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 /**
@@ -49,12 +57,15 @@ const log = (line: string) => console.log(`[bench ${new Date().toISOString().sli
  */
 const RUN_ORDER: ScenarioId[] = [
   "pass-through-ignored", "pass-through-plain", "pass-through-shipped", "floor", "wasm-floor", "l1-hit", "floor-jwt", "no-filter",
-  "l2-hit", "l3-miss",
+  "aws-wasm-floor", "aws-l1-hit", "gce-l1-hit", "gce-wasm-floor", "l2-hit", "l3-miss",
 ];
 
 /** The wasm floor's module, built by bench/run.sh from bench/wasm-floor/ (its own asconfig.json). */
 const WASM_FLOOR_PATH = path.join(projectRoot, "build", "wasm_floor.wasm");
 const WASM_FLOOR_BUILD = "asc bench/wasm-floor/floor.ts --config bench/wasm-floor/asconfig.json --target release";
+
+/** Headers Envoy puts on every local reply itself: not the filter's, so not the wasm floor's to send. */
+const ENVOY_REPLY_HEADERS = new Set(["date", "server", "content-length", "connection", "keep-alive", "transfer-encoding"]);
 
 /** L2 entries written by the benchmark stay servable this long (beyond the run and the refresh buffer). */
 const SYNTHETIC_LIFETIME_SECONDS = 2 * 3600;
@@ -63,12 +74,15 @@ requireTwoCores();
 if (!existsSync(WASM_FLOOR_PATH)) throw new Error(`${WASM_FLOOR_PATH} is missing: run \`npm run bench\` (bench/run.sh), or ${WASM_FLOOR_BUILD}`);
 const startedAt = new Date();
 const loadBefore = loadAverage();
-log(`plan: ${quick ? "quick" : "full"}; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
+log(`plan: ${quick ? "quick" : "full"}${doorsOnly ? ", stock-SDK doors only" : ""}; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
 
-// The host-test lifecycle first, while nothing of the stack runs yet (about 15 s).
-log("host-test: the L1-hit lifecycle in the TypeScript host (host-test/bench.ts)");
-const hostBench = await runHostBench();
-log("error" in hostBench ? `host-test not measured: ${hostBench.error}` : `host-test L1-hit lifecycle median ${hostBench.l1MedianUs.toFixed(2)} µs`);
+// The host-test lifecycle first, while nothing of the stack runs yet (about 15 s); --doors skips it.
+let hostBench: HostBench | undefined;
+if (!doorsOnly) {
+  log("host-test: the L1-hit lifecycle in the TypeScript host (host-test/bench.ts)");
+  hostBench = await runHostBench();
+  log("error" in hostBench ? `host-test not measured: ${hostBench.error}` : `host-test L1-hit lifecycle median ${hostBench.l1MedianUs.toFixed(2)} µs`);
+}
 
 // Distinct keys come from regions made up per request (bench/agent.ts), tens of thousands for one
 // identity: the region allow-list and the key caps, which bound an agent's keys in production,
@@ -77,28 +91,29 @@ const UNBOUNDED_KEYS = { regions: { aws: "any" }, max_keys_per_identity: 1_000_0
 const stack = await startStack({ concurrency: plan.envoyConcurrency, filterOverrides: UNBOUNDED_KEYS });
 const extraEnvoys: BenchEnvoy[] = [];
 try {
-  const results = await benchmark(stack);
+  const full = hostBench ? await benchmark(stack, hostBench) : undefined;
+  const results: DoorResults = full ?? (await benchmarkDoors(stack));
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(path.join(resultsDir, "results.json"), JSON.stringify(results, null, 2) + "\n");
-  writeFileSync(path.join(resultsDir, "results.md"), toMarkdown(results));
-  writeFileSync(path.join(resultsDir, "latency.png"), renderChart(results));
+  writeFileSync(path.join(resultsDir, "results.md"), full ? toMarkdown(full) : doorsMarkdown(results));
+  if (full) writeFileSync(path.join(resultsDir, "latency.png"), renderChart(full));
   console.log("\n" + scenarioTable(results) + "\n");
   for (const t of results.targets) {
     console.log(`${t.met === null ? "      " : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.goal} — ${t.measured} (before: ${t.before})`);
   }
-  log(`results in ${path.relative(process.cwd(), resultsDir)}/ (results.md, results.json, latency.png)`);
+  log(`results in ${path.relative(process.cwd(), resultsDir)}/ (results.md, results.json${full ? ", latency.png" : ""})`);
 } finally {
   await Promise.allSettled(extraEnvoys.map((e) => e.stop()));
   await stack.stop();
 }
 
-async function benchmark(stack: Stack): Promise<Results> {
+async function benchmark(stack: Stack, hostBench: HostBench): Promise<Results> {
   const workDir = path.join(stack.runDir, "bench");
   mkdirSync(workDir, { recursive: true });
   const token = await mintJwtSvid(DEMO_AGENT_ID);
 
-  // The sidecars under test, each pinned: pod-a serves L1 hits (one warm key), "bench-miss" the
-  // L2 hits and L3 misses (keys it never saw), so neither disturbs the other's L1.
+  // The sidecars under test, each pinned: pod-a serves L1 hits (one warm key per door), "bench-miss"
+  // the L2 hits and L3 misses (keys it never saw), so neither disturbs the other's L1.
   const l1Sidecar = sidecarTarget(stack.envoy);
   const missEnvoy = await stack.addSidecar("bench-miss");
   const missSidecar = sidecarTarget(missEnvoy);
@@ -112,9 +127,9 @@ async function benchmark(stack: Stack): Promise<Results> {
   const credentialBody = await firstCredential(stack.envoy, token);
   const bodyFile = path.join(workDir, "credential.json");
   writeFileSync(bodyFile, credentialBody);
-  // What the wasm floor answers: the L1 hit's own body and x-hexr-expires-at.
-  const l1Answer = await l1HitAnswer(stack.envoy, token);
-  const wasmFloor: WasmFloor = { wasmPath: WASM_FLOOR_PATH, ...l1Answer };
+  // What the wasm floor answers: the L1 hit's own body and headers.
+  const exchange = exchangeSpec(token, WARM_REGION);
+  const l1Answer = await l1HitAnswer(l1Sidecar.url, exchange);
 
   const upstreamPort = await freePort();
   const upstreamAdmin = adminSocketFor(workDir, "upstream");
@@ -124,19 +139,12 @@ async function benchmark(stack: Stack): Promise<Results> {
   });
   extraEnvoys.push(upstream);
   pinProcess(upstream.pid, CORES.loadGenerator);
-  const variant = async (name: Variant): Promise<Target> => {
-    const envoy = await startVariant({
-      variant: name, sidecarConfigPath: stack.envoy.configPath, workDir, bodyFile, upstreamPort, wasmFloor, concurrency: plan.envoyConcurrency,
-    });
-    extraEnvoys.push(envoy);
-    pinProcess(envoy.pid, CORES.envoy);
-    return { url: envoy.url, adminSocket: envoy.adminSocket, pid: envoy.pid };
-  };
+  const variant = (name: Variant) => comparisonEnvoy(stack, workDir, { variant: name, bodyFile, upstreamPort });
 
   const expiresAt = Math.floor(Date.now() / 1000) + SYNTHETIC_LIFETIME_SECONDS;
   const pool = (prefix: string) => new L2Pool({ bridgeUrl: stack.parts.bridge.url, bridgeTls: stack.l2.bridgeTls, spiffeId: DEMO_AGENT_ID, credentialBody, expiresAt, prefix });
-  const wasmFloorTarget = await variant("wasm-floor");
-  await checkWasmFloor(wasmFloorTarget, token, l1Answer);
+  const wasmFloorTarget = await comparisonEnvoy(stack, workDir, { variant: "wasm-floor", wasmFloor: { wasmPath: WASM_FLOOR_PATH, ...l1Answer } });
+  await checkWasmFloor(wasmFloorTarget, exchange, l1Answer);
   const shippedRunsWasm = shippedWasmOnPassThrough(readFileSync(stack.envoy.configPath, "utf8"));
   log(`the sidecar as shipped ${shippedRunsWasm ? "runs" : "does not run"} the wasm filter on the pass-through route`);
   const scenarios: Scenario[] = [
@@ -147,6 +155,7 @@ async function benchmark(stack: Stack): Promise<Results> {
     l2HitScenario(token, missSidecar, pool(KEY_PREFIX.l2), restartMissSidecar),
     l3MissScenario(token, missSidecar, new KeySequence(KEY_PREFIX.miss)),
     noFilterScenario(token, await variant("no-filter")),
+    ...(await stockSdkDoors(stack, token, l1Sidecar, workDir)),
   ];
 
   const measurements = await runRounds(scenarios, workDir);
@@ -172,30 +181,91 @@ async function benchmark(stack: Stack): Promise<Results> {
   const summaries = summarize(scenarios, measurements);
   const memory = memoryFindings(growth);
   const floors = compareFloors(summaries, measurements);
+  const doors = compareDoors(summaries, measurements);
   return {
-    conditions: {
-      startedAt: startedAt.toISOString(),
-      durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
-      cpuModel: cpus()[0]?.model ?? "unknown CPU",
-      cpus: cpus().length,
-      envoyVersion: envoyVersion(),
-      pinning:
-        `Every Envoy under test: --concurrency ${plan.envoyConcurrency}, all threads pinned to core ${CORES.envoy}; ` +
-        `wrk (1 thread) and the pass-through's upstream Envoy pinned to core ${CORES.loadGenerator}; ` +
-        "injector, OPA, moto, bridge and Valkey left to the scheduler.",
-      loadBefore,
-      loadAfter: loadAverage(),
-      machineBusy: machineBusy(measurements),
-    },
+    conditions: runConditions(measurements),
     plan,
     scenarios: summaries,
-    targets: evaluateTargets(summaries, measurements, memory, floors, hostBench),
+    targets: evaluateTargets(summaries, measurements, memory, floors, hostBench, doors),
     floors,
+    doors,
     hostBench,
     growth,
     memory,
     profile: { l1Hit: l1Profile.outcome, wasmFloor: wasmFloorProfile.outcome, floorJwt: floorJwtProfile.outcome },
     measurements: [...measurements, l1Profile.result, wasmFloorProfile.result, floorJwtProfile.result],
+  };
+}
+
+/** `--doors`: the stock-SDK doors' scenarios alone, in the same rounds as the full run. */
+async function benchmarkDoors(stack: Stack): Promise<DoorResults> {
+  const workDir = path.join(stack.runDir, "bench");
+  mkdirSync(workDir, { recursive: true });
+  const token = await mintJwtSvid(DEMO_AGENT_ID);
+  const scenarios = await stockSdkDoors(stack, token, sidecarTarget(stack.envoy), workDir);
+  const measurements = await runRounds(scenarios, workDir);
+  const summaries = summarize(scenarios, measurements);
+  const doors = compareDoors(summaries, measurements);
+  return { conditions: runConditions(measurements), plan, scenarios: summaries, targets: doorTargets(doors), doors, measurements };
+}
+
+/**
+ * The stock-SDK doors of the L1 sidecar (pod-a): the AWS door on its agent listener, the GCE door
+ * on its first metadata listener (the same Envoy process, so the same pinning), each with a wasm
+ * floor Envoy made to answer that door's own L1 answer from the same callback.
+ */
+async function stockSdkDoors(stack: Stack, token: string, l1Sidecar: Target, workDir: string): Promise<Scenario[]> {
+  const awsUrl = stack.envoy.awsCredentialsUrl;
+  const metadata = stack.envoy.metadataListeners[0];
+  if (!awsUrl || !metadata?.gceMetadataHost) {
+    throw new Error("the stack's sidecar opens no AWS door (aws_container) or no GCE door (a metadata listener with gce_metadata)");
+  }
+  // The metadata listener's stat prefix is its name (envoy/metadata-listener.yaml), the floor's too.
+  const statPrefix = `${METADATA_LISTENER_PREFIX}${metadata.name}`;
+  const aws = new URL(awsUrl);
+  const doors: { door: DoorName; request: RequestSpec; sidecar: Target; floor: Variant }[] = [
+    { door: "aws", request: awsDoorSpec(token, aws.pathname + aws.search), sidecar: l1Sidecar, floor: "wasm-floor" },
+    {
+      door: "gce", request: gceDoorSpec(), sidecar: { ...l1Sidecar, url: `http://${metadata.gceMetadataHost}`, statPrefix }, floor: "metadata-wasm-floor",
+    },
+  ];
+  const scenarios: Scenario[] = [];
+  for (const { door, request, sidecar, floor } of doors) {
+    const answer = await l1HitAnswer(sidecar.url, request);
+    const floorTarget = await comparisonEnvoy(stack, workDir, {
+      variant: floor, name: `${door}-wasm-floor`, wasmFloor: { wasmPath: WASM_FLOOR_PATH, ...answer },
+    }, sidecar.statPrefix);
+    await checkWasmFloor(floorTarget, request, answer);
+    scenarios.push(...doorScenarios(door, request, sidecar, floorTarget));
+  }
+  return scenarios;
+}
+
+/** Starts an Envoy derived from the sidecar's config (bench/envoys.ts), pinned where the sidecars under test are. */
+async function comparisonEnvoy(
+  stack: Stack, workDir: string, options: Pick<Parameters<typeof startVariant>[0], "variant" | "name" | "bodyFile" | "upstreamPort" | "wasmFloor">,
+  statPrefix?: string,
+): Promise<Target> {
+  const envoy = await startVariant({ ...options, sidecarConfigPath: stack.envoy.configPath, workDir, concurrency: plan.envoyConcurrency });
+  extraEnvoys.push(envoy);
+  pinProcess(envoy.pid, CORES.envoy);
+  return { url: envoy.url, adminSocket: envoy.adminSocket, pid: envoy.pid, statPrefix };
+}
+
+function runConditions(measurements: Measurement[]): Conditions {
+  return {
+    startedAt: startedAt.toISOString(),
+    durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
+    cpuModel: cpus()[0]?.model ?? "unknown CPU",
+    cpus: cpus().length,
+    envoyVersion: envoyVersion(),
+    pinning:
+      `Every Envoy under test: --concurrency ${plan.envoyConcurrency}, all threads pinned to core ${CORES.envoy}; ` +
+      `wrk (1 thread) and the pass-through's upstream Envoy pinned to core ${CORES.loadGenerator}; ` +
+      "injector, OPA, moto, bridge and Valkey left to the scheduler.",
+    loadBefore,
+    loadAfter: loadAverage(),
+    machineBusy: machineBusy(measurements),
   };
 }
 
@@ -210,6 +280,8 @@ async function runRounds(scenarios: Scenario[], workDir: string): Promise<Measur
   const warmUp = async (scenario: Scenario) =>
     measurements.push(await measure({ scenario, kind: "throughput", round: 0, run: { ...throughputRun, seconds: plan.warmupSeconds }, workDir }));
 
+  const unordered = scenarios.filter((s) => !RUN_ORDER.includes(s.id));
+  if (unordered.length > 0) throw new Error(`not in RUN_ORDER: ${unordered.map((s) => s.id).join(", ")}`);
   log("warming every scenario");
   for (const scenario of scenarios) await warmUp(scenario);
   for (let round = 1; round <= plan.rounds; round++) {
@@ -219,7 +291,7 @@ async function runRounds(scenarios: Scenario[], workDir: string): Promise<Measur
       await warmUp(scenario);
     }
     const order = round % 2 === 1 ? RUN_ORDER : [...RUN_ORDER].reverse();
-    for (const scenario of order.map((id) => scenarios.find((s) => s.id === id)!)) {
+    for (const scenario of order.flatMap((id) => scenarios.filter((s) => s.id === id))) {
       const latency = await measure({ scenario, kind: "latency", round, run: latencyRun, workDir });
       const throughput = await measure({ scenario, kind: "throughput", round, run: throughputRun, workDir });
       measurements.push(latency, throughput);
@@ -244,28 +316,41 @@ async function firstCredential(sidecar: EnvoySidecar, token: string): Promise<st
   return body;
 }
 
-/** The warm key asked for again: an L1 hit; its body and expiry are what the wasm floor answers. */
-async function l1HitAnswer(sidecar: EnvoySidecar, token: string): Promise<{ body: string; expiresAt: string }> {
-  const { path: requestPath, headers } = exchangeRequest(token, WARM_REGION);
-  const answer = await fetch(`${sidecar.agentUrl}${requestPath}`, { method: "POST", headers, body: exchangeBody(WARM_REGION) });
-  const body = await answer.text();
-  const tier = answer.headers.get("x-hexr-cache");
-  const expiresAt = answer.headers.get("x-hexr-expires-at");
-  if (answer.status !== 200 || tier !== "L1" || !expiresAt) {
-    throw new Error(`the L1 hit answered ${answer.status}, x-hexr-cache ${tier}, x-hexr-expires-at ${expiresAt}: ${body.slice(0, 300)}`);
-  }
-  return { body, expiresAt };
+/** The headers the filter (or the wasm floor) set on an answer. */
+function filterHeaders(answer: Response): [string, string][] {
+  return [...answer.headers].filter(([name]) => !ENVOY_REPLY_HEADERS.has(name));
 }
 
-/** The wasm floor answers the exchange as the L1 hit does: status, headers, body. */
-async function checkWasmFloor(target: Target, token: string, expected: { body: string; expiresAt: string }): Promise<void> {
-  const { path: requestPath, headers } = exchangeRequest(token, WARM_REGION);
-  const answer = await fetch(`${target.url}${requestPath}`, { method: "POST", headers, body: exchangeBody(WARM_REGION) });
+function send(baseUrl: string, request: RequestSpec): Promise<Response> {
+  return fetch(`${baseUrl}${request.path}`, { method: request.method, headers: request.headers, body: request.body });
+}
+
+/**
+ * `request` asked twice (the first may go to L3 and fill L1): the second must be an L1 hit. Its
+ * body and headers are what that door's wasm floor answers.
+ */
+async function l1HitAnswer(baseUrl: string, request: RequestSpec): Promise<FloorAnswer> {
+  await (await send(baseUrl, request)).arrayBuffer();
+  const answer = await send(baseUrl, request);
   const body = await answer.text();
-  const got = `${answer.status} ${answer.headers.get("content-type")} ${answer.headers.get("x-hexr-cache")} ${answer.headers.get("x-hexr-expires-at")}`;
-  const want = `200 application/json L1 ${expected.expiresAt}`;
+  const tier = answer.headers.get("x-hexr-cache");
+  if (answer.status !== 200 || tier !== "L1") {
+    throw new Error(`${request.method} ${request.path}: the L1 hit answered ${answer.status}, x-hexr-cache ${tier}: ${body.slice(0, 300)}`);
+  }
+  return { body, headers: filterHeaders(answer) };
+}
+
+/** The wasm floor answers `request` as the L1 hit does: status, the filter's headers, body. */
+async function checkWasmFloor(target: Target, request: RequestSpec, expected: FloorAnswer): Promise<void> {
+  const answer = await send(target.url, request);
+  const body = await answer.text();
+  const got = `${answer.status} ${JSON.stringify(filterHeaders(answer))}`;
+  const want = `200 ${JSON.stringify(expected.headers)}`;
   if (got !== want || body !== expected.body) {
-    throw new Error(`the wasm floor answered ${got} with ${Buffer.byteLength(body)} bytes; expected ${want} with ${Buffer.byteLength(expected.body)} bytes`);
+    throw new Error(
+      `the wasm floor answered ${request.method} ${request.path} with ${got} and ${Buffer.byteLength(body)} bytes; ` +
+        `expected ${want} and ${Buffer.byteLength(expected.body)} bytes`,
+    );
   }
 }
 

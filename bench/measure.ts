@@ -2,7 +2,7 @@
 // under test used per request, how busy the whole machine was, and which cache tier answered.
 import { adminStats } from "../stack/envoy.ts";
 import { busyShare, CORES, machineCpu, processCpuSeconds } from "./cpu.ts";
-import type { RunShape, Scenario, Tier } from "./scenarios.ts";
+import type { RunShape, Scenario, Target, Tier } from "./scenarios.ts";
 import { errorCount, runWrk, type WrkResult } from "./wrk.ts";
 
 export type RunKind = "latency" | "throughput";
@@ -35,7 +35,7 @@ export async function measure(options: {
   const { scenario, run } = options;
   const request = await scenario.prepare(run);
   const tiersBefore = scenario.tier ? await tierCounters(scenario.target.adminSocket) : undefined;
-  const connectionsBefore = await acceptedConnections(scenario.target.adminSocket);
+  const connectionsBefore = await acceptedConnections(scenario.target);
   const cpuBefore = processCpuSeconds(scenario.target.pid);
   const machineBefore = machineCpu();
   const wrk = await runWrk({
@@ -48,7 +48,7 @@ export async function measure(options: {
   });
   const machineBusy = busyShare(machineBefore, machineCpu());
   const envoyCpu = processCpuSeconds(scenario.target.pid) - cpuBefore;
-  const newConnections = (await acceptedConnections(scenario.target.adminSocket)) - connectionsBefore;
+  const newConnections = (await acceptedConnections(scenario.target)) - connectionsBefore;
   scenario.finish?.(wrk);
   let tierShare: number | undefined;
   if (scenario.tier && tiersBefore) {
@@ -69,10 +69,11 @@ export async function measure(options: {
   };
 }
 
-/** Downstream connections accepted so far on the agent listener (every variant keeps its stat prefix). */
-async function acceptedConnections(adminSocket: string): Promise<number> {
-  const total = (await adminStats(adminSocket, "^http\\.agent_http\\.downstream_cx_total$")).get("http.agent_http.downstream_cx_total");
-  if (total === undefined) throw new Error(`the Envoy of ${adminSocket} has no http.agent_http.downstream_cx_total`);
+/** Downstream connections accepted so far on the target's listener (every variant keeps its stat prefix). */
+async function acceptedConnections(target: Target): Promise<number> {
+  const name = `http.${target.statPrefix ?? "agent_http"}.downstream_cx_total`;
+  const total = (await adminStats(target.adminSocket, `^${name.replaceAll(".", "\\.")}$`)).get(name);
+  if (total === undefined) throw new Error(`the Envoy of ${target.adminSocket} has no ${name}`);
   return total;
 }
 

@@ -8,7 +8,10 @@ import type { RequestSpec, WrkResult } from "./wrk.ts";
 
 export type ScenarioId =
   | "floor" | "floor-jwt" | "wasm-floor" | "pass-through-plain" | "pass-through-shipped" | "pass-through-ignored" | "l1-hit"
-  | "l2-hit" | "l3-miss" | "no-filter";
+  | "l2-hit" | "l3-miss" | "no-filter" | `${DoorName}-l1-hit` | `${DoorName}-wasm-floor`;
+
+/** The stock-SDK doors measured (README "Stock SDKs"): a GET each, without body. */
+export type DoorName = "aws" | "gce";
 
 export type Tier = "L1" | "L2" | "L3";
 
@@ -17,6 +20,8 @@ export interface Target {
   /** The Envoy's admin socket: its counters are read there (stack/envoy.ts adminRequest). */
   adminSocket: string;
   pid: number;
+  /** The stat prefix of the listener the requests go to (its accepted connections are checked); default agent_http. */
+  statPrefix?: string;
 }
 
 export interface RunShape {
@@ -177,3 +182,49 @@ export function noFilterScenario(token: string, target: Target): Scenario {
     prepare: async () => exchangeSpec(token, WARM_REGION),
   };
 }
+
+/**
+ * A stock-SDK door's L1 hit, and its wasm floor: the same Envoy setup for the same GET with the
+ * filter replaced by bench/wasm-floor/, which answers the door's own L1 answer from the same
+ * callback (the request headers: a GET has no body). For the AWS door both go through the
+ * sidecar's jwt_authn (provider jwt_svid_token_file on that path), for the GCE door through none
+ * (the metadata listener has no jwt_authn: its identity is static).
+ */
+export function doorScenarios(door: DoorName, request: RequestSpec, sidecar: Target, floor: Target): Scenario[] {
+  const { title, hit, floorWhat } = DOORS[door];
+  const warm = { method: request.method, path: request.path, headers: request.headers };
+  return [
+    {
+      id: `${door}-l1-hit`,
+      title: `${title} L1 hit`,
+      what: `${hit}, key warm in L1: answered in the request-headers callback`,
+      target: sidecar,
+      tier: "L1",
+      // Asked for again before every run, as the L1 hit's key: warm, and refreshed if it must be.
+      async prepare() {
+        await sendAll({ baseUrl: sidecar.url, count: 1, request: () => warm, expectStatus: 200 });
+        return request;
+      },
+    },
+    {
+      id: `${door}-wasm-floor`,
+      title: `${title} wasm floor`,
+      what: `${floorWhat}, with bench/wasm-floor/ in place of the filter: answers the door's L1 body and headers from the request-headers callback`,
+      target: floor,
+      prepare: async () => request,
+    },
+  ];
+}
+
+export const DOORS: Record<DoorName, { title: string; hit: string; floorWhat: string }> = {
+  aws: {
+    title: "AWS door",
+    hit: "GET /v1/aws/credentials as the AWS SDKs send it (the JWT-SVID as Authorization, no scheme)",
+    floorWhat: "the sidecar's agent listener unchanged (jwt_authn verifies the same token, provider jwt_svid_token_file)",
+  },
+  gce: {
+    title: "GCE door",
+    hit: "GET …/service-accounts/default/token with Metadata-Flavor: Google on the metadata listener (static identity, no JWT)",
+    floorWhat: "the sidecar's metadata listener unchanged (no jwt_authn)",
+  },
+};
