@@ -78,7 +78,7 @@ describe("the doors refuse bad input in their own protocol's format", () => {
     const secret = metadata.azureIdentityHeader!;
     const cases: [string, Promise<HttpAnswer>, number][] = [
       ["no X-IDENTITY-HEADER", azure(STORAGE, [["metadata", "true"]]), 400],
-      ["a wrong X-IDENTITY-HEADER", azure(STORAGE, [["x-identity-header", `${secret.slice(0, -1)}0`]]), 401],
+      ["a wrong X-IDENTITY-HEADER", azure(STORAGE, [["x-identity-header", `${secret.slice(0, -1)}${secret.endsWith("0") ? "1" : "0"}`]]), 401],
       ["an old api-version", azure("api-version=2017-09-01&resource=https://storage.azure.com", [["x-identity-header", secret]]), 400],
       ["an unknown resource", azure("api-version=2019-08-01&resource=https://vault.azure.net", [["x-identity-header", secret]]), 400],
       ["a user-assigned identity", azure(`${STORAGE}&client_id=00000000-0000-0000-0000-000000000000`, [["x-identity-header", secret]]), 400],

@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintJwtSvid } from "../support/dev-identity.ts";
 import { startStack, type EnvoySidecar, type Stack } from "../stack/index.ts";
+import { loadFilterConfiguration } from "../stack/render.ts";
 import {
   SecretLedger,
   exchange,
@@ -52,6 +53,10 @@ beforeAll(async () => {
   stack = await startStack({
     filterOverrides: {
       revocation: { path: REVOKE_PATH, admin_spiffe_ids: [ADMIN], poll_interval_ms: POLL_INTERVAL_MS, deny_seconds: DENY_SECONDS },
+      // The cross-pod lock coalesces only while the bridge answers within l2.timeout_ms; past it,
+      // by design, each pod exchanges (L2 trouble never fails a request). The shipped 200 ms is
+      // tight for a loaded 2-core CI machine running other suites beside this one.
+      l2: { ...(loadFilterConfiguration().l2 as object), timeout_ms: 2_000 },
     },
     // The bridge serves a sidecar its own tenant only; these pods stand in for globex's too.
     bridgeCallers: [{ spiffe_id: "spiffe://hexr.local/sidecar/acme-corp/*", tenants: ["globex"] }],
