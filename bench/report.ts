@@ -459,6 +459,17 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 /** A ratio to the direct_response floor, or "–" where the run had none (`--doors`). */
 const times = (ratio: number) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)} ×` : "–");
 
+/** The scenarios' figures, then what each scenario is. */
+function scenarioSection(results: DoorResults): string[] {
+  return [
+    scenarioTable(results),
+    "",
+    "| scenario | what it is |",
+    "|---|---|",
+    ...results.scenarios.map((s) => `| ${s.title} | ${s.what} |`),
+  ];
+}
+
 export function scenarioTable(results: DoorResults): string {
   const c = results.plan.throughputConnections;
   const rows = results.scenarios.map((s) =>
@@ -501,11 +512,7 @@ export function toMarkdown(results: Results): string {
       "a core's capacity is 10⁶ / that, and the throughput targets are judged on it (the measured req/s ratio is shown beside it). " +
       `"from its tier" is the lowest share, over all runs, of answers that came from the cache tier the scenario is about.`,
     "",
-    scenarioTable(results),
-    "",
-    "| scenario | what it is |",
-    "|---|---|",
-    ...results.scenarios.map((s) => `| ${s.title} | ${s.what} |`),
+    ...scenarioSection(results),
     "",
     "## Targets",
     "",
@@ -615,11 +622,7 @@ export function doorsMarkdown(results: DoorResults): string {
     `Latency: closed loop, 1 connection, ${plan.latencySeconds} s per run. Throughput: ${plan.throughputConnections} connections, ${plan.throughputSeconds} s per run. ` +
       `${plan.rounds} interleaved rounds; each ratio is the median of the ratios within a round. No direct_response floor in this run: its columns are empty.`,
     "",
-    scenarioTable(results),
-    "",
-    "| scenario | what it is |",
-    "|---|---|",
-    ...results.scenarios.map((s) => `| ${s.title} | ${s.what} |`),
+    ...scenarioSection(results),
     "",
     "| target | goal | this run | |",
     "|---|---|---|---|",

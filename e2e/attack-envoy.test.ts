@@ -25,6 +25,7 @@ import { DEMO_AGENT_ID, defaultWasmPath, nativeSidecarValues, startStack, type S
 import { DEFAULT_JWT_MAX_LIFETIME_SECONDS, loadFilterConfiguration } from "../stack/render.ts";
 import {
   SecretLedger,
+  accessLines,
   cacheCounters,
   delta,
   eventually,
@@ -402,24 +403,6 @@ describe("the mTLS listener", () => {
 });
 
 // ---- the access log ------------------------------------------------------------------------------
-
-interface AccessLine {
-  path: string;
-  status: string | number;
-  spiffe_id: string | null;
-  service: string | null;
-  region: string | null;
-  tier: string | null;
-  [field: string]: unknown;
-}
-
-function accessLines(sidecar: EnvoySidecar): AccessLine[] {
-  return sidecar
-    .accessLog()
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as AccessLine);
-}
 
 describe("the access log", () => {
   it("carries the SPIFFE ID, service, region and tier of every credential answer, and never a token or credential", async () => {

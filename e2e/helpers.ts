@@ -265,6 +265,25 @@ export async function expectNoSecretsInLogs(stack: Stack, ledger: SecretLedger, 
   expect(ledger.leaks(logs)).toEqual([]);
 }
 
+/** One line of a sidecar's access log (envoy/sidecar.yaml's json_format): no field can hold a secret. */
+export interface AccessLine {
+  path: string;
+  status: string | number;
+  spiffe_id: string | null;
+  service: string | null;
+  region: string | null;
+  tier: string | null;
+  [field: string]: unknown;
+}
+
+export function accessLines(sidecar: EnvoySidecar): AccessLine[] {
+  return sidecar
+    .accessLog()
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as AccessLine);
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until it returns true or `timeoutMs` passes. */

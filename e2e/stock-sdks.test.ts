@@ -26,7 +26,7 @@ import { basicOAuthToken, startAzuriteBlob, type AzuriteBlob } from "../support/
 import { projectRoot, tools } from "../support/tools.ts";
 import { DEMO_AGENT_ID, startStack, type EnvoySidecar, type Stack } from "../stack/index.ts";
 import { stockSdkEnvironment } from "../stack/sdk-env.ts";
-import { SecretLedger, eventually, exchange, expectNoSecretsInLogs, request, summary } from "./helpers.ts";
+import { SecretLedger, accessLines, eventually, exchange, expectNoSecretsInLogs, request, summary, type AccessLine } from "./helpers.ts";
 
 const run = promisify(execFile);
 const AGENTS = path.join(projectRoot, "e2e", "agent");
@@ -112,23 +112,6 @@ function expectSucceeded(agent: AgentRun): any {
 const fingerprint = (value: string) => createHash("sha256").update(value).digest("hex").slice(0, 16);
 
 // ---- the sidecar's access log ------------------------------------------------------------------------
-
-interface AccessLine {
-  path: string;
-  status: number | string;
-  spiffe_id: string | null;
-  service: string | null;
-  tier: string | null;
-  [field: string]: unknown;
-}
-
-function accessLines(sidecar: EnvoySidecar): AccessLine[] {
-  return sidecar
-    .accessLog()
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as AccessLine);
-}
 
 /**
  * Runs `work` and returns the access log lines Envoy wrote meanwhile: between two marker requests
