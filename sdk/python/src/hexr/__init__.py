@@ -1,0 +1,43 @@
+"""Hexr SDK for Python: cloud clients from the agent process's SPIFFE identity.
+
+    from hexr import hexr_agent, hexr_tool, CredentialError, AuthenticationError
+
+    @hexr_agent(name="data-pipeline", tenant="acme-corp", resources=["aws_s3"])
+    def process():
+        s3 = hexr_tool("aws_s3")
+        s3.list_buckets()
+"""
+
+from ._version import __version__
+from .context import AgentContext, HexrContext, current_agent, hexr_agent
+from .errors import AuthenticationError, BadRequestError, CredentialError, HexrError, MissingDependencyError
+from .identity import FileJwtSource, JwtSource, JwtSvid, WorkloadApiJwtSource
+from .sidecar import Credential, l1_cache
+from .tool import get_credentials, hexr_tool
+
+
+def clear_cache() -> None:
+    """Empties the in-process L1."""
+    l1_cache().clear()
+
+
+__all__ = [
+    "__version__",
+    "hexr_agent",
+    "hexr_tool",
+    "get_credentials",
+    "clear_cache",
+    "HexrContext",
+    "AgentContext",
+    "current_agent",
+    "HexrError",
+    "AuthenticationError",
+    "CredentialError",
+    "BadRequestError",
+    "MissingDependencyError",
+    "Credential",
+    "JwtSource",
+    "JwtSvid",
+    "FileJwtSource",
+    "WorkloadApiJwtSource",
+]

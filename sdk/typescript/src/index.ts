@@ -1,0 +1,16 @@
+// @hexr/sdk: cloud clients for an agent process, authenticated by its SPIFFE identity through the
+// Hexr sidecar. See README.md.
+export { hexrAgent, currentAgent, type HexrAgentConfig, type AgentContext, DEFAULT_CONTEXT_DIR } from "./agent.ts";
+export { hexrTool, type ServiceClients, type ServiceOptions, type ToolOptions } from "./tool.ts";
+export { awsCredentials, azureCredential, azureADTokenProvider, googleAuthClient, type CredentialOptions } from "./credentials.ts";
+export {
+  HexrClient, hexrClient, configure, DEFAULT_SIDECAR_URL, DEFAULT_REFRESH_BUFFER_SECONDS,
+  type HexrClientOptions, type ExchangeAnswer, type Resolved, type AwsCredentialSet, type TokenCredentialSet,
+} from "./client.ts";
+export { HexrError, AuthenticationError, CredentialError, type HexrErrorType } from "./errors.ts";
+export {
+  FileJwtSvidSource, NoJwtSvidSource, identityFromEnvironment, decodeJwtSvid, DEFAULT_JWT_AUDIENCE, type JwtSvid, type JwtSvidSource,
+} from "./identity.ts";
+export { WorkloadApiJwtSvidSource, type WorkloadApiOptions } from "./workload-api.ts";
+export { isServiceName, isCatalogService, isRegion, parseAgentSpiffeId, type CatalogService, type Provider, type AgentSpiffeId } from "./grammar.ts";
+export { SPAN_NAME, INSTRUMENTATION_NAME } from "./telemetry.ts";
