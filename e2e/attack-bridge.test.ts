@@ -6,14 +6,13 @@
 // checks the stack's wiring: the access file it writes, Envoy's hexr_bridge cluster, Valkey's ACL.
 import { execFile } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
-import { connect } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BRIDGE_SPIFFE_ID, issueX509Svid, mintJwtSvid } from "../support/dev-identity.ts";
 import { projectRoot } from "../support/tools.ts";
-import { cliBinary } from "../support/valkey.ts";
+import { cliBinary, respCommands } from "../support/valkey.ts";
 import { BRIDGE_FILES, VALKEY_ACL_IN_CONTAINER, renderComposeEnvoyConfig } from "../stack/compose.ts";
 import { DEMO_AGENT_ID, startStack, type Stack } from "../stack/index.ts";
 import { SecretLedger, eventually, exchange, expectNoSecretsInLogs, request, summary, type HttpAnswer } from "./helpers.ts";
@@ -169,21 +168,7 @@ describe("the stack's bridge", () => {
 });
 
 describe("the stack's Valkey", () => {
-  const respLines = (...commands: string[][]) =>
-    new Promise<string[]>((resolve, reject) => {
-      const socket = connect(stack.parts.valkey.port, "127.0.0.1");
-      let received = "";
-      socket.on("data", (chunk) => {
-        received += chunk.toString("latin1");
-        const lines = received.split("\r\n").filter((line) => /^[-+:$*]/.test(line));
-        if (lines.length >= commands.length) {
-          socket.destroy();
-          resolve(lines);
-        }
-      });
-      socket.on("error", reject);
-      for (const args of commands) socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
-    });
+  const respLines = (...commands: string[][]) => respCommands(stack.parts.valkey.port, ...commands);
 
   it("refuses a raw RESP client without AUTH (NOAUTH) and with guessed passwords (WRONGPASS)", async () => {
     const [get, keys, flush] = await respLines(["GET", VICTIM_KEY], ["KEYS", "*"], ["FLUSHALL"]);

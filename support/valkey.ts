@@ -13,6 +13,7 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -306,4 +307,22 @@ async function clusterInfo(node: ValkeyNode, cli: Cli): Promise<string> {
     env: cli.env,
   });
   return stdout;
+}
+
+/** RESP commands over a plain TCP connection, as an attacker's netcat would send them; the first line of each reply. */
+export function respCommands(port: number, ...commands: string[][]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let received = "";
+    socket.on("data", (chunk) => {
+      received += chunk.toString("latin1");
+      const lines = received.split("\r\n").filter((line) => /^[-+:$*]/.test(line));
+      if (lines.length >= commands.length) {
+        socket.destroy();
+        resolve(lines);
+      }
+    });
+    socket.on("error", reject);
+    for (const args of commands) socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
+  });
 }

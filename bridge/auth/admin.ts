@@ -4,16 +4,14 @@
 // the JWT-SVID bundle, expiry, audience, issuer) and requires its `sub` to be a configured admin.
 // A sidecar cannot mint one, so an attacker holding a sidecar's (or its own) certificate cannot
 // purge or revoke; only a token of an admin identity can.
-import { readFileSync } from "node:fs";
-import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from "jose";
+import { errors, jwtVerify } from "jose";
+import { trustBundleFromFile } from "../../spiffe/trust-bundle.ts";
 import { forbidden, unauthenticated, type HttpError } from "../errors.ts";
 import type { AdminJwtConfig } from "./access-config.ts";
 
 /** Algorithms the JWT-SVID specification allows; never "none" or an HMAC. */
 const JWT_SVID_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"];
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
-/** A rotated key shows up as an unknown key ID; the file is re-read at most this often. */
-const JWKS_RELOAD_COOLDOWN_MS = 10_000;
 
 export interface AdminVerifier {
   /** The admin's SPIFFE ID; throws 401 without a valid JWT-SVID, 403 when its subject is no admin. */
@@ -29,7 +27,7 @@ export function createAdminVerifier(admins: readonly string[], jwt: AdminJwtConf
       },
     };
   }
-  const keys = jwksFromFile(jwt.jwks_file);
+  const keys = trustBundleFromFile(jwt.jwks_file);
   const allowed = new Set(admins);
   return {
     async verify(authorization) {
@@ -62,33 +60,4 @@ function rejection(error: unknown): HttpError {
   if (error instanceof errors.JWKSNoMatchingKey) return unauthenticated("the JWT-SVID is signed by a key outside the trust bundle");
   if (error instanceof errors.JOSEAlgNotAllowed) return unauthenticated("the JWT-SVID's signing algorithm is not allowed");
   return unauthenticated("the JWT-SVID is malformed or cannot be verified");
-}
-
-/** The key set from a file, re-read (at most every 10 s) when a token names a key it does not have. */
-function jwksFromFile(file: string): JWTVerifyGetKey {
-  let keySet = createLocalJWKSet(readJwks(file));
-  let loadedAt = Date.now();
-  return async (header, token) => {
-    try {
-      return await keySet(header, token);
-    } catch (error) {
-      if (!(error instanceof errors.JWKSNoMatchingKey) || Date.now() - loadedAt < JWKS_RELOAD_COOLDOWN_MS) throw error;
-      keySet = createLocalJWKSet(readJwks(file));
-      loadedAt = Date.now();
-      return keySet(header, token);
-    }
-  };
-}
-
-/**
- * A plain JWKS or a SPIFFE bundle: the latter marks JWT signing keys `"use": "jwt-svid"` (which
- * jose would skip) and also carries X.509 roots (`"use": "x509-svid"`), which are dropped.
- */
-function readJwks(file: string): JSONWebKeySet {
-  const parsed = JSON.parse(readFileSync(file, "utf8")) as { keys?: unknown };
-  if (!Array.isArray(parsed.keys)) throw new Error(`${file} is not a JWKS: no "keys" list`);
-  const keys = (parsed.keys as JWK[])
-    .filter((key) => key.use === undefined || key.use === "sig" || key.use === "jwt-svid")
-    .map((key) => (key.use === "jwt-svid" ? { ...key, use: "sig" } : key));
-  return { keys };
 }

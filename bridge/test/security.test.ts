@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lockKey } from "../../contract/index.ts";
 import { DEV_AUDIENCE, ensureDevIdentity, INJECTOR_SPIFFE_ID, issueServiceSvid, issueX509Svid, mintJwtSvid } from "../../support/dev-identity.ts";
 import { projectRoot } from "../../support/tools.ts";
-import { BRIDGE_USER, startValkey, startValkeyCluster, type ValkeyCluster, type ValkeyServer } from "../../support/valkey.ts";
+import { BRIDGE_USER, respCommands, startValkey, startValkeyCluster, type ValkeyCluster, type ValkeyServer } from "../../support/valkey.ts";
 import type { AccessConfig } from "../auth/access-config.ts";
 import { startBridge } from "../index.ts";
 import {
@@ -335,23 +335,6 @@ describe("TLS upkeep", () => {
 
 // ---- Valkey itself -------------------------------------------------------------------------------
 
-/** One RESP command over a plain TCP connection, as an attacker's netcat would send it; the first reply line. */
-function resp(port: number, ...commands: string[][]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
-    let received = "";
-    socket.on("data", (chunk) => {
-      received += chunk.toString("latin1");
-      const lines = received.split("\r\n").filter((line) => /^[-+:$*]/.test(line));
-      if (lines.length >= commands.length) {
-        socket.destroy();
-        resolve(lines);
-      }
-    });
-    socket.on("error", reject);
-    for (const args of commands) socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
-  });
-}
 
 describe("Valkey, attacked directly", () => {
   const env = useStandaloneBridge();
@@ -359,14 +342,14 @@ describe("Valkey, attacked directly", () => {
   it("refuses every command on a connection that has not authenticated (NOAUTH)", async () => {
     await env.bridge.api.put(VICTIM_KEY, VICTIM_VALUE);
     for (const command of [["GET", VICTIM_KEY], ["KEYS", "*"], ["SET", VICTIM_KEY, "planted"], ["FLUSHALL"], ["CONFIG", "GET", "*"]]) {
-      const [reply] = await resp(env.valkey.port, command);
+      const [reply] = await respCommands(env.valkey.port, command);
       expect(reply).toMatch(/^-NOAUTH/);
     }
     expect(await env.raw.exists(VICTIM_KEY)).toBe(1);
   });
 
   it("refuses wrong passwords and the default user (WRONGPASS)", async () => {
-    const replies = await resp(
+    const replies = await respCommands(
       env.valkey.port,
       ["AUTH", BRIDGE_USER, "guessed-password"],
       ["AUTH", "default", ""],
@@ -451,7 +434,7 @@ describe("Valkey with TLS (a deployment option)", () => {
 
   it("has no plain-text port: a RESP client without TLS gets no answer", async () => {
     const answer = await Promise.race([
-      resp(valkey.port, ["PING"]).catch((error: Error) => error.message),
+      respCommands(valkey.port, ["PING"]).catch((error: Error) => error.message),
       new Promise<string>((resolve) => setTimeout(() => resolve("no answer"), 1_000)),
     ]);
     expect(answer).not.toContain("+PONG");

@@ -5,7 +5,7 @@ import { errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { parseAgentSpiffeId, type AgentSpiffeId } from "../../contract/index.ts";
 import type { InjectorConfig } from "../config.ts";
 import { ExchangeError, trustBundleUnavailable, unauthenticated } from "../errors.ts";
-import { TrustBundleUnavailable, trustBundleFromFile, trustBundleFromUrl } from "./trust-bundle.ts";
+import { TrustBundleUnavailable, trustBundleFromFile, trustBundleFromUrl } from "../../spiffe/trust-bundle.ts";
 
 const JWKS_FETCH_TIMEOUT_MS = 2000;
 

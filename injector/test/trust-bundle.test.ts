@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from "jose";
-import { trustBundleFromFile } from "../auth/trust-bundle.ts";
+import { trustBundleFromFile } from "../../spiffe/trust-bundle.ts";
 
 let dir: string;
 beforeEach(async () => (dir = await mkdtemp(path.join(tmpdir(), "hexr-bundle-"))));

@@ -1,5 +1,6 @@
-// The JWKS the JWT-SVIDs are checked against: a file (the dev JWKS, or a SPIFFE trust bundle
-// that SPIRE writes) or a URL (SPIRE's OIDC discovery provider, `/keys`).
+// The JWKS that JWT-SVIDs are checked against, for every service that verifies them (the injector,
+// the bridge's admin authentication): a file (the dev JWKS, or a SPIFFE trust bundle that SPIRE
+// writes) or a URL (SPIRE's OIDC discovery provider, `/keys`).
 import { readFileSync } from "node:fs";
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from "jose";
 
