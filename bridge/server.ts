@@ -14,7 +14,7 @@ import { createLogger } from "./log.ts";
 import { createRevocationLog, revocationLogLimit } from "./revocation-log.ts";
 import { createRequestHandler } from "./routes.ts";
 import { createBlobStore } from "./store.ts";
-import { readTlsMaterial, watchTlsFiles, type TlsFiles } from "./tls-files.ts";
+import { readTlsMaterial, watchTlsFiles, type TlsFiles } from "../spiffe/tls-files.ts";
 import { connectValkey, type ValkeyCredentials, type ValkeyNode, type ValkeyTarget } from "./valkey-connection.ts";
 import { loadValkeyPassword, refuseUrlCredentials } from "./valkey-password.ts";
 import { createVault } from "./vault.ts";

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, issueX509Svid, mintJwtSvid } from "../support/dev-identity.ts";
 import { freePort } from "../support/processes.ts";
 import { adminReady, createEnvoySidecar, type EnvoySidecar } from "../stack/envoy.ts";
-import { DEMO_AGENT_ID, defaultWasmPath, nativeSidecarValues, startStack, type Stack } from "../stack/index.ts";
+import { DEMO_AGENT_ID, defaultWasmPath, devSidecarIdentity, nativeSidecarValues, startStack, type Stack } from "../stack/index.ts";
 import { DEFAULT_JWT_MAX_LIFETIME_SECONDS, loadFilterConfiguration } from "../stack/render.ts";
 import {
   SecretLedger,
@@ -327,10 +327,13 @@ describe("the mTLS listener", () => {
           wasmPath: defaultWasmPath,
           filterConfiguration: loadFilterConfiguration(),
         }),
-        trustDomains: [
-          { name: DEV_TRUST_DOMAIN, bundle: stack.identity.ca },
-          { name: TD_B, bundle: b.bundle },
-        ],
+        identity: {
+          ...devSidecarIdentity(stack.identity),
+          trustDomains: [
+            { name: DEV_TRUST_DOMAIN, bundle: stack.identity.ca },
+            { name: TD_B, bundle: b.bundle },
+          ],
+        },
         mtlsMaxConnectionSeconds: 2,
       },
     });

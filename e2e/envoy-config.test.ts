@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureDevIdentity, type DevIdentityPaths } from "../support/dev-identity.ts";
+import { INJECTOR_SPIFFE_ID, ensureDevIdentity, type DevIdentityPaths } from "../support/dev-identity.ts";
 import { renderComposeEnvoyConfig } from "../stack/compose.ts";
 import { renderSidecarInto, validateEnvoyConfig } from "../stack/envoy.ts";
 import { DEFAULT_PORTS, defaultWasmPath, nativeSidecarValues, withOverrides } from "../stack/index.ts";
@@ -17,8 +17,10 @@ import {
   loadFilterConfiguration,
   renderSidecarConfig,
   renderTemplate,
+  type FileIdentity,
   type FilterConfiguration,
   type SidecarValues,
+  type SpireIdentity,
 } from "../stack/render.ts";
 
 let identity: DevIdentityPaths;
@@ -61,6 +63,39 @@ describe("envoy --mode validate", () => {
     await expect(validateEnvoyConfig(renderComposeLocally())).resolves.toMatch(/OK/);
   });
 
+  it("accepts the SPIRE rendering: certificates and bundles over SDS, JWT keys from the OIDC discovery provider", async () => {
+    const spire: SpireIdentity = {
+      source: "spire",
+      agentSocket: path.join(dir, "agent.sock"),
+      spiffeId: "spiffe://hexr.local/sidecar/acme-corp/dev-pod",
+      jwksUrl: "http://127.0.0.1:18443/keys",
+      jwksCacheSeconds: 30,
+    };
+    const configPath = renderSidecarInto(path.join(dir, "spire"), "spire", { ...nativeValues(), identity: spire }).configPath;
+    await expect(validateEnvoyConfig(configPath)).resolves.toMatch(/OK/);
+    const config = parse(await readFile(configPath, "utf8"));
+    const mtls = (config.static_resources.listeners as any[]).find((l) => l.name === "agent_mtls");
+    const tls = mtls.filter_chains[0].transport_socket.typed_config.common_tls_context;
+    expect(tls.tls_certificate_sds_secret_configs.map((c: any) => c.name)).toEqual([spire.spiffeId]);
+    expect(tls.validation_context_sds_secret_config.name).toBe("ALL");
+    expect(tls.tls_certificates).toBeUndefined();
+    const clusters = config.static_resources.clusters as any[];
+    const injector = clusters.find((c) => c.name === "hexr_injector").transport_socket.typed_config.common_tls_context;
+    expect(injector.combined_validation_context).toMatchObject({
+      default_validation_context: { match_typed_subject_alt_names: [{ san_type: "URI", matcher: { exact: INJECTOR_SPIFFE_ID } }] },
+      validation_context_sds_secret_config: { name: "ROOTCA" },
+    });
+    expect(clusters.find((c) => c.name === "spire_agent").load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.pipe.path).toBe(spire.agentSocket);
+    const agentHttp = (config.static_resources.listeners as any[]).find((l) => l.name === "agent_http");
+    const jwt = agentHttp.filter_chains[0].filters[0].typed_config.http_filters[0].typed_config;
+    for (const provider of Object.values(jwt.providers) as any[]) {
+      expect(provider.remote_jwks).toMatchObject({ http_uri: { uri: spire.jwksUrl, cluster: "spire_oidc" }, cache_duration: "30s" });
+      expect(provider.local_jwks).toBeUndefined();
+      // A verified token must not outlive its key's removal from SPIRE's bundle.
+      expect(provider.jwt_cache_config).toBeUndefined();
+    }
+  });
+
   it("is not a formality: the filter's configure step rejects a bad plugin configuration", async () => {
     const broken = renderNative("broken", withOverrides(loadFilterConfiguration(), { identity_sources: ["mtls", "telepathy"] }));
     await expect(validateEnvoyConfig(broken)).rejects.toThrow(/identity_sources/);
@@ -78,7 +113,7 @@ describe("the sidecar template", () => {
     const values: SidecarValues = { ...nativeValues(), nodeId: "n", accessLogPath: "/tmp/access.log", adminSocket: "/tmp/admin.sock" };
     expect(() => renderSidecarConfig(values)).not.toThrow();
     expect(() => renderSidecarConfig({ ...values, adminSocket: `/tmp/${"a".repeat(110)}.sock` })).toThrow(/Unix socket path/);
-    expect(() => renderSidecarConfig({ ...values, trustDomains: [] })).toThrow(/at least one trust domain/);
+    expect(() => renderSidecarConfig({ ...values, identity: { ...(values.identity as FileIdentity), trustDomains: [] } })).toThrow(/at least one trust domain/);
     expect(() => renderSidecarConfig({ ...values, jwtMaxLifetimeSeconds: 0 })).toThrow(/jwtMaxLifetimeSeconds/);
     expect(() => renderSidecarConfig({ ...values, mtlsMaxConnectionSeconds: 1.5 })).toThrow(/mtlsMaxConnectionSeconds/);
   });

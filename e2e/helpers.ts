@@ -20,12 +20,14 @@ export interface RequestOptions {
   /** Header pairs sent as given, repeated names included. */
   headers?: [string, string][];
   body?: string;
-  /** TLS: the CA to trust (PEM file), and for mTLS the client certificate and key (PEM files). */
-  tls?: { cert?: string; key?: string; ca: string };
+  /** TLS: the CA to trust, and for mTLS the client certificate and key: PEM files, or PEM contents. */
+  tls?: { cert?: string | Buffer; key?: string | Buffer; ca: string | Buffer };
   timeoutMs?: number;
   /** A keep-alive agent to reuse connections (load loops); default one connection per request. */
   agent?: http.Agent;
 }
+
+const pem = (fileOrContents: string | Buffer): Buffer => (typeof fileOrContents === "string" ? readFileSync(fileOrContents) : fileOrContents);
 
 export function request(url: string, options: RequestOptions = {}): Promise<HttpAnswer> {
   const target = new URL(url);
@@ -67,9 +69,9 @@ export function request(url: string, options: RequestOptions = {}): Promise<Http
         ? https.request(
             {
               ...common,
-              cert: options.tls?.cert ? readFileSync(options.tls.cert) : undefined,
-              key: options.tls?.key ? readFileSync(options.tls.key) : undefined,
-              ca: options.tls ? readFileSync(options.tls.ca) : undefined,
+              cert: options.tls?.cert ? pem(options.tls.cert) : undefined,
+              key: options.tls?.key ? pem(options.tls.key) : undefined,
+              ca: options.tls ? pem(options.tls.ca) : undefined,
               servername: "localhost",
             },
             onResponse,

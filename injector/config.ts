@@ -118,6 +118,8 @@ export interface InjectorConfig {
   jwt: {
     jwks_file: string | null;
     jwks_url: string | null;
+    /** With jwks_url: the key set is fetched again once it is this old, so a key removed from the bundle stops verifying. */
+    jwks_refresh_seconds: number;
     audience: string[];
     issuer: string | null;
     algorithms: string[];
@@ -241,6 +243,7 @@ function parseJwt(fields: Fields): InjectorConfig["jwt"] {
   const jwt = {
     jwks_file: fields.has("jwks_file") ? fields.file("jwks_file") : null,
     jwks_url: fields.has("jwks_url") ? fields.url("jwks_url") : null,
+    jwks_refresh_seconds: fields.integer("jwks_refresh_seconds", 60, 1, 3600),
     audience: fields.stringOrList("audience", ["hexr-credential-injector"]),
     issuer: fields.has("issuer") ? fields.string("issuer") : null,
     algorithms: fields.stringList("algorithms", [...JWT_SVID_ALGORITHMS], (alg) => JWT_SVID_ALGORITHMS.includes(alg)),

@@ -45,14 +45,23 @@ export interface DevConfigOptions {
   azure?: InjectorConfigInput["azure"];
   /** Caller rules added to the dev configuration's (e.g. the identities the dev sidecar may assert). */
   callerRules?: CallerRule[];
+  /** Its X.509-SVID and the trust bundle from SPIRE (hexr-svid-files) instead of the dev CA's. */
+  svid?: { cert: string; key: string; bundle: string };
+  /** JWT-SVID keys from SPIRE's OIDC discovery provider instead of the dev JWKS file. */
+  jwks?: { url: string; refreshSeconds: number };
 }
 
 export async function devInjectorConfig(options: DevConfigOptions = {}): Promise<InjectorConfig> {
   const identity = await ensureDevIdentity(options.identityDir);
   const config = loadConfigFile(DEV_CONFIG_FILE);
   config.listen.port = options.port ?? config.listen.port;
-  config.tls = { cert_file: identity.injectorCert, key_file: identity.injectorKey, client_ca_file: identity.ca, require_client_cert: true };
-  config.jwt.jwks_file = identity.jwks;
+  const svid = options.svid ?? { cert: identity.injectorCert, key: identity.injectorKey, bundle: identity.ca };
+  config.tls = { cert_file: svid.cert, key_file: svid.key, client_ca_file: svid.bundle, require_client_cert: true };
+  if (options.jwks) {
+    config.jwt = { ...config.jwt, jwks_file: null, jwks_url: options.jwks.url, jwks_refresh_seconds: options.jwks.refreshSeconds };
+  } else {
+    config.jwt.jwks_file = identity.jwks;
+  }
   if (config.oidc) {
     config.oidc.signing_keys_dir = path.join(identity.dir, "oidc-keys");
     if (config.oidc.discovery_listen) {
@@ -68,9 +77,9 @@ export async function devInjectorConfig(options: DevConfigOptions = {}): Promise
       ...config.revocation,
       bridge_url: options.bridgeUrl ?? config.revocation.bridge_url,
       bridge_spiffe_id: BRIDGE_SPIFFE_ID,
-      cert_file: identity.injectorCert,
-      key_file: identity.injectorKey,
-      ca_file: identity.ca,
+      cert_file: svid.cert,
+      key_file: svid.key,
+      ca_file: svid.bundle,
       ...options.revocation,
     };
   }

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { Authenticator } from "./auth/authenticate.ts";
 import { CallerPolicy } from "./auth/caller.ts";
 import { JwtSvidVerifier } from "./auth/jwt-svid.ts";
+import { readTlsMaterial, watchTlsFiles } from "../spiffe/tls-files.ts";
 import { ServiceCatalog } from "./catalog.ts";
 import { parseConfig, type InjectorConfig } from "./config.ts";
 import { badRequest } from "./errors.ts";
@@ -88,7 +89,8 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
       const handler = discoveryHandler(config.oidc, signingKeys);
       discovery = await listen(http.createServer((request, response) => void handler(request, response)), config.oidc.discovery_listen);
     }
-    const server = createServer(config, (request, response) => void route(service, request, response));
+    const { server, stopWatching } = createServer(config, (request, response) => void route(service, request, response), logger);
+    server.once("close", stopWatching);
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 5_000;
     await listen(server, config.listen);
@@ -149,20 +151,23 @@ function urlOf(server: http.Server, host: string, scheme: string): string {
   return `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
-function createServer(config: InjectorConfig, listener: http.RequestListener): http.Server {
-  if (!config.tls) return http.createServer(listener);
+/** Below SPIRE's rotation (at half an X.509-SVID's lifetime) by far: a rotated SVID is served within this. */
+const TLS_RELOAD_INTERVAL_MS = 30_000;
+
+/** HTTPS with the injector's X.509-SVID, read again whenever SPIRE (or hexr-svid-files) rotates it. */
+function createServer(config: InjectorConfig, listener: http.RequestListener, logger: Logger): { server: http.Server; stopWatching: () => void } {
+  if (!config.tls) return { server: http.createServer(listener), stopWatching: () => {} };
   const { cert_file, key_file, client_ca_file, require_client_cert } = config.tls;
-  return https.createServer(
-    {
-      cert: readFileSync(cert_file),
-      key: readFileSync(key_file),
-      ca: client_ca_file ? readFileSync(client_ca_file) : undefined,
-      requestCert: client_ca_file !== null,
-      rejectUnauthorized: require_client_cert,
-      minVersion: "TLSv1.2",
-    },
+  const files = client_ca_file ? { cert: cert_file, key: key_file, trustBundle: client_ca_file } : null;
+  const material = files ? readTlsMaterial(files) : { cert: readFileSync(cert_file), key: readFileSync(key_file) };
+  const server = https.createServer(
+    { ...material, requestCert: files !== null, rejectUnauthorized: require_client_cert, minVersion: "TLSv1.2" },
     listener,
   );
+  const stopWatching = files
+    ? watchTlsFiles(files, (fresh) => server.setSecureContext({ ...fresh, minVersion: "TLSv1.2" }), logger, TLS_RELOAD_INTERVAL_MS)
+    : () => {};
+  return { server, stopWatching };
 }
 
 async function route(service: ExchangeService, request: IncomingMessage, response: ServerResponse): Promise<void> {

@@ -10,7 +10,8 @@
 #   reasons - why it was denied (no credentials or tokens are ever part of the input)
 #
 # Grants live in data.hexr.tenants (policy/data.json): per tenant, per agent, per process role,
-# a list of services. A role without its own list falls back to the agent's "*" list.
+# a list of services. A role without its own list falls back to the agent's "*" list. Agents the
+# registrar registered from `hexr build` bring their grants in data.hexr.registered (same shape).
 # Grants are always looked up under the tenant named in the SPIFFE ID itself, and the tenant,
 # agent and role the caller claims must be the ones in the SPIFFE ID: one tenant's identities
 # can never reach another tenant's grants.
@@ -37,8 +38,16 @@ identity := {"trust_domain": parts[0], "tenant": parts[2], "agent": parts[3], "r
 
 tenant_policy := data.hexr.tenants[identity.tenant]
 
-role_grants := object.get(roles, identity.role, object.get(roles, "*", [])) if {
-	roles := tenant_policy.agents[identity.agent].roles
+role_grants := object.get(agent_roles, identity.role, object.get(agent_roles, "*", []))
+
+agent_roles := tenant_policy.agents[identity.agent].roles
+
+# The registrar's grants (data.hexr.registered, from `hexr build`'s process contexts: each role's
+# `resources`) count for an agent the operator's data does not list, under a tenant it does: the
+# operator onboards tenants and may override any agent.
+agent_roles := data.hexr.registered.tenants[identity.tenant].agents[identity.agent].roles if {
+	tenant_policy
+	not tenant_policy.agents[identity.agent]
 }
 
 default full_access := false

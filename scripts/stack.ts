@@ -1,8 +1,13 @@
 // `npm start`: the whole local stack on its documented loopback ports (stack/defaults.ts), until
-// Ctrl-C. Logs go to .run/stack/logs/, one file per part.
-import { rmSync } from "node:fs";
+// Ctrl-C, with its identities from real SPIRE: the content crew (examples/python/content_crew) is
+// discovered by `hexr build` and its roles registered before anything serves. Logs go to
+// .run/stack/logs/, one file per part. `npm start -- --dev-identity`: the dev identity instead
+// (support/dev-identity.ts: tokens from `npm run token`, no SPIRE).
+import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { canConnect } from "../support/processes.ts";
+import { spireTools } from "../stack/spire.ts";
 import { projectRoot } from "../support/tools.ts";
 import { issueX509Svid } from "../support/dev-identity.ts";
 import { DEFAULT_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, startStack, type Stack, type StackPorts } from "../stack/index.ts";
@@ -10,10 +15,49 @@ import { stockSdkEnvironment } from "../stack/sdk-env.ts";
 
 const runDir = path.join(projectRoot, ".run", "stack");
 const relative = (file: string) => path.relative(process.cwd(), file) || ".";
+const hexr = path.join(projectRoot, ".venv", "bin", "hexr");
+const CREW = path.join(projectRoot, "examples", "python", "content_crew", "crew.py");
 
 async function portsInUse(ports: StackPorts): Promise<string[]> {
   const checks = await Promise.all(Object.entries(ports).map(async ([name, port]) => ((await canConnect(port)) ? `${name} (${port})` : "")));
   return checks.filter(Boolean);
+}
+
+function spireBanner(stack: Stack, contexts: string): string {
+  const { ports, envoy } = stack;
+  const spire = stack.spire!.spire;
+  const run = (role: string) => `${relative(hexr)} run --role ${role} --contexts ${relative(contexts)} --`;
+  const podEnv = [
+    `  export SPIFFE_ENDPOINT_SOCKET=unix://${spire.agentSocket}`,
+    `  export HEXR_SIDECAR_URL=${envoy.agentUrl} HEXR_CONTEXT_DIR=/tmp CREW_S3_ENDPOINT=http://127.0.0.1:${ports.moto} GOOGLE_CLOUD_PROJECT=hexr-dev`,
+  ].join("\n");
+  return `
+Hexr local stack is up, everything on 127.0.0.1, every identity from SPIRE:
+  SPIRE           server API ${relative(spire.serverSocket)} (its user only)   Workload API ${relative(spire.agentSocket)}
+                  JWT-SVID keys ${spire.jwksUrl}
+  agent listener  ${envoy.agentUrl}/exchange     agents send their JWT-SVID (Authorization: Bearer)
+                  ${envoy.agentMtlsUrl}/exchange    agents present their X.509-SVID (mTLS)
+  Envoy stats     ${envoy.statsUrl}   Envoy admin ${relative(envoy.adminSocket)} (a Unix socket)
+  injector ${ports.injector} (mTLS)   bridge ${ports.bridge} (mTLS)   OPA ${ports.opa}   moto (STS, S3) ${ports.moto}   Valkey ${ports.valkey}
+  logs            ${relative(path.join(stack.runDir, "logs"))}/
+
+The content crew is registered: each role has its own uid, SPIRE entry and SPIFFE ID
+(${relative(contexts)}/). As root, start a role; it fetches its own SVIDs and only gets its grants:
+${podEnv}
+  ${run("writer")} .venv/bin/python examples/python/content_crew/crew.py
+  ${run("researcher")} .venv/bin/python examples/python/content_crew/crew.py
+
+A role's JWT-SVID, fetched as that role (nobody else can), and an exchange with it:
+  TOKEN=$(${run("writer")} ${relative(spireTools.agent)} api fetch jwt -audience hexr-credential-injector -socketPath ${relative(spire.agentSocket)} | sed -n 2p | tr -d '\\t ')
+  curl -si ${envoy.agentUrl}/exchange -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"service":"aws_s3"}'
+
+Stock SDKs (README, "Stock SDKs"): \`hexr run --jwt-svid-file FILE\` keeps the role's token file fresh for
+AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE; the GCE and Azure doors on ${envoy.metadataListeners[0]?.gceMetadataHost} serve ${METADATA_AGENT_ID}.
+Registration follows the contexts: edit the source, \`hexr build\` again, then
+  ${relative(spireTools.registrar)} -server-socket ${relative(spire.serverSocket)} -parent-id ${stack.spire!.podNodeId} -contexts ${relative(contexts)}
+
+Ctrl-C stops everything.
+`;
 }
 
 function banner(stack: Stack, svid: { cert: string; key: string }): string {
@@ -59,11 +103,23 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   rmSync(runDir, { recursive: true, force: true });
-  console.log("starting Valkey, the bridge, OPA, moto, the injector and Envoy ...");
+  const devIdentity = process.argv.includes("--dev-identity");
   const started = Date.now();
-  const stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true });
-  const svid = await issueX509Svid(DEMO_AGENT_ID);
-  console.log(banner(stack, svid));
+  let stack: Stack;
+  if (devIdentity) {
+    console.log("starting Valkey, the bridge, OPA, moto, the injector and Envoy (dev identity) ...");
+    stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true });
+    console.log(banner(stack, await issueX509Svid(DEMO_AGENT_ID)));
+  } else {
+    // Role processes run under uids of their own: the build output must be readable by them.
+    const buildDir = path.join(runDir, "hexr");
+    mkdirSync(buildDir, { recursive: true, mode: 0o755 });
+    console.log(execFileSync(hexr, ["build", CREW, "--tenant", "acme-corp", "--trust-domain", "hexr.local", "--out", buildDir], { encoding: "utf8" }));
+    const contexts = path.join(buildDir, "process-contexts");
+    console.log("starting SPIRE, Valkey, the bridge, OPA, moto, the injector and Envoy ...");
+    stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true, identity: "spire", spire: { contexts: [contexts] } });
+    console.log(spireBanner(stack, contexts));
+  }
   console.log(`(up in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
   let stopping = false;

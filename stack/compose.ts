@@ -104,13 +104,16 @@ export function composeSidecarValues(files: ComposeFiles = CONTAINER_FILES): Sid
     filterConfiguration: loadFilterConfiguration(),
     jwtIssuer: DEV_ISSUER,
     jwtAudience: DEV_AUDIENCE,
-    jwksPath: identity("jwks.json"),
-    trustDomains: [{ name: DEV_TRUST_DOMAIN, bundle: identity("ca.pem") }],
-    trustBundle: identity("ca.pem"),
-    listenerCert: identity("listener.pem"),
-    listenerKey: identity("listener-key.pem"),
-    sidecarCert: identity("sidecar.pem"),
-    sidecarKey: identity("sidecar-key.pem"),
+    identity: {
+      source: "files",
+      jwksPath: identity("jwks.json"),
+      trustDomains: [{ name: DEV_TRUST_DOMAIN, bundle: identity("ca.pem") }],
+      trustBundle: identity("ca.pem"),
+      listenerCert: identity("listener.pem"),
+      listenerKey: identity("listener-key.pem"),
+      sidecarCert: identity("sidecar.pem"),
+      sidecarKey: identity("sidecar-key.pem"),
+    },
   };
 }
 

@@ -32,13 +32,15 @@ import { FREE_PORTS, METADATA_AGENT_ID, type StackPorts } from "./defaults.ts";
 import { metadataListener } from "./sdk-env.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
-import { loadFilterConfiguration, type FilterConfiguration, type SidecarValues } from "./render.ts";
+import { loadFilterConfiguration, type FileIdentity, type FilterConfiguration, type SidecarIdentity, type SidecarValues } from "./render.ts";
+import { startSpireIdentity, withRegisteredGrants, type SpireStackIdentity, type SpireStackOptions } from "./spire-identity.ts";
 import {
   bridgePart, cloudFakes, fakeCloudPart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, type InjectorRevocationOption,
 } from "./services.ts";
 
 export type { EnvoySidecar } from "./envoy.ts";
 export type { Part } from "./part.ts";
+export type { SpireStackIdentity, SpireStackOptions } from "./spire-identity.ts";
 export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, type StackPorts } from "./defaults.ts";
 
 export const defaultWasmPath = path.join(projectRoot, "build", "exchange_filter.wasm");
@@ -79,11 +81,22 @@ export interface StackOptions {
    * lets them assert nothing.
    */
   staticIdentities?: string[];
+  /**
+   * Where identities come from: "dev" (the default), minted from the dev key and CA on disk
+   * (support/dev-identity.ts), or "spire": a real SPIRE server, agent and OIDC discovery provider
+   * issue every SVID, Envoy takes its certificates over SDS (stack/spire-identity.ts).
+   */
+  identity?: "dev" | "spire";
+  /** With identity "spire": lifetimes, and the `hexr build` output to register. */
+  spire?: SpireStackOptions;
 }
 
 /** Talking to L2 directly (tests, operators): both refuse anyone without these. */
 export interface L2Access {
-  /** TLS files for the bridge: the dev sidecar's X.509-SVID (acme-corp's keys), and the CA the bridge's certificate chains to. */
+  /**
+   * TLS files for the bridge: an X.509-SVID it serves acme-corp's keys to (the dev sidecar's, or
+   * with SPIRE an operator identity's), and the CA the bridge's certificate chains to.
+   */
   bridgeTls: { cert: string; key: string; ca: string };
   /** Valkey's admin user (every command, every key). */
   valkeyAdmin: { username: string; password: string };
@@ -98,6 +111,8 @@ export interface Stack {
   readonly sidecars: readonly EnvoySidecar[];
   /** gcpSts: the fake GCP STS and IAM Credentials; entra: the fake Entra ID (HTTPS, the dev CA's listener certificate). */
   readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part; gcpSts: Part; entra: Part };
+  /** With identity "spire": SPIRE, the services' SVID files, registration. */
+  readonly spire: SpireStackIdentity | null;
   readonly l2: L2Access;
   /** Another sidecar on free ports, sharing the injector, the bridge and Valkey: a second pod. */
   addSidecar(name: string): Promise<EnvoySidecar>;
@@ -134,122 +149,144 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
     ...FREE_PORTS, ...options.ports, gcpSts: 0, entra: 0, discovery: 0,
   });
   const keyFile = ensureDevKeyFile(path.join(identity.dir, "l2-bridge.key"));
-  const filterConfiguration = withOverrides(loadFilterConfiguration(), options.filterOverrides);
-
-  const valkeyDir = path.join(runDir, "valkey");
-  mkdirSync(valkeyDir, { recursive: true });
-  // Passwords (mode 0600) for this run only; Valkey gets their hashes.
-  const users = valkeyUsers(path.join(runDir, "valkey-users"));
-  const bridgeSvid = await issueServiceSvid("bridge", identity.dir);
-  const accessFile = path.join(runDir, "bridge-access.json");
-  const access = devBridgeAccess({ jwksFile: identity.jwks, filterConfiguration, extraCallers: options.bridgeCallers });
-  writeFileSync(accessFile, JSON.stringify(access, null, 2) + "\n");
-  const policy = policySetup({
-    runDir, filterConfiguration, injectorRevocation: options.injectorRevocation, staticIdentities: options.staticIdentities ?? [METADATA_AGENT_ID],
-  });
-  const clouds = cloudFakes({ ports: { gcpSts: gcpStsPort, entra: entraPort, discovery: discoveryPort }, identity });
-  const parts = {
-    valkey: valkeyPart({ port: ports.valkey, dataDir: valkeyDir, users, logDir }),
-    bridge: bridgePart({
-      port: ports.bridge,
-      valkeyUrl: `redis://127.0.0.1:${ports.valkey}`,
-      valkeyPasswordFile: users.bridge.passwordFile,
-      keyFile,
-      tls: { cert: bridgeSvid.cert, key: bridgeSvid.key, trustBundle: identity.ca },
-      accessFile,
-      logDir,
-    }),
-    opa: opaPart({ port: ports.opa, auth: policy.opaAuth, dataFiles: policy.opaDataFiles, logDir }),
-    moto: motoPart(ports.moto, logDir),
-    injector: await injectorPart({
-      port: ports.injector,
-      opaUrl: `http://127.0.0.1:${ports.opa}`,
-      opaTokenFile: policy.opaAuth.tokenFile,
-      stsEndpoint: `http://127.0.0.1:${ports.moto}`,
-      identityDir: identity.dir,
-      configFile: path.join(runDir, "injector.json"),
-      bridgeUrl: `https://127.0.0.1:${ports.bridge}`,
-      revocation: policy.revocation,
-      regions: policy.regions,
-      discoveryPort,
-      gcp: clouds.injectorGcp,
-      azure: clouds.injectorAzure,
-      callerRules: policy.callerRules,
-      logDir,
-    }),
-    gcpSts: fakeCloudPart({ name: "gcp-sts", config: clouds.gcpSts, configFile: path.join(runDir, "gcp-sts.json"), logDir }),
-    entra: fakeCloudPart({ name: "entra", config: clouds.entra, configFile: path.join(runDir, "entra.json"), logDir }),
-  };
-  const sidecars: EnvoySidecar[] = [];
-
-  const sidecar = (name: string, sidecarPorts: SidecarPorts) =>
-    createEnvoySidecar({
-      name,
-      runDir,
-      concurrency: options.concurrency ?? 2,
-      logLevel: options.envoyLogLevel,
-      wasmLogLevel: options.wasmLogLevel,
-      logFile: logDir ? path.join(logDir, `envoy-${name}.log`) : undefined,
-      values: nativeSidecarValues({ sidecarPorts, ports, identity, wasmPath, filterConfiguration }),
-    });
-
-  const stopAll = async () => {
-    // Front to back, so nothing in front sees a dependency vanish before it is gone itself.
-    await Promise.allSettled(sidecars.map((s) => s.stop()));
-    await Promise.allSettled([parts.injector.stop(), parts.bridge.stop()]);
-    await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop(), parts.gcpSts.stop(), parts.entra.stop()]);
-  };
-
+  const spire = options.identity === "spire" ? await startSpireIdentity({ runDir, options: options.spire ?? {}, logDir }) : null;
   try {
-    await startTogether([parts.valkey, parts.opa, parts.moto, parts.gcpSts, parts.entra]);
-    // An injector that follows revocations reads the log before it serves: the bridge comes first.
-    if (policy.revocation) {
-      await parts.bridge.start();
-      await parts.injector.start();
-    } else {
-      await startTogether([parts.bridge, parts.injector]);
-    }
-    const first = sidecar("pod-a", ports);
-    sidecars.push(first);
-    await first.start();
+    return await assemble(spire);
   } catch (error) {
-    await stopAll();
-    if (ownsRunDir) rmSync(runDir, { recursive: true, force: true });
+    // A part that fails to start stops everything, SPIRE included; this covers what fails before.
+    await spire?.stop();
     throw error;
   }
 
-  return {
-    runDir,
-    identity,
-    ports,
-    envoy: sidecars[0],
-    sidecars,
-    parts,
-    l2: {
-      bridgeTls: { cert: identity.sidecarCert, key: identity.sidecarKey, ca: identity.ca },
-      valkeyAdmin: { username: users.admin.username, password: users.admin.password },
-    },
-    async addSidecar(name) {
-      if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
-      const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, metadata: 0, stats: 0 }));
-      sidecars.push(added);
-      await added.start();
-      return added;
-    },
-    logs() {
-      const all: Record<string, string> = {};
-      for (const part of Object.values(parts)) all[part.name] = part.logs();
-      for (const s of sidecars) {
-        all[`envoy-${s.name}`] = s.logs();
-        all[`envoy-${s.name}-access`] = s.accessLog();
+  async function assemble(spire: SpireStackIdentity | null): Promise<Stack> {
+    const configured = withOverrides(loadFilterConfiguration(), options.filterOverrides);
+    const filterConfiguration = spire ? withRegisteredGrants(configured, spire.grantsFile) : configured;
+
+    const valkeyDir = path.join(runDir, "valkey");
+    mkdirSync(valkeyDir, { recursive: true });
+    // Passwords (mode 0600) for this run only; Valkey gets their hashes.
+    const users = valkeyUsers(path.join(runDir, "valkey-users"));
+    const bridgeSvid = spire ? spire.bridge : await issueServiceSvid("bridge", identity.dir);
+    const bridgeTrustBundle = spire ? spire.bridge.bundle : identity.ca;
+    const accessFile = path.join(runDir, "bridge-access.json");
+    const access = devBridgeAccess({ jwksFile: spire ? spire.bridge.jwtBundle : identity.jwks, filterConfiguration, extraCallers: options.bridgeCallers });
+    writeFileSync(accessFile, JSON.stringify(access, null, 2) + "\n");
+    const policy = policySetup({
+      runDir, filterConfiguration, injectorRevocation: options.injectorRevocation, staticIdentities: options.staticIdentities ?? [METADATA_AGENT_ID],
+    });
+    const clouds = cloudFakes({ ports: { gcpSts: gcpStsPort, entra: entraPort, discovery: discoveryPort }, identity });
+    const parts = {
+      valkey: valkeyPart({ port: ports.valkey, dataDir: valkeyDir, users, logDir }),
+      bridge: bridgePart({
+        port: ports.bridge,
+        valkeyUrl: `redis://127.0.0.1:${ports.valkey}`,
+        valkeyPasswordFile: users.bridge.passwordFile,
+        keyFile,
+        tls: { cert: bridgeSvid.cert, key: bridgeSvid.key, trustBundle: bridgeTrustBundle },
+        accessFile,
+        logDir,
+      }),
+      opa: opaPart({ port: ports.opa, auth: policy.opaAuth, dataFiles: [...policy.opaDataFiles, ...(spire ? [spire.grantsFile] : [])], logDir }),
+      moto: motoPart(ports.moto, logDir),
+      injector: await injectorPart({
+        port: ports.injector,
+        opaUrl: `http://127.0.0.1:${ports.opa}`,
+        opaTokenFile: policy.opaAuth.tokenFile,
+        stsEndpoint: `http://127.0.0.1:${ports.moto}`,
+        identityDir: identity.dir,
+        configFile: path.join(runDir, "injector.json"),
+        bridgeUrl: `https://127.0.0.1:${ports.bridge}`,
+        revocation: policy.revocation,
+        regions: policy.regions,
+        discoveryPort,
+        gcp: clouds.injectorGcp,
+        azure: clouds.injectorAzure,
+        callerRules: policy.callerRules,
+        ...(spire ? { svid: spire.injector, jwks: { url: spire.spire.jwksUrl, refreshSeconds: spire.jwksRefreshSeconds } } : {}),
+        logDir,
+      }),
+      gcpSts: fakeCloudPart({ name: "gcp-sts", config: clouds.gcpSts, configFile: path.join(runDir, "gcp-sts.json"), logDir }),
+      entra: fakeCloudPart({ name: "entra", config: clouds.entra, configFile: path.join(runDir, "entra.json"), logDir }),
+    };
+    const sidecars: EnvoySidecar[] = [];
+
+    const sidecar = (name: string, sidecarPorts: SidecarPorts) =>
+      createEnvoySidecar({
+        name,
+        runDir,
+        concurrency: options.concurrency ?? 2,
+        logLevel: options.envoyLogLevel,
+        wasmLogLevel: options.wasmLogLevel,
+        logFile: logDir ? path.join(logDir, `envoy-${name}.log`) : undefined,
+        values: nativeSidecarValues({ sidecarPorts, ports, identity, wasmPath, filterConfiguration, sidecarIdentity: spire?.sidecar() }),
+      });
+
+    const stopAll = async () => {
+      // Front to back, so nothing in front sees a dependency vanish before it is gone itself.
+      await Promise.allSettled(sidecars.map((s) => s.stop()));
+      await Promise.allSettled([parts.injector.stop(), parts.bridge.stop()]);
+      await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop(), parts.gcpSts.stop(), parts.entra.stop()]);
+      await spire?.stop();
+    };
+
+    try {
+      await startTogether([parts.valkey, parts.opa, parts.moto, parts.gcpSts, parts.entra]);
+      // An injector that follows revocations reads the log before it serves: the bridge comes first.
+      if (policy.revocation) {
+        await parts.bridge.start();
+        await parts.injector.start();
+      } else {
+        await startTogether([parts.bridge, parts.injector]);
       }
-      return all;
-    },
-    async stop() {
+      const first = sidecar("pod-a", ports);
+      sidecars.push(first);
+      await first.start();
+    } catch (error) {
       await stopAll();
       if (ownsRunDir) rmSync(runDir, { recursive: true, force: true });
-    },
-  };
+      throw error;
+    }
+
+    return {
+      runDir,
+      identity,
+      ports,
+      envoy: sidecars[0],
+      sidecars,
+      parts,
+      spire,
+      l2: {
+        bridgeTls: spire
+          ? { cert: spire.l2Operator.cert, key: spire.l2Operator.key, ca: spire.l2Operator.bundle }
+          : { cert: identity.sidecarCert, key: identity.sidecarKey, ca: identity.ca },
+        valkeyAdmin: { username: users.admin.username, password: users.admin.password },
+      },
+      async addSidecar(name) {
+        if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
+        const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, metadata: 0, stats: 0 }));
+        sidecars.push(added);
+        await added.start();
+        return added;
+      },
+      logs() {
+        const all: Record<string, string> = {};
+        for (const part of Object.values(parts)) all[part.name] = part.logs();
+        if (spire) {
+          Object.assign(all, spire.spire.logs());
+          for (const part of spire.parts) all[part.name] = part.logs();
+        }
+        for (const s of sidecars) {
+          all[`envoy-${s.name}`] = s.logs();
+          all[`envoy-${s.name}-access`] = s.accessLog();
+        }
+        return all;
+      },
+      async stop() {
+        await stopAll();
+        if (ownsRunDir) rmSync(runDir, { recursive: true, force: true });
+      },
+    };
+  }
 }
 
 /** Starts the parts side by side; fails only once each has started or failed, so none is left starting. */
@@ -274,6 +311,8 @@ export function nativeSidecarValues(input: {
   identity: DevIdentityPaths;
   wasmPath: string;
   filterConfiguration: FilterConfiguration;
+  /** Default the dev identity's files. */
+  sidecarIdentity?: SidecarIdentity;
 }): Omit<SidecarValues, "nodeId" | "accessLogPath" | "adminSocket"> {
   const { sidecarPorts, ports, identity } = input;
   return {
@@ -293,6 +332,15 @@ export function nativeSidecarValues(input: {
     filterConfiguration: input.filterConfiguration,
     jwtIssuer: DEV_ISSUER,
     jwtAudience: DEV_AUDIENCE,
+    identity: input.sidecarIdentity ?? devSidecarIdentity(identity),
+    metadataListeners: [metadataListener(input.filterConfiguration, { name: "pod", port: sidecarPorts.metadata, spiffeId: METADATA_AGENT_ID })],
+  };
+}
+
+/** The dev identity's files (support/dev-identity.ts), as the sidecar reads them. */
+export function devSidecarIdentity(identity: DevIdentityPaths): FileIdentity {
+  return {
+    source: "files",
     jwksPath: identity.jwks,
     trustDomains: [{ name: DEV_TRUST_DOMAIN, bundle: identity.ca }],
     trustBundle: identity.ca,
@@ -300,7 +348,6 @@ export function nativeSidecarValues(input: {
     listenerKey: identity.listenerKey,
     sidecarCert: identity.sidecarCert,
     sidecarKey: identity.sidecarKey,
-    metadataListeners: [metadataListener(input.filterConfiguration, { name: "pod", port: sidecarPorts.metadata, spiffeId: METADATA_AGENT_ID })],
   };
 }
 

@@ -66,6 +66,38 @@ export interface MetadataListener {
   filterConfiguration: FilterConfiguration;
 }
 
+/** The sidecar's identity material in PEM and JWKS files (the dev identity, docker-compose). */
+export interface FileIdentity {
+  source: "files";
+  jwksPath: string;
+  /** Agents' X.509-SVIDs: one bundle per trust domain (Envoy's SPIFFE certificate validator). */
+  trustDomains: TrustDomainBundle[];
+  /** The CA bundle the injector's and the bridge's certificates chain to. */
+  trustBundle: string;
+  listenerCert: string;
+  listenerKey: string;
+  sidecarCert: string;
+  sidecarKey: string;
+}
+
+/**
+ * The sidecar's identity from SPIRE: its X.509-SVID and the trust bundles over SDS from the SPIRE
+ * agent's Workload API socket, rotated without a restart; the JWT-SVID keys from SPIRE's OIDC
+ * discovery provider, fetched again every `jwksCacheSeconds`.
+ */
+export interface SpireIdentity {
+  source: "spire";
+  /** The SPIRE agent's Workload API socket, which also serves SDS. */
+  agentSocket: string;
+  /** The sidecar's SPIFFE ID: the SDS secret holding its X.509-SVID. */
+  spiffeId: string;
+  /** The OIDC discovery provider's key set, e.g. http://127.0.0.1:PORT/keys. */
+  jwksUrl: string;
+  jwksCacheSeconds: number;
+}
+
+export type SidecarIdentity = FileIdentity | SpireIdentity;
+
 /** Everything envoy/sidecar.yaml needs; see the comments in that file. */
 export interface SidecarValues {
   nodeId: string;
@@ -91,19 +123,12 @@ export interface SidecarValues {
   filterConfiguration: FilterConfiguration;
   jwtIssuer: string;
   jwtAudience: string;
-  jwksPath: string;
   /** Default DEFAULT_JWT_MAX_LIFETIME_SECONDS. */
   jwtMaxLifetimeSeconds?: number;
-  /** Agents' X.509-SVIDs: one bundle per trust domain (Envoy's SPIFFE certificate validator). */
-  trustDomains: TrustDomainBundle[];
   /** Default DEFAULT_MTLS_MAX_CONNECTION_SECONDS. */
   mtlsMaxConnectionSeconds?: number;
-  /** The CA bundle the injector's and the bridge's certificates chain to. */
-  trustBundle: string;
-  listenerCert: string;
-  listenerKey: string;
-  sidecarCert: string;
-  sidecarKey: string;
+  /** Where the sidecar's X.509-SVID, the trust bundles and the JWT-SVID keys come from. */
+  identity: SidecarIdentity;
   /** Default none. */
   metadataListeners?: MetadataListener[];
 }
@@ -124,11 +149,6 @@ export function renderSidecarConfig(values: SidecarValues): string {
   if (Buffer.byteLength(values.adminSocket) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`the admin socket path is longer than a Unix socket path may be (${MAX_SOCKET_PATH_BYTES} bytes): ${values.adminSocket}`);
   }
-  if (values.trustDomains.length === 0) throw new Error("the mTLS listener needs at least one trust domain");
-  const seconds = (value: number, what: string) => {
-    if (!Number.isInteger(value) || value <= 0) throw new Error(`${what} must be a positive whole number of seconds, not ${value}`);
-    return `${value}s`;
-  };
   return renderTemplate(readFileSync(sidecarTemplatePath, "utf8"), {
     node_id: values.nodeId,
     admin_socket: values.adminSocket,
@@ -145,29 +165,125 @@ export function renderSidecarConfig(values: SidecarValues): string {
     injector_host: values.injectorHost,
     injector_port: values.injectorPort,
     injector_sni: values.injectorSni,
-    injector_spiffe_id: values.injectorSpiffeId,
     injector_cluster: clusterName(filter.injector, "hexr_injector"),
     l2_cluster: clusterName(filter.l2, "hexr_bridge"),
     bridge_host: values.bridgeHost,
     bridge_port: values.bridgePort,
-    bridge_spiffe_id: values.bridgeSpiffeId,
     wasm_path: values.wasmPath,
     // A JSON string literal is also a valid double-quoted YAML scalar.
     filter_configuration: JSON.stringify(JSON.stringify(filter)),
     jwt_issuer: values.jwtIssuer,
     jwt_audience: values.jwtAudience,
-    jwks_path: values.jwksPath,
     jwt_max_lifetime: seconds(values.jwtMaxLifetimeSeconds ?? DEFAULT_JWT_MAX_LIFETIME_SECONDS, "jwtMaxLifetimeSeconds"),
-    // A JSON array is a YAML flow sequence.
-    mtls_trust_domains: JSON.stringify(values.trustDomains.map(({ name, bundle }) => ({ name, trust_bundle: { filename: bundle } }))),
     mtls_max_connection_duration: seconds(values.mtlsMaxConnectionSeconds ?? DEFAULT_MTLS_MAX_CONNECTION_SECONDS, "mtlsMaxConnectionSeconds"),
-    trust_bundle: values.trustBundle,
-    listener_cert: values.listenerCert,
-    listener_key: values.listenerKey,
-    sidecar_cert: values.sidecarCert,
-    sidecar_key: values.sidecarKey,
+    ...identityFragments(values),
     metadata_listeners: (values.metadataListeners ?? []).map(renderMetadataListener).join(""),
   });
+}
+
+function seconds(value: number, what: string): string {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${what} must be a positive whole number of seconds, not ${value}`);
+  return `${value}s`;
+}
+
+/** Envoy's names for the SPIRE agent's SDS secrets (SPIRE's defaults). */
+const SDS_ALL_BUNDLES = "ALL";
+const SDS_OWN_BUNDLE = "ROOTCA";
+const SPIRE_AGENT_CLUSTER = "spire_agent";
+/** Verified JWT-SVIDs jwt_authn remembers (keys from files only). */
+const JWT_CACHE_SIZE = 1000;
+const SPIRE_OIDC_CLUSTER = "spire_oidc";
+const SPIFFE_VALIDATOR = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.SPIFFECertValidatorConfig";
+
+/**
+ * The template's identity placeholders: the jwt_authn providers' key source, the TLS contexts of
+ * the mTLS listener and of the two upstreams, and the clusters SPIRE is reached through. Each is a
+ * JSON value, which YAML reads as a flow collection.
+ */
+function identityFragments(values: SidecarValues): TemplateValues {
+  const identity = values.identity;
+  const checkedBy = (spiffeId: string) => [{ san_type: "URI", matcher: { exact: spiffeId } }];
+  if (identity.source === "files") {
+    if (identity.trustDomains.length === 0) throw new Error("the mTLS listener needs at least one trust domain");
+    const certificate = (cert: string, key: string) => [{ certificate_chain: { filename: cert }, private_key: { filename: key } }];
+    const upstream = (spiffeId: string) => ({
+      tls_certificates: certificate(identity.sidecarCert, identity.sidecarKey),
+      validation_context: { trusted_ca: { filename: identity.trustBundle }, match_typed_subject_alt_names: checkedBy(spiffeId) },
+    });
+    return {
+      jwks_source: `local_jwks: ${JSON.stringify({ filename: identity.jwksPath })}`,
+      jwt_cache: `jwt_cache_config: ${JSON.stringify({ jwt_cache_size: JWT_CACHE_SIZE })}`,
+      listener_tls_context: JSON.stringify({
+        tls_certificates: certificate(identity.listenerCert, identity.listenerKey),
+        validation_context: {
+          custom_validator_config: {
+            name: "envoy.tls.cert_validator.spiffe",
+            typed_config: {
+              "@type": SPIFFE_VALIDATOR,
+              trust_domains: identity.trustDomains.map(({ name, bundle }) => ({ name, trust_bundle: { filename: bundle } })),
+            },
+          },
+        },
+      }),
+      injector_tls_context: JSON.stringify(upstream(values.injectorSpiffeId)),
+      bridge_tls_context: JSON.stringify(upstream(values.bridgeSpiffeId)),
+      identity_clusters: "",
+    };
+  }
+  const jwks = new URL(identity.jwksUrl);
+  if (jwks.protocol !== "http:" || !jwks.port) throw new Error(`the JWKS URL must be http://host:port/... (the OIDC discovery provider on the node), not ${identity.jwksUrl}`);
+  if (Buffer.byteLength(identity.agentSocket) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`the SPIRE agent socket path is longer than a Unix socket path may be (${MAX_SOCKET_PATH_BYTES} bytes): ${identity.agentSocket}`);
+  }
+  const sds = { resource_api_version: "V3", api_config_source: { api_type: "GRPC", transport_api_version: "V3", grpc_services: [{ envoy_grpc: { cluster_name: SPIRE_AGENT_CLUSTER } }] } };
+  const svid = [{ name: identity.spiffeId, sds_config: sds }];
+  const upstream = (spiffeId: string) => ({
+    tls_certificate_sds_secret_configs: svid,
+    combined_validation_context: {
+      default_validation_context: { match_typed_subject_alt_names: checkedBy(spiffeId) },
+      validation_context_sds_secret_config: { name: SDS_OWN_BUNDLE, sds_config: sds },
+    },
+  });
+  const endpoint = (address: object) => ({ endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] });
+  const clusters = [
+    {
+      name: SPIRE_AGENT_CLUSTER,
+      connect_timeout: "1s",
+      typed_extension_protocol_options: {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+          "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+          explicit_http_config: { http2_protocol_options: {} },
+        },
+      },
+      load_assignment: { cluster_name: SPIRE_AGENT_CLUSTER, ...endpoint({ pipe: { path: identity.agentSocket } }) },
+    },
+    {
+      name: SPIRE_OIDC_CLUSTER,
+      type: "STRICT_DNS",
+      dns_lookup_family: "V4_ONLY",
+      connect_timeout: "1s",
+      load_assignment: { cluster_name: SPIRE_OIDC_CLUSTER, ...endpoint({ socket_address: { address: jwks.hostname, port_value: Number(jwks.port) } }) },
+    },
+  ];
+  return {
+    // Fetched before the listeners start, then again every cache_duration, off the request path:
+    // a key SPIRE adds is trusted, and a key it removes refused, without a restart.
+    jwks_source: `remote_jwks: ${JSON.stringify({
+      http_uri: { uri: identity.jwksUrl, cluster: SPIRE_OIDC_CLUSTER, timeout: "2s" },
+      cache_duration: seconds(identity.jwksCacheSeconds, "jwksCacheSeconds"),
+      async_fetch: { fast_listener: false },
+      retry_policy: { num_retries: 10, retry_back_off: { base_interval: "0.2s", max_interval: "2s" } },
+    })}`,
+    jwt_cache: "# no JWT cache: every token is checked against the current keys",
+    // "ALL" is the SPIFFE validator with one bundle per trust domain SPIRE knows.
+    listener_tls_context: JSON.stringify({
+      tls_certificate_sds_secret_configs: svid,
+      validation_context_sds_secret_config: { name: SDS_ALL_BUNDLES, sds_config: sds },
+    }),
+    injector_tls_context: JSON.stringify(upstream(values.injectorSpiffeId)),
+    bridge_tls_context: JSON.stringify(upstream(values.bridgeSpiffeId)),
+    identity_clusters: clusters.map((cluster) => `  - ${JSON.stringify(cluster)}\n`).join(""),
+  };
 }
 
 const LISTENER_NAME = /^[a-z0-9_-]{1,64}$/;

@@ -13,7 +13,7 @@ import { projectRoot } from "../support/tools.ts";
 import { DEFAULT_SIDECAR_SPIFFE_ID, DEV_TRUST_DOMAIN, type DevIdentityPaths } from "../support/dev-identity.ts";
 import { GCP_AUDIENCE } from "../support/fakes/gcp.ts";
 import type { EntraFakeConfig, FakeCloudConfig, GcpFakeConfig } from "../support/fakes/main.ts";
-import { DEV_OIDC_ISSUER, devInjectorConfig } from "../injector/dev-config.ts";
+import { DEV_OIDC_ISSUER, devInjectorConfig, type DevConfigOptions } from "../injector/dev-config.ts";
 import type { CallerRule, RevocationConfig, ServedRegions } from "../injector/config.ts";
 import type { InjectorConfigInput } from "../injector/server.ts";
 import type { TlsFiles } from "../bridge/index.ts";
@@ -204,6 +204,9 @@ export interface InjectorPartOptions {
   revocation: Partial<RevocationConfig> | null;
   /** The regions exchanges may name (default the contract's). */
   regions?: ServedRegions;
+  /** Its identity from SPIRE (DevConfigOptions.svid, .jwks); default the dev identity's files. */
+  svid?: DevConfigOptions["svid"];
+  jwks?: DevConfigOptions["jwks"];
   logDir?: string;
 }
 
@@ -222,6 +225,8 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     gcp: options.gcp,
     azure: options.azure,
     callerRules: options.callerRules,
+    svid: options.svid,
+    jwks: options.jwks,
   });
   writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
   const { command, args } = typeScriptCommand("injector/main.ts", ["--config", options.configFile]);

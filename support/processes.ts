@@ -40,6 +40,8 @@ export interface ProcessSpec {
   cwd?: string;
   ready: Readiness;
   timeoutMs?: number;
+  /** Run as this user (and group of the same number): how SPIRE's unix attestor tells processes apart. */
+  uid?: number;
 }
 
 export interface RunningProcess {
@@ -56,6 +58,7 @@ export async function startProcess(spec: ProcessSpec): Promise<RunningProcess> {
     cwd: spec.cwd,
     env: { ...process.env, ...spec.env },
     stdio: ["ignore", "pipe", "pipe"],
+    ...(spec.uid === undefined ? {} : { uid: spec.uid, gid: spec.uid }),
   });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));

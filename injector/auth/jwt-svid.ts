@@ -16,7 +16,7 @@ export class JwtSvidVerifier {
     private readonly jwt: InjectorConfig["jwt"],
     private readonly trustDomains: readonly string[],
   ) {
-    this.keys = jwt.jwks_file ? trustBundleFromFile(jwt.jwks_file) : trustBundleFromUrl(jwt.jwks_url!, JWKS_FETCH_TIMEOUT_MS);
+    this.keys = jwt.jwks_file ? trustBundleFromFile(jwt.jwks_file) : trustBundleFromUrl(jwt.jwks_url!, JWKS_FETCH_TIMEOUT_MS, jwt.jwks_refresh_seconds * 1000);
   }
 
   /** The verified agent identity from `sub`; throws a 401 ExchangeError otherwise. */

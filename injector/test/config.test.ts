@@ -30,7 +30,7 @@ describe("injector configuration", () => {
     expect(config.tls).toBeNull();
     expect(config.max_body_bytes).toBe(4096);
     expect(config.jwt).toMatchObject({
-      jwks_file: "/etc/hexr/jwks.json", jwks_url: null, audience: ["hexr-credential-injector"], issuer: null, clock_tolerance_seconds: 0, max_token_age_seconds: null,
+      jwks_file: "/etc/hexr/jwks.json", jwks_url: null, jwks_refresh_seconds: 60, audience: ["hexr-credential-injector"], issuer: null, clock_tolerance_seconds: 0, max_token_age_seconds: null,
     });
     expect(config.jwt.algorithms).not.toContain("none");
     expect(config.opa).toEqual({ url: "http://127.0.0.1:8181", decision_path: "hexr/exchange/decision", timeout_ms: 500, token_file: null });

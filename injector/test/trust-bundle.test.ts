@@ -29,15 +29,27 @@ describe("JWKS trust bundle from a file", () => {
     await expect(jwtVerify(await sign(x509Root.privateKey, "x509-1"), keys)).rejects.toThrow(/no applicable key/i);
   });
 
-  it("re-reads the file when a token names a key it does not know (rotation)", async () => {
+  it("follows the file as keys rotate: a new key verifies, a removed one no longer does", async () => {
     const first = await keyPair("k1");
     const second = await keyPair("k2");
     const file = path.join(dir, "jwks.json");
     await writeFile(file, JSON.stringify({ keys: [first.jwk] }));
     const keys = trustBundleFromFile(file, 0);
-    await expect(jwtVerify(await sign(first.privateKey, "k1"), keys)).resolves.toBeDefined();
+    const signedByFirst = await sign(first.privateKey, "k1");
+    await expect(jwtVerify(signedByFirst, keys)).resolves.toBeDefined();
     await writeFile(file, JSON.stringify({ keys: [first.jwk, second.jwk] }));
     await expect(jwtVerify(await sign(second.privateKey, "k2"), keys)).resolves.toBeDefined();
+    await writeFile(file, JSON.stringify({ keys: [second.jwk] }));
+    await expect(jwtVerify(signedByFirst, keys)).rejects.toThrow(/no applicable key/i);
+  });
+
+  it("keeps its keys while the file is half-written", async () => {
+    const first = await keyPair("k1");
+    const file = path.join(dir, "jwks.json");
+    await writeFile(file, JSON.stringify({ keys: [first.jwk] }));
+    const keys = trustBundleFromFile(file, 0);
+    await writeFile(file, '{"keys": [');
+    await expect(jwtVerify(await sign(first.privateKey, "k1"), keys)).resolves.toBeDefined();
   });
 
   it("refuses a file that is not a JWKS", async () => {

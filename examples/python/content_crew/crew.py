@@ -5,9 +5,14 @@ Every role runs the same code, declaring the same resources for the crew as a wh
 process may actually get is decided by its identity, in the sidecar's allow-list and in OPA
 (policy/data.json: researcher gcp_bigquery:read, writer aws_s3, editor nothing).
 
+    hexr build crew.py --tenant acme-corp            # .hexr/process-contexts/{researcher,writer,editor}.json
+    hexr run --role researcher -- python crew.py     # as root: each role under its own uid, its own SVID
+    hexr run --role writer     -- python crew.py
+    hexr run --role editor     -- python crew.py
+
+or, with JWT-SVID files from elsewhere:
+
     HEXR_JWT_SVID_FILE=/run/hexr/researcher.jwt HEXR_PROCESS_ROLE=researcher python crew.py
-    HEXR_JWT_SVID_FILE=/run/hexr/writer.jwt     HEXR_PROCESS_ROLE=writer     python crew.py
-    HEXR_JWT_SVID_FILE=/run/hexr/editor.jwt     HEXR_PROCESS_ROLE=editor     python crew.py
 
 Environment: HEXR_SIDECAR_URL (default http://127.0.0.1:15080), HEXR_JWT_SVID_FILE or
 SPIFFE_ENDPOINT_SOCKET, HEXR_PROCESS_ROLE, CREW_S3_ENDPOINT (an S3 endpoint such as moto's, for
@@ -29,6 +34,9 @@ from hexr.context import marker_path
 
 ROLE = os.environ.get("HEXR_PROCESS_ROLE", "main")
 SERVICES = ("aws_s3", "gcp_bigquery")
+# The roles this one source runs as: `hexr build` reads them (the role itself comes from the
+# environment at run time) and writes one process context per role.
+HEXR_ROLES = ("researcher", "writer", "editor")
 
 
 def try_service(service: str) -> dict:

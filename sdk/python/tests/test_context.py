@@ -9,6 +9,7 @@ import pytest
 
 import hexr
 from hexr import CredentialError, HexrContext, current_agent, hexr_agent, hexr_tool
+from hexr.context import make_context
 
 WRITER = "spiffe://hexr.local/agent/acme-corp/content-crew/writer"
 
@@ -159,3 +160,10 @@ def test_marker_write_failure_is_not_fatal(monkeypatch, tmp_path):
         return "ran"
 
     assert run() == "ran"
+
+
+def test_per_role_resources_pick_the_roles_own_list():
+    per_role = {"researcher": ["gcp_bigquery:read"], "writer": ["aws_s3"], "*": ["azure_storage"]}
+    assert make_context("crew", "acme-corp", resources=per_role, role="researcher").resources == ("gcp_bigquery:read",)
+    assert make_context("crew", "acme-corp", resources=per_role, role="editor").resources == ("azure_storage",)
+    assert make_context("crew", "acme-corp", resources={"writer": ["aws_s3"]}, role="editor").resources == ()

@@ -22,10 +22,10 @@ import inspect
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, TypeVar, Union
 
+from ._files import write_atomically
 from .contract import is_path_segment
 from .identity import JwtSource, source_for_file
 
@@ -87,27 +87,20 @@ def write_marker(context: AgentContext) -> Optional[str]:
     directory = os.path.dirname(path)
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".hexr-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(context.marker(), handle)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomically(path, json.dumps(context.marker()).encode("utf-8"), 0o644)
         return path
     except OSError as error:
         log.warning("hexr: could not write the process-context marker %s (%s)", path, type(error).__name__)
         return None
 
 
-def _resources(resources: Optional[Iterable[str]]) -> Optional[Tuple[str, ...]]:
+def _resources(resources: Union[Iterable[str], Mapping[str, Iterable[str]], None], role: str) -> Optional[Tuple[str, ...]]:
     if resources is None:
         return None
+    if isinstance(resources, Mapping):
+        # Per-role resources (what `hexr build` registers for each role): this role's list, else
+        # the "*" list, else none at all.
+        resources = resources.get(role, resources.get("*", ()))
     if isinstance(resources, str):
         raise TypeError("resources must be a list of services, not a string")
     out = tuple(resources)
@@ -121,7 +114,7 @@ def make_context(
     name: str,
     tenant: str,
     framework: Optional[str] = None,
-    resources: Optional[Iterable[str]] = None,
+    resources: Union[Iterable[str], Mapping[str, Iterable[str]], None] = None,
     role: Optional[str] = None,
     identity: Union[JwtSource, str, "os.PathLike[str]", None] = None,
 ) -> AgentContext:
@@ -131,14 +124,14 @@ def make_context(
             raise ValueError("hexr_agent %s must be 1 to 128 characters of A-Za-z0-9._- (not '.' or '..')" % what)
     if identity is not None and not isinstance(identity, JwtSource):
         identity = source_for_file(os.fspath(identity))
-    return AgentContext(name, tenant, process_role, framework, _resources(resources), identity)
+    return AgentContext(name, tenant, process_role, framework, _resources(resources, process_role), identity)
 
 
 def hexr_agent(
     name: str,
     tenant: str,
     framework: Optional[str] = None,
-    resources: Optional[Iterable[str]] = None,
+    resources: Union[Iterable[str], Mapping[str, Iterable[str]], None] = None,
     *,
     role: Optional[str] = None,
     identity: Union[JwtSource, str, "os.PathLike[str]", None] = None,
@@ -146,8 +139,9 @@ def hexr_agent(
     """Marks a function (sync or async) as an agent's entry point.
 
     While it runs, the agent context is set (for hexr_tool(), spans, the resources check) and its
-    marker file is written. `role` defaults to HEXR_PROCESS_ROLE, else "main". `identity` (a
-    JwtSource or a JWT-SVID file path) overrides the process's identity for this agent.
+    marker file is written. `role` defaults to HEXR_PROCESS_ROLE, else "main". `resources` is a
+    list for every role, or a dict of lists per role ("*" for the roles it does not name).
+    `identity` (a JwtSource or a JWT-SVID file path) overrides the process's identity for this agent.
     """
     context = make_context(name, tenant, framework, resources, role, identity)
 
@@ -189,7 +183,7 @@ class HexrContext:
         agent_name: str,
         tenant: str,
         framework: Optional[str] = None,
-        resources: Optional[Iterable[str]] = None,
+        resources: Union[Iterable[str], Mapping[str, Iterable[str]], None] = None,
         process_role: Optional[str] = None,
         identity: Union[JwtSource, str, None] = None,
     ) -> AgentContext:

@@ -1,6 +1,6 @@
-// The bridge's X.509-SVID (certificate and key) and the trust bundle, read from PEM files and read
+// A service's X.509-SVID (certificate and key) and the trust bundle, read from PEM files and read
 // again when they change: SPIRE rotates SVIDs long before they expire (hourly by default), and the
-// bridge keeps serving across a rotation without a restart.
+// service keeps serving across a rotation without a restart (the bridge, the injector).
 import { readFileSync, statSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
