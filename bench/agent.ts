@@ -55,6 +55,27 @@ export function gceDoorSpec(): RequestSpec {
   return { method: "GET", path: GCE_TOKEN_PATH, headers: { "metadata-flavor": "Google" } };
 }
 
+/** The one secret the secret-read scenario reads: agent-level, put through the sidecar before the first run. */
+export const SECRET_NAME = "BENCH_API_KEY";
+
+/** Its value: 64 bytes, the size of a typical API key. */
+export const SECRET_VALUE = `sk-${"0123456789abcdef".repeat(4).slice(3)}`;
+
+/** GET /v1/secrets/{name} on the sidecar's vault door: the JWT-SVID as a bearer token, as for /exchange; no body. */
+export function secretReadSpec(token: string, name: string): RequestSpec {
+  return { method: "GET", path: `/v1/secrets/${name}`, headers: { authorization: `Bearer ${token}` } };
+}
+
+/** PUT /v1/secrets/{name}: a new version of an agent-level secret (no scope). */
+export function secretPut(token: string, name: string, value: string): Outgoing {
+  return {
+    method: "PUT",
+    path: `/v1/secrets/${name}`,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ value }),
+  };
+}
+
 export function exchangeRequest(token: string, region: string, service = SERVICE): Outgoing {
   const spec = exchangeSpec(token, region);
   return { method: spec.method, path: spec.path, headers: spec.headers, body: exchangeBody(region, service) };

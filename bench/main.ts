@@ -8,8 +8,9 @@
 //                                round); results go to a scratch folder of their own
 //
 // Cores: every Envoy under test runs with --concurrency 1, pinned to core 0; wrk (one thread) and
-// the pass-through's trivial upstream are pinned to core 1; the injector, OPA, moto, the bridge and
-// Valkey are left to the scheduler. See the results' "conditions" for the load seen meanwhile.
+// the pass-through's trivial upstream are pinned to core 1; the injector, OPA, moto, the bridge,
+// Valkey and the vault are left to the scheduler. See the results' "conditions" for the load seen
+// meanwhile.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -33,11 +34,11 @@ import { measure, type Measurement } from "./measure.ts";
 import { FULL_PLAN, QUICK_PLAN, type Plan } from "./plan.ts";
 import { profileDuring } from "./profile.ts";
 import {
-  compareDoors, compareFloors, doorsMarkdown, doorTargets, evaluateTargets, machineBusy, memoryFindings, scenarioTable, summarize, toMarkdown,
-  type Conditions, type DoorResults, type Results,
+  compareDoors, compareFloors, compareSecretRead, doorsMarkdown, doorTargets, evaluateTargets, machineBusy, memoryFindings, scenarioTable,
+  secretReadTable, summarize, toMarkdown, type Conditions, type DoorResults, type Results,
 } from "./report.ts";
 import {
-  doorScenarios, floorScenarios, l1HitScenario, l2HitScenario, l3MissScenario, noFilterScenario, passThroughScenarios,
+  doorScenarios, floorScenarios, l1HitScenario, l2HitScenario, l3MissScenario, noFilterScenario, passThroughScenarios, secretReadScenario,
   type DoorName, type Scenario, type ScenarioId, type Target,
 } from "./scenarios.ts";
 import type { RequestSpec } from "./wrk.ts";
@@ -53,11 +54,12 @@ const log = (line: string) => console.log(`[bench ${new Date().toISOString().sli
  * The order of the runs within a round: what a target compares sits side by side (the L1 hit
  * between the wasm floor and the authenticated floor, the direct_response floor next to them; the
  * pass-through without wasm between its two wasm chains; L1 hit and no filter), so both see the
- * same background load. Every other round runs in the reverse order.
+ * same background load. The secret read comes last, so that no compared pair is split by it. Every
+ * other round runs in the reverse order.
  */
 const RUN_ORDER: ScenarioId[] = [
   "pass-through-ignored", "pass-through-plain", "pass-through-shipped", "floor", "wasm-floor", "l1-hit", "floor-jwt", "no-filter",
-  "aws-wasm-floor", "aws-l1-hit", "gce-l1-hit", "gce-wasm-floor", "l2-hit", "l3-miss",
+  "aws-wasm-floor", "aws-l1-hit", "gce-l1-hit", "gce-wasm-floor", "l2-hit", "l3-miss", "secret-read",
 ];
 
 /** The wasm floor's module, built by bench/run.sh from bench/wasm-floor/ (its own asconfig.json). */
@@ -98,6 +100,7 @@ try {
   writeFileSync(path.join(resultsDir, "results.md"), full ? toMarkdown(full) : doorsMarkdown(results));
   if (full) writeFileSync(path.join(resultsDir, "latency.png"), renderChart(full));
   console.log("\n" + scenarioTable(results) + "\n");
+  if (full) console.log(secretReadTable(full) + "\n");
   for (const t of results.targets) {
     console.log(`${t.met === null ? "      " : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.goal} — ${t.measured} (before: ${t.before})`);
   }
@@ -156,6 +159,7 @@ async function benchmark(stack: Stack, hostBench: HostBench): Promise<Results> {
     l3MissScenario(token, missSidecar, new KeySequence(KEY_PREFIX.miss)),
     noFilterScenario(token, await variant("no-filter")),
     ...(await stockSdkDoors(stack, token, l1Sidecar, workDir)),
+    secretReadScenario(token, l1Sidecar),
   ];
 
   const measurements = await runRounds(scenarios, workDir);
@@ -189,6 +193,7 @@ async function benchmark(stack: Stack, hostBench: HostBench): Promise<Results> {
     targets: evaluateTargets(summaries, measurements, memory, floors, hostBench, doors),
     floors,
     doors,
+    secretRead: compareSecretRead(summaries, measurements),
     hostBench,
     growth,
     memory,
@@ -262,7 +267,7 @@ function runConditions(measurements: Measurement[]): Conditions {
     pinning:
       `Every Envoy under test: --concurrency ${plan.envoyConcurrency}, all threads pinned to core ${CORES.envoy}; ` +
       `wrk (1 thread) and the pass-through's upstream Envoy pinned to core ${CORES.loadGenerator}; ` +
-      "injector, OPA, moto, bridge and Valkey left to the scheduler.",
+      "injector, OPA, moto, bridge, Valkey and the vault left to the scheduler.",
     loadBefore,
     loadAfter: loadAverage(),
     machineBusy: machineBusy(measurements),

@@ -81,6 +81,22 @@ export interface DoorComparison {
   cpuOverUs: number;
 }
 
+/**
+ * The secret read against another scenario of the same rounds: that scenario's figures, and the
+ * secret read's ÷ them (medians of the in-round ratios; p50OverUs: of the in-round differences).
+ */
+export interface SecretReadComparison {
+  id: ScenarioId;
+  title: string;
+  p50Us: number;
+  p99Us: number;
+  rps: number;
+  p50Ratio: number;
+  p50OverUs: number;
+  p99Ratio: number;
+  rpsRatio: number;
+}
+
 /** What `--doors` measures: the stock-SDK doors and their floors, nothing else. */
 export interface DoorResults {
   conditions: Conditions;
@@ -94,6 +110,8 @@ export interface DoorResults {
 export interface Results extends DoorResults {
   /** The L1 hit against the direct_response floor, the authenticated floor and the wasm floor. */
   floors: FloorComparison[];
+  /** The secret read against the L1 hit, the L3 miss and the pass-through without wasm. */
+  secretRead: SecretReadComparison[];
   /** host-test/bench.ts, run by this benchmark before the stack started. */
   hostBench: HostBench;
   growth: GrowthResult;
@@ -124,6 +142,7 @@ function pairedMedian(a: Map<number, number>, b: Map<number, number>, combine: (
 }
 
 const p50 = (m: Measurement) => m.wrk.latencyUs.p50;
+const p99 = (m: Measurement) => m.wrk.latencyUs.p99;
 const rps = (m: Measurement) => m.wrk.rps;
 const cpu = (m: Measurement) => m.envoyCpuUsPerRequest;
 
@@ -144,7 +163,7 @@ export function summarize(scenarios: Scenario[], measurements: Measurement[]): S
       latencyUs: {
         p50: median(latency.map(p50)),
         p90: median(latency.map((m) => m.wrk.latencyUs.p90)),
-        p99: median(latency.map((m) => m.wrk.latencyUs.p99)),
+        p99: median(latency.map(p99)),
       },
       rps: median(throughput.map(rps)),
       envoyCpuUs: median(throughput.map(cpu)),
@@ -285,6 +304,33 @@ export function compareDoors(summaries: ScenarioSummary[], measurements: Measure
       hitCpuUs: hit.envoyCpuUs,
       cpuRatio: pairedMedian(cpus(hit.id), cpus(floor.id), (a, b) => a / b),
       cpuOverUs: pairedMedian(cpus(hit.id), cpus(floor.id), (a, b) => a - b),
+    };
+  });
+}
+
+/**
+ * What the secret read is compared with: a cached credential (the L1 hit), a credential issued end
+ * to end (the L3 miss), and Envoy forwarding a GET to a trivial upstream (the pass-through without
+ * wasm): what the vault door and the vault add beyond forwarding.
+ */
+const SECRET_READ_AGAINST: ScenarioId[] = ["l1-hit", "l3-miss", "pass-through-plain"];
+
+/** The secret read against each of those; the ratios and the difference are medians of the in-round ones. */
+export function compareSecretRead(summaries: ScenarioSummary[], measurements: Measurement[]): SecretReadComparison[] {
+  return SECRET_READ_AGAINST.map((id) => {
+    const other = summaries.find((s) => s.id === id)!;
+    const vs = (kind: Measurement["kind"], metric: (m: Measurement) => number, combine = (a: number, b: number) => a / b) =>
+      pairedMedian(byRound(measurements, "secret-read", kind, metric), byRound(measurements, id, kind, metric), combine);
+    return {
+      id,
+      title: other.title,
+      p50Us: other.latencyUs.p50,
+      p99Us: other.latencyUs.p99,
+      rps: other.rps,
+      p50Ratio: vs("latency", p50),
+      p50OverUs: vs("latency", p50, (a, b) => a - b),
+      p99Ratio: vs("latency", p99),
+      rpsRatio: vs("throughput", rps),
     };
   });
 }
@@ -533,6 +579,12 @@ export function toMarkdown(results: Results): string {
     floorTable(results),
     "",
     ...doorSection(results),
+    "## The secret read against a cached credential, an issued one and plain forwarding",
+    "",
+    SECRET_READ_SECTION_TEXT,
+    "",
+    secretReadTable(results),
+    "",
     "## host-test (host-test/bench.ts, run before the stack started)",
     "",
     ...hostBenchLines(results.hostBench),
@@ -584,6 +636,27 @@ function floorTable(results: Results): string {
     ...results.floors.map((f) =>
       `| ${f.title} | ${fmtUs(f.p50Us)} | ${fmtUs(l1.latencyUs.p50)} | ${f.l1P50Ratio.toFixed(2)} × | ${signed(fmtUs, f.l1P50OverUs)} ` +
       `| ${fmtCpu(f.cpuUs)} | ${fmtCpu(l1.envoyCpuUs)} | ${f.l1CpuRatio.toFixed(2)} × | ${signed(fmtCpu, f.l1CpuOverUs)} |`),
+  ].join("\n");
+}
+
+const SECRET_READ_SECTION_TEXT =
+  "GET /v1/secrets/{name} on the L1 sidecar (pod-a) for one agent-level secret: jwt_authn, the filter's vault door naming the caller, " +
+  "Envoy → vault over mTLS; the vault verifies the JWT-SVID again, reads and decrypts the secret from SQLite and appends an audit record " +
+  "before it answers. Nothing is cached. It is compared in the same rounds with the L1 hit (what a cached credential costs), the L3 miss " +
+  "(a credential issued end to end: injector, OPA, STS) and the pass-through without wasm (Envoy forwarding a GET to a trivial upstream: " +
+  "what the vault door and the vault add beyond forwarding). Each × is the secret read's figure ÷ the other's, the median of the ratios " +
+  "within a round. The vault is not pinned and its CPU is not in Envoy CPU/req.";
+
+/** The secret read's p50, p99 and req/s against each scenario it is compared with. */
+export function secretReadTable(results: Results): string {
+  const read = results.scenarios.find((s) => s.id === "secret-read")!;
+  const c = results.plan.throughputConnections;
+  return [
+    `| secret read against | p50 | secret read p50 | × | + | p99 | secret read p99 | × | req/s (${c} conn) | secret read req/s | × |`,
+    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ...results.secretRead.map((r) =>
+      `| ${r.title} | ${fmtUs(r.p50Us)} | ${fmtUs(read.latencyUs.p50)} | ${times(r.p50Ratio)} | ${signed(fmtUs, r.p50OverUs)} ` +
+      `| ${fmtUs(r.p99Us)} | ${fmtUs(read.latencyUs.p99)} | ${times(r.p99Ratio)} | ${fmtRps(r.rps)} | ${fmtRps(read.rps)} | ${times(r.rpsRatio)} |`),
   ].join("\n");
 }
 

@@ -1,6 +1,6 @@
 // The scenarios of the comparison, each one a target Envoy plus the request wrk sends to it, and
 // what has to be true before each run (a warm L1 key, enough fresh keys in L2).
-import { exchangeRequest, exchangeSpec, KeySequence, WARM_REGION } from "./agent.ts";
+import { exchangeRequest, exchangeSpec, KeySequence, SECRET_NAME, SECRET_VALUE, secretPut, secretReadSpec, WARM_REGION } from "./agent.ts";
 import { PASS_THROUGH_PATH } from "./envoys.ts";
 import { sendAll } from "./fill.ts";
 import type { L2Pool } from "./l2-pool.ts";
@@ -8,7 +8,7 @@ import type { RequestSpec, WrkResult } from "./wrk.ts";
 
 export type ScenarioId =
   | "floor" | "floor-jwt" | "wasm-floor" | "pass-through-plain" | "pass-through-shipped" | "pass-through-ignored" | "l1-hit"
-  | "l2-hit" | "l3-miss" | "no-filter" | `${DoorName}-l1-hit` | `${DoorName}-wasm-floor`;
+  | "l2-hit" | "l3-miss" | "no-filter" | `${DoorName}-l1-hit` | `${DoorName}-wasm-floor` | "secret-read";
 
 /** The stock-SDK doors measured (README "Stock SDKs"): a GET each, without body. */
 export type DoorName = "aws" | "gce";
@@ -180,6 +180,29 @@ export function noFilterScenario(token: string, target: Target): Scenario {
     what: "the same request routed by Envoy (jwt_authn + router) straight to the injector: nothing cached",
     target,
     prepare: async () => exchangeSpec(token, WARM_REGION),
+  };
+}
+
+/**
+ * Secret read: GET /v1/secrets/{name} through the sidecar's vault door for one agent-level secret,
+ * put once before the first run. The vault caches nothing: every request goes jwt_authn, the
+ * filter's vault door, Envoy → vault (mTLS), and the vault verifies the JWT-SVID again, reads and
+ * decrypts the secret from SQLite and appends an audit record before it answers.
+ */
+export function secretReadScenario(token: string, sidecar: Target): Scenario {
+  let stored: Promise<void> | undefined;
+  return {
+    id: "secret-read",
+    title: "secret read (vault)",
+    what:
+      `GET /v1/secrets/${SECRET_NAME} through the vault door, one agent-level secret of ${Buffer.byteLength(SECRET_VALUE)} B: ` +
+      "sidecar → vault (mTLS) → SQLite on every request, nothing cached",
+    target: sidecar,
+    async prepare() {
+      stored ??= sendAll({ baseUrl: sidecar.url, count: 1, request: () => secretPut(token, SECRET_NAME, SECRET_VALUE), expectStatus: 201 });
+      await stored;
+      return secretReadSpec(token, SECRET_NAME);
+    },
   };
 }
 

@@ -1,28 +1,13 @@
 // Reading bounded request bodies and writing the bridge's responses.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { readBoundedBody } from "../service/bounded-body.ts";
 import { HttpError } from "./errors.ts";
 
 const tooLarge = (limit: number) => new HttpError("PayloadTooLarge", `body larger than ${limit} bytes`);
 
 /** The whole body, or HttpError 413 as soon as it is known to exceed `limit` bytes. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  if (Number(req.headers["content-length"] ?? 0) > limit) return Promise.reject(tooLarge(limit));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off("data", onData);
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on("data", onData);
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
-    req.on("error", reject);
-  });
+  return readBoundedBody(req, limit, () => tooLarge(limit));
 }
 
 export function sendBytes(res: ServerResponse, body: Buffer): void {

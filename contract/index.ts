@@ -26,6 +26,14 @@ interface ContractFile {
   };
   keys: { credential_prefix: string; separator: string; lock_prefix: string; max_bytes: number };
   errors: { types: ErrorType[]; statuses: Record<ErrorType, number[]> };
+  vault: {
+    secrets_path: string;
+    audit_path: string;
+    batch_name: string;
+    name: { first: string; chars: string; min: number; max: number };
+    max_value_bytes: number;
+    max_batch_names: number;
+  };
   headers: Record<string, string>;
   cache_tiers: string[];
   identity_sources: string[];
@@ -203,3 +211,21 @@ export function isCredentialKey(key: string): boolean {
 
 /** The raw contract, for the AssemblyScript generator and for tests that check it as data. */
 export const CONTRACT: Readonly<ContractFile> = contract;
+
+/** Hexr Vault's paths and limits (docs/vault-api.md). */
+export const VAULT = {
+  secretsPath: contract.vault.secrets_path,
+  auditPath: contract.vault.audit_path,
+  batchName: contract.vault.batch_name,
+  maxValueBytes: contract.vault.max_value_bytes,
+  maxBatchNames: contract.vault.max_batch_names,
+} as const;
+
+const SECRET_NAME = new RegExp(
+  `^${regexClass(contract.vault.name.first)}${regexClass(contract.vault.name.chars)}{${contract.vault.name.min - 1},${contract.vault.name.max - 1}}$`,
+);
+
+/** A secret's name: letters, digits, `_`, `.` and `-`, starting with a letter or digit, 1 to 128 characters. */
+export function isSecretName(name: string): boolean {
+  return SECRET_NAME.test(name);
+}

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { INJECTOR_SPIFFE_ID, ensureDevIdentity, type DevIdentityPaths } from "../support/dev-identity.ts";
+import { INJECTOR_SPIFFE_ID, VAULT_SPIFFE_ID, ensureDevIdentity, type DevIdentityPaths } from "../support/dev-identity.ts";
 import { renderComposeEnvoyConfig } from "../stack/compose.ts";
 import { renderSidecarInto, validateEnvoyConfig } from "../stack/envoy.ts";
 import { DEFAULT_PORTS, defaultWasmPath, nativeSidecarValues, withOverrides } from "../stack/index.ts";
@@ -94,6 +94,27 @@ describe("envoy --mode validate", () => {
       // A verified token must not outlive its key's removal from SPIRE's bundle.
       expect(provider.jwt_cache_config).toBeUndefined();
     }
+  });
+
+  it("accepts the vault door's routes and cluster, and has neither without the door", async () => {
+    const vault = { host: "127.0.0.1", port: 15444, sni: "localhost", spiffeId: VAULT_SPIFFE_ID };
+    const withVault = renderSidecarInto(path.join(dir, "vault"), "vault", { ...nativeValues(withOverrides(loadFilterConfiguration(), { vault: true })), vault }).configPath;
+    await expect(validateEnvoyConfig(withVault)).resolves.toMatch(/OK/);
+    const config = parse(await readFile(withVault, "utf8"));
+    const routes = (config.static_resources.listeners as any[]).find((l) => l.name === "agent_http").filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes as any[];
+    const vaultRoutes = routes.filter((route) => route.route?.cluster === "hexr_vault");
+    expect(vaultRoutes.map((route) => route.match)).toEqual([{ path_separated_prefix: "/v1/secrets" }, { path_separated_prefix: "/v1/audit" }]);
+    // Before the catch-all 404, so they are reached; after the filter's own exact paths.
+    expect(routes.indexOf(vaultRoutes[1])).toBe(routes.length - 2);
+    const cluster = (config.static_resources.clusters as any[]).find((c) => c.name === "hexr_vault");
+    expect(cluster.transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names).toEqual([
+      { san_type: "URI", matcher: { exact: VAULT_SPIFFE_ID } },
+    ]);
+
+    const without = parse(await readFile(renderNative("no-vault"), "utf8"));
+    expect(JSON.stringify(without)).not.toContain("hexr_vault");
+    const noVault = { ...nativeValues(withOverrides(loadFilterConfiguration(), { vault: true })), vault: undefined };
+    expect(() => renderSidecarInto(path.join(dir, "vault-missing"), "vault-missing", noVault)).toThrow(/no vault/);
   });
 
   it("is not a formality: the filter's configure step rejects a bad plugin configuration", async () => {

@@ -22,7 +22,7 @@ import { startProcess, type RunningProcess } from "../support/processes.ts";
 import { spireTools, waitForSvid } from "../stack/spire.ts";
 import { projectRoot, tools } from "../support/tools.ts";
 import { startStack, type Stack } from "../stack/index.ts";
-import { SecretLedger, accessLines, eventually, exchange, expectNoSecretsInLogs, sleep, summary, type HttpAnswer } from "./helpers.ts";
+import { SecretLedger, accessLines, eventually, exchange, expectNoSecretsInLogs, request, sleep, summary, type HttpAnswer } from "./helpers.ts";
 
 const run = promisify(execFile);
 const hexr = path.join(projectRoot, ".venv", "bin", "hexr");
@@ -282,6 +282,24 @@ async function roleSvidFiles(role: Role): Promise<{ files: { cert: string; key: 
   });
   return { files, helper };
 }
+
+describe("secrets by SVID", () => {
+  it("keeps a role-level secret to its role with SPIRE-issued identities: the writer gets 403 for the researcher's", async () => {
+    const value = ledger.value(`sk-${Date.now()}-spire-vault-probe`);
+    const call = async (role: Role, method: string, path: string, body?: object) =>
+      request(`${stack.envoy.agentUrl}${path}`, {
+        method,
+        headers: [["authorization", `Bearer ${await jwtSvidOf(role)}`], ...(body ? [["content-type", "application/json"] as [string, string]] : [])],
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    const put = await call("researcher", "PUT", "/v1/secrets/RESEARCH_DB_KEY?scope=researcher", { value });
+    expect(put.status, summary(put)).toBe(201);
+    expect((await call("researcher", "GET", "/v1/secrets/RESEARCH_DB_KEY")).json.value).toBe(value);
+    const denied = await call("writer", "GET", "/v1/secrets/RESEARCH_DB_KEY");
+    expect(denied.status, summary(denied)).toBe(403);
+    expect(denied.text).not.toContain(value);
+  });
+});
 
 describe("rotation and SPIRE's availability", () => {
   it("rotates the sidecar's and the agent's X.509-SVIDs under load and loses no request", async () => {

@@ -93,6 +93,9 @@ describe("invalid configurations are rejected, naming the field", () => {
     ["an azure resource with a trailing slash", { extra_services: ["azure_vault"], azure_managed_identity: { identity_header: "0123456789abcdef0", resources: { azure_vault: "https://vault.azure.net/" } } }, /resources/],
     ["an azure path of \"/\"", { azure_managed_identity: { path: "/", identity_header: "0123456789abcdef0" } }, /azure_managed_identity.path/],
     ["revocation admins of the wrong type", { l2: L2_CONFIG, revocation: { path: "/revoke", admin_spiffe_ids: AGENT.reporter } }, /admin_spiffe_ids|revocation/],
+    ["a vault switch that is not a boolean", { vault: "yes" }, /vault/],
+    ["an exchange path under the vault's", { vault: true, exchange_path: "/v1/secrets/x" }, /vault/],
+    ["an aws_container path that is the vault's audit path", { vault: true, aws_container: { path: "/v1/audit" } }, /vault/],
   ])("rejects %s", (_, configuration, field) => {
     const { host, vm } = configure(configuration);
     expect(vm.configured).toBe(false);

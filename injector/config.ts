@@ -7,6 +7,8 @@ import {
   CONTRACT, DEFAULT_REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, parseAgentSpiffeId, parseSpiffeId,
   providerOf, PROVIDERS, REGIONS, type Provider,
 } from "../contract/index.ts";
+import { Fields } from "../service/config-fields.ts";
+import type { JwtSvidSettings } from "../spiffe/jwt-svid.ts";
 import { REGION_RULE } from "./catalog.ts";
 
 /** identity key ("tenant/agent/role", "tenant/agent", "tenant" or "*") → value; most specific wins. */
@@ -115,18 +117,7 @@ export interface InjectorConfig {
   listen: { host: string; port: number };
   tls: TlsConfig | null;
   max_body_bytes: number;
-  jwt: {
-    jwks_file: string | null;
-    jwks_url: string | null;
-    /** With jwks_url: the key set is fetched again once it is this old, so a key removed from the bundle stops verifying. */
-    jwks_refresh_seconds: number;
-    audience: string[];
-    issuer: string | null;
-    algorithms: string[];
-    clock_tolerance_seconds: number;
-    /** A JWT-SVID older than this (now − iat) is refused; iat is then required. null = not checked. */
-    max_token_age_seconds: number | null;
-  };
+  jwt: JwtSvidSettings & { max_token_age_seconds: number | null };
   trust_domains: string[];
   caller_rules: CallerRule[];
   opa: { url: string; decision_path: string; timeout_ms: number; token_file: string | null };
@@ -187,7 +178,7 @@ export function loadConfigFile(file: string): InjectorConfig {
 
 /** Validates a config object (the file's JSON shape) and fills in defaults. */
 export function parseConfig(raw: unknown, baseDir: string = process.cwd()): InjectorConfig {
-  const root = new Fields(raw, "", baseDir);
+  const root = new Fields(raw, "", baseDir, (field, problem) => new ConfigError(field, problem));
   const regions = parseRegions(root.section("regions"));
   const defaultRegions = parseDefaultRegions(root.section("default_regions"), regions);
   const tls = root.has("tls") ? parseTls(root.section("tls")) : null;
@@ -318,7 +309,7 @@ function parseRegions(fields: Fields): ServedRegions {
 function parseDefaultRegions(fields: Fields, served: ServedRegions): Record<Provider, string> {
   const regions = { ...DEFAULT_REGIONS };
   for (const provider of PROVIDERS) {
-    regions[provider] = fields.region(provider, DEFAULT_REGIONS[provider]);
+    regions[provider] = regionField(fields, provider, DEFAULT_REGIONS[provider]);
     const list = served[provider];
     if (list !== "any" && !list.includes(regions[provider])) {
       throw new ConfigError(fields.name(provider), `must be one of the regions served for ${provider} (regions.${provider})`);
@@ -375,8 +366,8 @@ function parseOidc(fields: Fields): OidcConfig {
 function parseAws(fields: Fields, defaultRegion: string): AwsConfig {
   return {
     sts_endpoint: fields.has("sts_endpoint") ? fields.url("sts_endpoint") : null,
-    sts_region: fields.region("sts_region", defaultRegion),
-    role_arns: fields.identityMap("role_arns", (arn) => ROLE_ARN.test(arn), true),
+    sts_region: regionField(fields, "sts_region", defaultRegion),
+    role_arns: identityMapField(fields, "role_arns", (arn) => ROLE_ARN.test(arn), true),
     duration_seconds: fields.integer("duration_seconds", CLOUD_CREDENTIAL_LIFETIME.default, CLOUD_CREDENTIAL_LIFETIME.min, CLOUD_CREDENTIAL_LIFETIME.max),
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
     token_audience: fields.string("token_audience", DEFAULT_AWS_TOKEN_AUDIENCE),
@@ -394,7 +385,7 @@ function parseGcp(fields: Fields): GcpConfig {
     sts_endpoint: fields.url("sts_endpoint", "https://sts.googleapis.com/v1/token"),
     iam_credentials_endpoint: fields.url("iam_credentials_endpoint", "https://iamcredentials.googleapis.com"),
     workload_identity_provider: audience,
-    service_accounts: fields.identityMap("service_accounts", (email) => /^[^@\s/]+@[^@\s/]+$/.test(email), false),
+    service_accounts: identityMapField(fields, "service_accounts", (email) => /^[^@\s/]+@[^@\s/]+$/.test(email), false),
     token_lifetime_seconds: fields.integer("token_lifetime_seconds", CLOUD_CREDENTIAL_LIFETIME.default, CLOUD_CREDENTIAL_LIFETIME.min, CLOUD_CREDENTIAL_LIFETIME.max),
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
     token_audience: fields.string("token_audience", audience),
@@ -405,7 +396,7 @@ function parseAzure(fields: Fields): AzureConfig {
   return {
     authority_host: fields.url("authority_host", "https://login.microsoftonline.com"),
     tenant_id: fields.string("tenant_id"),
-    client_ids: fields.identityMap("client_ids", (id) => /^[A-Za-z0-9-]{1,64}$/.test(id), true),
+    client_ids: identityMapField(fields, "client_ids", (id) => /^[A-Za-z0-9-]{1,64}$/.test(id), true),
     scopes: fields.stringMap("scopes", (service) => isServiceName(service) && providerOf(service) === "azure"),
     ca_file: fields.has("ca_file") ? fields.file("ca_file") : null,
     timeout_ms: fields.integer("timeout_ms", 5000, 1, 120_000),
@@ -420,117 +411,17 @@ function isIdentityKey(key: string): boolean {
 }
 
 /** Typed access to one JSON object of the config, with errors that name the field. */
-class Fields {
-  private readonly object: Record<string, unknown>;
+/** A region, as the contract's grammar has it. */
+function regionField(fields: Fields, key: string, fallback?: string): string {
+  return fields.value(key, fallback, (v) => typeof v === "string" && isRegion(v), `a region matching ${REGION_RULE}`);
+}
 
-  constructor(value: unknown, private readonly prefix: string, private readonly baseDir: string) {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new ConfigError(prefix || "the configuration", "must be a JSON object");
-    }
-    this.object = value as Record<string, unknown>;
+/** identity key → value, each value checked; `required` maps must have an entry. */
+function identityMapField(fields: Fields, key: string, validValue: (value: string) => boolean, required: boolean): IdentityMap {
+  const map = fields.stringMap(key, isIdentityKey);
+  for (const [entry, value] of Object.entries(map)) {
+    if (!validValue(value)) throw new ConfigError(`${fields.name(key)}["${entry}"]`, `is not valid: ${JSON.stringify(value)}`);
   }
-
-  name(key: string): string {
-    return this.prefix ? `${this.prefix}.${key}` : key;
-  }
-
-  has(key: string): boolean {
-    return this.object[key] !== undefined && this.object[key] !== null;
-  }
-
-  keys(): string[] {
-    return Object.keys(this.object);
-  }
-
-  raw(key: string): unknown {
-    return this.object[key];
-  }
-
-  child(value: unknown, name: string): Fields {
-    return new Fields(value, name, this.baseDir);
-  }
-
-  section(key: string): Fields {
-    return this.child(this.has(key) ? this.object[key] : {}, this.name(key));
-  }
-
-  private value<T>(key: string, fallback: T | undefined, check: (value: unknown) => boolean, expected: string): T {
-    if (!this.has(key)) {
-      if (fallback === undefined) throw new ConfigError(this.name(key), "is required");
-      return fallback;
-    }
-    const value = this.object[key];
-    if (!check(value)) throw new ConfigError(this.name(key), `must be ${expected}`);
-    return value as T;
-  }
-
-  string(key: string, fallback?: string): string {
-    return this.value(key, fallback, (v) => typeof v === "string" && v.length > 0, "a non-empty string");
-  }
-
-  boolean(key: string, fallback?: boolean): boolean {
-    return this.value(key, fallback, (v) => typeof v === "boolean", "true or false");
-  }
-
-  integer(key: string, fallback: number | undefined, min: number, max: number): number {
-    return this.value(key, fallback, (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max, `an integer from ${min} to ${max}`);
-  }
-
-  oneOf(key: string, choices: string[], fallback?: string): string {
-    return this.value(key, fallback, (v) => choices.includes(v as string), `one of ${choices.join(", ")}`);
-  }
-
-  url(key: string, fallback?: string): string {
-    return this.value(key, fallback, (v) => typeof v === "string" && /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), "an http(s) URL").replace(/\/+$/, "");
-  }
-
-  /** An https URL without query or fragment, trailing slashes removed: what the clouds accept as an OIDC issuer or JWKS URL. */
-  httpsUrl(key: string, fallback?: string): string {
-    const valid = (v: unknown) => typeof v === "string" && /^https:\/\/[^\s?#]+$/.test(v) && URL.canParse(v) && new URL(v).hostname !== "";
-    return this.value(key, fallback, valid, "an https URL without query or fragment").replace(/\/+$/, "");
-  }
-
-  region(key: string, fallback?: string): string {
-    return this.value(key, fallback, (v) => typeof v === "string" && isRegion(v), `a region matching ${REGION_RULE}`);
-  }
-
-  /** A file path, resolved against the config file's directory. */
-  file(key: string): string {
-    return path.resolve(this.baseDir, this.string(key));
-  }
-
-  list(key: string, fallback?: unknown[]): unknown[] {
-    return this.value(key, fallback, Array.isArray, "a list");
-  }
-
-  stringList(key: string, fallback?: string[], valid: (item: string) => boolean = () => true): string[] {
-    const list = this.list(key, fallback);
-    list.forEach((item, index) => {
-      if (typeof item !== "string" || !valid(item)) throw new ConfigError(`${this.name(key)}[${index}]`, `is not valid: ${JSON.stringify(item)}`);
-    });
-    return list as string[];
-  }
-
-  stringOrList(key: string, fallback: string[]): string[] {
-    return typeof this.object[key] === "string" ? [this.string(key)] : this.stringList(key, fallback);
-  }
-
-  stringMap(key: string, validKey: (key: string) => boolean, validValue: (value: string) => boolean = () => true): Record<string, string> {
-    const map = this.value<Record<string, unknown>>(key, {}, (v) => typeof v === "object" && !Array.isArray(v), "an object");
-    for (const [entry, value] of Object.entries(map)) {
-      if (!validKey(entry) || typeof value !== "string" || value.length === 0 || !validValue(value)) {
-        throw new ConfigError(`${this.name(key)}["${entry}"]`, "is not valid");
-      }
-    }
-    return map as Record<string, string>;
-  }
-
-  identityMap(key: string, validValue: (value: string) => boolean, required: boolean): IdentityMap {
-    const map = this.stringMap(key, isIdentityKey);
-    for (const [entry, value] of Object.entries(map)) {
-      if (!validValue(value)) throw new ConfigError(`${this.name(key)}["${entry}"]`, `is not valid: ${JSON.stringify(value)}`);
-    }
-    if (required && Object.keys(map).length === 0) throw new ConfigError(this.name(key), "must have at least one entry");
-    return map;
-  }
+  if (required && Object.keys(map).length === 0) throw fields.error(key, "must have at least one entry");
+  return map;
 }

@@ -1,7 +1,7 @@
 // The JSON error contract: {"error":{"type": T, "message": M}} with the status that tells the
 // filter (and the agent's SDK) what happened. Messages are written here or from a provider's error
 // code, never copied from a request, so they can carry neither a token nor a credential.
-import type { ErrorType } from "../contract/index.ts";
+import { ContractError } from "../service/contract-error.ts";
 
 /** What happened, for the one log line per exchange. */
 export type Outcome =
@@ -19,21 +19,8 @@ export type Outcome =
   | "exchange_timeout"
   | "internal_error";
 
-export class ExchangeError extends Error {
-  constructor(
-    readonly status: number,
-    readonly type: ErrorType,
-    readonly outcome: Outcome,
-    message: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-    this.name = "ExchangeError";
-  }
-
-  body(): string {
-    return JSON.stringify({ error: { type: this.type, message: this.message } });
-  }
+export class ExchangeError extends ContractError<Outcome> {
+  override readonly name = "ExchangeError";
 }
 
 export const badRequest = (message: string, status = 400, headers: Record<string, string> = {}) =>

@@ -9,11 +9,11 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { Authenticator } from "./auth/authenticate.ts";
 import { CallerPolicy } from "./auth/caller.ts";
-import { JwtSvidVerifier } from "./auth/jwt-svid.ts";
+import { JwtSvidVerifier } from "../spiffe/jwt-svid.ts";
 import { readTlsMaterial, watchTlsFiles } from "../spiffe/tls-files.ts";
 import { ServiceCatalog } from "./catalog.ts";
 import { parseConfig, type InjectorConfig } from "./config.ts";
-import { badRequest } from "./errors.ts";
+import { badRequest, trustBundleUnavailable, unauthenticated } from "./errors.ts";
 import { ExchangeService, type Reply } from "./exchange-service.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { CloudTokenIssuer } from "./oidc/cloud-tokens.ts";
@@ -68,7 +68,7 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
   const service = new ExchangeService({
     config,
     catalog: new ServiceCatalog(config.extra_services),
-    authenticator: new Authenticator(new JwtSvidVerifier(config.jwt, config.trust_domains), new CallerPolicy(config.caller_rules)),
+    authenticator: new Authenticator(new JwtSvidVerifier(config.jwt, config.trust_domains, { rejected: unauthenticated, unavailable: trustBundleUnavailable }), new CallerPolicy(config.caller_rules)),
     opa,
     revocations: revocations ?? NO_REVOCATIONS,
     exchanges,

@@ -75,3 +75,14 @@ if [ -n "$spire_missing" ] || [ "$(cat "$spire_stamp" 2>/dev/null)" != "$spire_w
   (cd spire && GOBIN="$root/.tools/bin" go install tool) >&2
   echo "$spire_want" > "$spire_stamp"
 fi
+
+# PostgreSQL server binaries (/usr/lib/postgresql/*/bin): the vault's second storage engine. Its
+# tests start their own throwaway clusters from them (support/postgres.ts: initdb in a temp dir, as
+# the postgres user, on a free loopback port). Debian's package may also create and start a
+# `main` cluster on 5432; nothing here uses it, and it holds no port the tests need.
+if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+  say "apt-get install postgresql"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq postgresql >&2
+fi

@@ -64,6 +64,10 @@ export const KEY_SEPARATOR = ${str(keys.separator)};
 export const LOCK_KEY_PREFIX = ${str(keys.lock_prefix)};
 export const KEY_MAX_BYTES = ${keys.max_bytes};
 
+/** Hexr Vault's paths (docs/vault-api.md): the vault door forwards requests under them. */
+export const VAULT_SECRETS_PATH = ${str(CONTRACT.vault.secrets_path)};
+export const VAULT_AUDIT_PATH = ${str(CONTRACT.vault.audit_path)};
+
 /** Indexed like Tier in filter/metrics.ts: the values of the cache header. */
 export const CACHE_TIERS: string[] = ${list(CONTRACT.cache_tiers)};
 

@@ -16,17 +16,22 @@ import { stockSdkEnvironment } from "../stack/sdk-env.ts";
 const runDir = path.join(projectRoot, ".run", "stack");
 const relative = (file: string) => path.relative(process.cwd(), file) || ".";
 const hexr = path.join(projectRoot, ".venv", "bin", "hexr");
-const CREW = path.join(projectRoot, "examples", "python", "content_crew", "crew.py");
+/** The demo agents registered in SPIRE, each with its own range of uids for its roles. */
+const DEMO_AGENTS = [
+  { name: "content-crew", source: "examples/python/content_crew/crew.py", uidBase: 61000 },
+  { name: "my-agent", source: "examples/python/vault/my_agent.py", uidBase: 61100 },
+  { name: "smart-agent", source: "examples/python/vault/smart_agent.py", uidBase: 61200 },
+];
 
 async function portsInUse(ports: StackPorts): Promise<string[]> {
   const checks = await Promise.all(Object.entries(ports).map(async ([name, port]) => ((await canConnect(port)) ? `${name} (${port})` : "")));
   return checks.filter(Boolean);
 }
 
-function spireBanner(stack: Stack, contexts: string): string {
+function spireBanner(stack: Stack, [crew, myAgent, smartAgent]: string[]): string {
   const { ports, envoy } = stack;
   const spire = stack.spire!.spire;
-  const run = (role: string) => `${relative(hexr)} run --role ${role} --contexts ${relative(contexts)} --`;
+  const run = (role: string, contexts = crew) => `${relative(hexr)} run --role ${role} --contexts ${relative(contexts)} --`;
   const podEnv = [
     `  export SPIFFE_ENDPOINT_SOCKET=unix://${spire.agentSocket}`,
     `  export HEXR_SIDECAR_URL=${envoy.agentUrl} HEXR_CONTEXT_DIR=/tmp CREW_S3_ENDPOINT=http://127.0.0.1:${ports.moto} GOOGLE_CLOUD_PROJECT=hexr-dev`,
@@ -38,14 +43,19 @@ Hexr local stack is up, everything on 127.0.0.1, every identity from SPIRE:
   agent listener  ${envoy.agentUrl}/exchange     agents send their JWT-SVID (Authorization: Bearer)
                   ${envoy.agentMtlsUrl}/exchange    agents present their X.509-SVID (mTLS)
   Envoy stats     ${envoy.statsUrl}   Envoy admin ${relative(envoy.adminSocket)} (a Unix socket)
-  injector ${ports.injector} (mTLS)   bridge ${ports.bridge} (mTLS)   OPA ${ports.opa}   moto (STS, S3) ${ports.moto}   Valkey ${ports.valkey}
+  injector ${ports.injector} (mTLS)   bridge ${ports.bridge} (mTLS)   vault ${ports.vault} (mTLS)   OPA ${ports.opa}   moto (STS, S3) ${ports.moto}   Valkey ${ports.valkey}
   logs            ${relative(path.join(stack.runDir, "logs"))}/
 
 The content crew is registered: each role has its own uid, SPIRE entry and SPIFFE ID
-(${relative(contexts)}/). As root, start a role; it fetches its own SVIDs and only gets its grants:
+(${relative(crew)}/). As root, start a role; it fetches its own SVIDs and only gets its grants:
 ${podEnv}
   ${run("writer")} .venv/bin/python examples/python/content_crew/crew.py
   ${run("researcher")} .venv/bin/python examples/python/content_crew/crew.py
+
+The vault guide's samples, as my-agent and smart-agent (registered too):
+  ${run("main", myAgent)} .venv/bin/python examples/python/vault/my_agent.py
+  ${run("main", myAgent)} .venv/bin/python examples/python/vault/my_agent_secrets_batch.py
+  ${run("main", smartAgent)} .venv/bin/python examples/python/vault/smart_agent.py
 
 A role's JWT-SVID, fetched as that role (nobody else can), and an exchange with it:
   TOKEN=$(${run("writer")} ${relative(spireTools.agent)} api fetch jwt -audience hexr-credential-injector -socketPath ${relative(spire.agentSocket)} | sed -n 2p | tr -d '\\t ')
@@ -54,7 +64,7 @@ A role's JWT-SVID, fetched as that role (nobody else can), and an exchange with 
 Stock SDKs (README, "Stock SDKs"): \`hexr run --jwt-svid-file FILE\` keeps the role's token file fresh for
 AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE; the GCE and Azure doors on ${envoy.metadataListeners[0]?.gceMetadataHost} serve ${METADATA_AGENT_ID}.
 Registration follows the contexts: edit the source, \`hexr build\` again, then
-  ${relative(spireTools.registrar)} -server-socket ${relative(spire.serverSocket)} -parent-id ${stack.spire!.podNodeId} -contexts ${relative(contexts)}
+  ${relative(spireTools.registrar)} -server-socket ${relative(spire.serverSocket)} -parent-id ${stack.spire!.podNodeId} -contexts ${relative(crew)} ...
 
 Ctrl-C stops everything.
 `;
@@ -112,12 +122,15 @@ async function main(): Promise<void> {
     console.log(banner(stack, await issueX509Svid(DEMO_AGENT_ID)));
   } else {
     // Role processes run under uids of their own: the build output must be readable by them.
-    const buildDir = path.join(runDir, "hexr");
-    mkdirSync(buildDir, { recursive: true, mode: 0o755 });
-    console.log(execFileSync(hexr, ["build", CREW, "--tenant", "acme-corp", "--trust-domain", "hexr.local", "--out", buildDir], { encoding: "utf8" }));
-    const contexts = path.join(buildDir, "process-contexts");
-    console.log("starting SPIRE, Valkey, the bridge, OPA, moto, the injector and Envoy ...");
-    stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true, identity: "spire", spire: { contexts: [contexts] } });
+    const contexts = DEMO_AGENTS.map(({ name, source, uidBase }) => {
+      const out = path.join(runDir, "hexr", name);
+      mkdirSync(out, { recursive: true, mode: 0o755 });
+      const args = ["build", path.join(projectRoot, source), "--tenant", "acme-corp", "--trust-domain", "hexr.local", "--out", out, "--uid-base", String(uidBase)];
+      console.log(execFileSync(hexr, args, { encoding: "utf8" }));
+      return path.join(out, "process-contexts");
+    });
+    console.log("starting SPIRE, Valkey, the bridge, the vault, OPA, moto, the injector and Envoy ...");
+    stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true, identity: "spire", spire: { contexts } });
     console.log(spireBanner(stack, contexts));
   }
   console.log(`(up in ${((Date.now() - started) / 1000).toFixed(1)} s)`);

@@ -20,6 +20,8 @@ export interface StackPorts {
   injector: number;
   /** Valkey HTTP bridge (L2). */
   bridge: number;
+  /** Hexr Vault, HTTPS with a required client certificate (the sidecar's SVID). */
+  vault: number;
   opa: number;
   /** moto: AWS STS and S3. */
   moto: number;
@@ -33,6 +35,7 @@ export const DEFAULT_PORTS: Readonly<StackPorts> = {
   stats: 15020,
   injector: 15443,
   bridge: 15090,
+  vault: 15460,
   opa: 15181,
   moto: 15500,
   valkey: 16379,
@@ -46,6 +49,7 @@ export const FREE_PORTS: Readonly<StackPorts> = {
   stats: 0,
   injector: 0,
   bridge: 0,
+  vault: 0,
   opa: 0,
   moto: 0,
   valkey: 0,
@@ -59,3 +63,6 @@ export const DEMO_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/research-analy
  * grants it aws_s3, gcp_storage and azure_storage).
  */
 export const METADATA_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/multi-cloud-analyst/main";
+
+/** The identity that may read and verify the vault's audit log in the stack (vault `admins`). */
+export const VAULT_ADMIN_ID = "spiffe://hexr.local/agent/hexr-system/vault-auditor/main";

@@ -21,27 +21,28 @@ import {
   DEV_ISSUER,
   DEV_TRUST_DOMAIN,
   INJECTOR_SPIFFE_ID,
+  VAULT_SPIFFE_ID,
   defaultDevIdentityDir,
   ensureDevIdentity,
   issueServiceSvid,
   type DevIdentityPaths,
 } from "../support/dev-identity.ts";
 import { valkeyUsers } from "../support/valkey.ts";
-import { devBridgeAccess } from "./bridge-access.ts";
-import { FREE_PORTS, METADATA_AGENT_ID, type StackPorts } from "./defaults.ts";
+import { devBridgeAccess, sidecarRule } from "./bridge-access.ts";
+import { FREE_PORTS, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
 import { metadataListener } from "./sdk-env.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
 import { loadFilterConfiguration, type FileIdentity, type FilterConfiguration, type SidecarIdentity, type SidecarValues } from "./render.ts";
 import { startSpireIdentity, withRegisteredGrants, type SpireStackIdentity, type SpireStackOptions } from "./spire-identity.ts";
 import {
-  bridgePart, cloudFakes, fakeCloudPart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, type InjectorRevocationOption,
+  bridgePart, cloudFakes, fakeCloudPart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, vaultPart, type InjectorRevocationOption,
 } from "./services.ts";
 
 export type { EnvoySidecar } from "./envoy.ts";
 export type { Part } from "./part.ts";
 export type { SpireStackIdentity, SpireStackOptions } from "./spire-identity.ts";
-export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, type StackPorts } from "./defaults.ts";
+export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
 
 export const defaultWasmPath = path.join(projectRoot, "build", "exchange_filter.wasm");
 
@@ -89,6 +90,12 @@ export interface StackOptions {
   identity?: "dev" | "spire";
   /** With identity "spire": lifetimes, and the `hexr build` output to register. */
   spire?: SpireStackOptions;
+  /**
+   * Whether the stack runs Hexr Vault (vault/) and opens the sidecars' vault door (filter `vault`);
+   * default true. The vault trusts the dev sidecar for acme-corp (and hexr-system, whose auditor
+   * reads the audit log), and `bridgeCallers` for more.
+   */
+  vault?: boolean;
 }
 
 /** Talking to L2 directly (tests, operators): both refuse anyone without these. */
@@ -110,7 +117,7 @@ export interface Stack {
   readonly envoy: EnvoySidecar;
   readonly sidecars: readonly EnvoySidecar[];
   /** gcpSts: the fake GCP STS and IAM Credentials; entra: the fake Entra ID (HTTPS, the dev CA's listener certificate). */
-  readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part; gcpSts: Part; entra: Part };
+  readonly parts: { valkey: Part; bridge: Part; opa: Part; moto: Part; injector: Part; gcpSts: Part; entra: Part; vault: Part | null };
   /** With identity "spire": SPIRE, the services' SVID files, registration. */
   readonly spire: SpireStackIdentity | null;
   readonly l2: L2Access;
@@ -159,7 +166,8 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   }
 
   async function assemble(spire: SpireStackIdentity | null): Promise<Stack> {
-    const configured = withOverrides(loadFilterConfiguration(), options.filterOverrides);
+    const runsVault = options.vault ?? true;
+    const configured = withOverrides({ ...loadFilterConfiguration(), ...(runsVault ? { vault: true } : {}) }, options.filterOverrides);
     const filterConfiguration = spire ? withRegisteredGrants(configured, spire.grantsFile) : configured;
 
     const valkeyDir = path.join(runDir, "valkey");
@@ -207,6 +215,16 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       }),
       gcpSts: fakeCloudPart({ name: "gcp-sts", config: clouds.gcpSts, configFile: path.join(runDir, "gcp-sts.json"), logDir }),
       entra: fakeCloudPart({ name: "entra", config: clouds.entra, configFile: path.join(runDir, "entra.json"), logDir }),
+      vault: runsVault ? vaultPart({
+        port: ports.vault,
+        tls: spire ? spire.vault : { ...(await issueServiceSvid("vault", identity.dir)), bundle: identity.ca },
+        jwks: spire ? { url: spire.spire.jwksUrl, refreshSeconds: spire.jwksRefreshSeconds } : { file: identity.jwks },
+        callerRules: [{ ...sidecarRule(), tenants: [...sidecarRule().tenants, "hexr-system"] }, ...(options.bridgeCallers ?? [])],
+        admins: [VAULT_ADMIN_ID],
+        dataDir: vaultDir(runDir),
+        configFile: path.join(runDir, "vault.json"),
+        logDir,
+      }) : null,
     };
     const sidecars: EnvoySidecar[] = [];
 
@@ -225,12 +243,12 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       // Front to back, so nothing in front sees a dependency vanish before it is gone itself.
       await Promise.allSettled(sidecars.map((s) => s.stop()));
       await Promise.allSettled([parts.injector.stop(), parts.bridge.stop()]);
-      await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop(), parts.gcpSts.stop(), parts.entra.stop()]);
+      await Promise.allSettled([parts.opa.stop(), parts.moto.stop(), parts.valkey.stop(), parts.gcpSts.stop(), parts.entra.stop(), parts.vault?.stop()]);
       await spire?.stop();
     };
 
     try {
-      await startTogether([parts.valkey, parts.opa, parts.moto, parts.gcpSts, parts.entra]);
+      await startTogether([parts.valkey, parts.opa, parts.moto, parts.gcpSts, parts.entra, ...(parts.vault ? [parts.vault] : [])]);
       // An injector that follows revocations reads the log before it serves: the bridge comes first.
       if (policy.revocation) {
         await parts.bridge.start();
@@ -270,7 +288,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       },
       logs() {
         const all: Record<string, string> = {};
-        for (const part of Object.values(parts)) all[part.name] = part.logs();
+        for (const part of Object.values(parts)) if (part) all[part.name] = part.logs();
         if (spire) {
           Object.assign(all, spire.spire.logs());
           for (const part of spire.parts) all[part.name] = part.logs();
@@ -307,7 +325,7 @@ export type SidecarPorts = Pick<StackPorts, "agent" | "agentMtls" | "metadata" |
 /** envoy/sidecar.yaml's values for a sidecar of the native stack: everything on loopback. */
 export function nativeSidecarValues(input: {
   sidecarPorts: SidecarPorts;
-  ports: Pick<StackPorts, "injector" | "bridge">;
+  ports: Pick<StackPorts, "injector" | "bridge" | "vault">;
   identity: DevIdentityPaths;
   wasmPath: string;
   filterConfiguration: FilterConfiguration;
@@ -333,6 +351,7 @@ export function nativeSidecarValues(input: {
     jwtIssuer: DEV_ISSUER,
     jwtAudience: DEV_AUDIENCE,
     identity: input.sidecarIdentity ?? devSidecarIdentity(identity),
+    vault: { host: "127.0.0.1", port: ports.vault, sni: "localhost", spiffeId: VAULT_SPIFFE_ID },
     metadataListeners: [metadataListener(input.filterConfiguration, { name: "pod", port: sidecarPorts.metadata, spiffeId: METADATA_AGENT_ID })],
   };
 }
@@ -349,6 +368,13 @@ export function devSidecarIdentity(identity: DevIdentityPaths): FileIdentity {
     sidecarCert: identity.sidecarCert,
     sidecarKey: identity.sidecarKey,
   };
+}
+
+/** The vault's database and key file in a stack's run directory. */
+export function vaultDir(runDir: string): string {
+  const dir = path.join(runDir, "vault");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
 function makeRunDir(): string {

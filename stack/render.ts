@@ -3,6 +3,7 @@
 // or a placeholder nobody filled in, so a template and its callers cannot drift apart silently.
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { CONTRACT } from "../contract/index.ts";
 import { projectRoot } from "../support/tools.ts";
 
 export const envoyDir = path.join(projectRoot, "envoy");
@@ -129,6 +130,8 @@ export interface SidecarValues {
   mtlsMaxConnectionSeconds?: number;
   /** Where the sidecar's X.509-SVID, the trust bundles and the JWT-SVID keys come from. */
   identity: SidecarIdentity;
+  /** The vault, when the filter's vault door is on: its address and the SPIFFE ID its certificate must carry. */
+  vault?: { host: string; port: number; sni: string; spiffeId: string };
   /** Default none. */
   metadataListeners?: MetadataListener[];
 }
@@ -149,6 +152,7 @@ export function renderSidecarConfig(values: SidecarValues): string {
   if (Buffer.byteLength(values.adminSocket) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`the admin socket path is longer than a Unix socket path may be (${MAX_SOCKET_PATH_BYTES} bytes): ${values.adminSocket}`);
   }
+  const identity = identityFragments(values);
   return renderTemplate(readFileSync(sidecarTemplatePath, "utf8"), {
     node_id: values.nodeId,
     admin_socket: values.adminSocket,
@@ -176,7 +180,8 @@ export function renderSidecarConfig(values: SidecarValues): string {
     jwt_audience: values.jwtAudience,
     jwt_max_lifetime: seconds(values.jwtMaxLifetimeSeconds ?? DEFAULT_JWT_MAX_LIFETIME_SECONDS, "jwtMaxLifetimeSeconds"),
     mtls_max_connection_duration: seconds(values.mtlsMaxConnectionSeconds ?? DEFAULT_MTLS_MAX_CONNECTION_SECONDS, "mtlsMaxConnectionSeconds"),
-    ...identityFragments(values),
+    ...identity.values,
+    ...vaultFragments(values, identity.upstream),
     metadata_listeners: (values.metadataListeners ?? []).map(renderMetadataListener).join(""),
   });
 }
@@ -200,7 +205,7 @@ const SPIFFE_VALIDATOR = "type.googleapis.com/envoy.extensions.transport_sockets
  * the mTLS listener and of the two upstreams, and the clusters SPIRE is reached through. Each is a
  * JSON value, which YAML reads as a flow collection.
  */
-function identityFragments(values: SidecarValues): TemplateValues {
+function identityFragments(values: SidecarValues): { values: TemplateValues; upstream: (spiffeId: string) => object } {
   const identity = values.identity;
   const checkedBy = (spiffeId: string) => [{ san_type: "URI", matcher: { exact: spiffeId } }];
   if (identity.source === "files") {
@@ -210,7 +215,7 @@ function identityFragments(values: SidecarValues): TemplateValues {
       tls_certificates: certificate(identity.sidecarCert, identity.sidecarKey),
       validation_context: { trusted_ca: { filename: identity.trustBundle }, match_typed_subject_alt_names: checkedBy(spiffeId) },
     });
-    return {
+    return { upstream, values: {
       jwks_source: `local_jwks: ${JSON.stringify({ filename: identity.jwksPath })}`,
       jwt_cache: `jwt_cache_config: ${JSON.stringify({ jwt_cache_size: JWT_CACHE_SIZE })}`,
       listener_tls_context: JSON.stringify({
@@ -228,7 +233,7 @@ function identityFragments(values: SidecarValues): TemplateValues {
       injector_tls_context: JSON.stringify(upstream(values.injectorSpiffeId)),
       bridge_tls_context: JSON.stringify(upstream(values.bridgeSpiffeId)),
       identity_clusters: "",
-    };
+    } };
   }
   const jwks = new URL(identity.jwksUrl);
   if (jwks.protocol !== "http:" || !jwks.port) throw new Error(`the JWKS URL must be http://host:port/... (the OIDC discovery provider on the node), not ${identity.jwksUrl}`);
@@ -265,7 +270,7 @@ function identityFragments(values: SidecarValues): TemplateValues {
       load_assignment: { cluster_name: SPIRE_OIDC_CLUSTER, ...endpoint({ socket_address: { address: jwks.hostname, port_value: Number(jwks.port) } }) },
     },
   ];
-  return {
+  return { upstream, values: {
     // Fetched before the listeners start, then again every cache_duration, off the request path:
     // a key SPIRE adds is trusted, and a key it removes refused, without a restart.
     jwks_source: `remote_jwks: ${JSON.stringify({
@@ -283,6 +288,44 @@ function identityFragments(values: SidecarValues): TemplateValues {
     injector_tls_context: JSON.stringify(upstream(values.injectorSpiffeId)),
     bridge_tls_context: JSON.stringify(upstream(values.bridgeSpiffeId)),
     identity_clusters: clusters.map((cluster) => `  - ${JSON.stringify(cluster)}\n`).join(""),
+  } };
+}
+
+/** The vault's cluster, always named so (the router's, not the filter's: the filter only forwards). */
+const VAULT_CLUSTER = "hexr_vault";
+
+/**
+ * The vault door's routes and cluster, when the filter's `vault` is on: requests under the vault's
+ * paths go to the vault over mTLS, unbuffered (the vault bounds bodies itself). Without it the
+ * routes do not exist, so no request reaches a vault without the door having named its caller.
+ */
+function vaultFragments(values: SidecarValues, upstream: (spiffeId: string) => object): TemplateValues {
+  const vault = values.vault;
+  if (values.filterConfiguration.vault !== true) return { vault_routes: "", vault_cluster: "" };
+  if (!vault) throw new Error("the filter's vault door is on, but the sidecar has no vault to forward to (SidecarValues.vault)");
+  const route = (prefix: string) => ({
+    match: { path_separated_prefix: prefix },
+    route: { cluster: VAULT_CLUSTER, timeout: "10s" },
+    typed_per_filter_config: { "envoy.filters.http.buffer": { "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute", disabled: true } },
+  });
+  const cluster = {
+    name: VAULT_CLUSTER,
+    type: "STRICT_DNS",
+    dns_lookup_family: "V4_ONLY",
+    connect_timeout: "1s",
+    load_assignment: { cluster_name: VAULT_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: vault.host, port_value: vault.port } } } }] }] },
+    transport_socket: {
+      name: "envoy.transport_sockets.tls",
+      typed_config: {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        sni: vault.sni,
+        common_tls_context: upstream(vault.spiffeId),
+      },
+    },
+  };
+  return {
+    vault_routes: [CONTRACT.vault.secrets_path, CONTRACT.vault.audit_path].map((prefix) => `              - ${JSON.stringify(route(prefix))}\n`).join(""),
+    vault_cluster: `  - ${JSON.stringify(cluster)}\n`,
   };
 }
 

@@ -10,7 +10,7 @@ import { PROVIDERS, REGIONS, type Provider } from "../contract/index.ts";
 import { valkeyProcessSpec, type ValkeyTlsFiles, type ValkeyUsers } from "../support/valkey.ts";
 import { startProcess } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
-import { DEFAULT_SIDECAR_SPIFFE_ID, DEV_TRUST_DOMAIN, type DevIdentityPaths } from "../support/dev-identity.ts";
+import { DEFAULT_SIDECAR_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, type DevIdentityPaths } from "../support/dev-identity.ts";
 import { GCP_AUDIENCE } from "../support/fakes/gcp.ts";
 import type { EntraFakeConfig, FakeCloudConfig, GcpFakeConfig } from "../support/fakes/main.ts";
 import { DEV_OIDC_ISSUER, devInjectorConfig, type DevConfigOptions } from "../injector/dev-config.ts";
@@ -75,6 +75,48 @@ export function bridgePart(options: BridgePartOptions): Part {
     url: `https://127.0.0.1:${options.port}`,
     logFile: logFileFor(options.logDir, "bridge"),
     launch: () => startProcess({ name: "bridge", command, args, cwd: projectRoot, ready: { logLine: LISTENING } }),
+  });
+}
+
+export interface VaultPartOptions {
+  port: number;
+  /** The vault's X.509-SVID and the trust bundle callers' certificates must chain to. */
+  tls: { cert: string; key: string; bundle: string };
+  /** JWT-SVID keys: a JWKS file (the dev identity's, or hexr-svid-files') or SPIRE's OIDC discovery provider. */
+  jwks: { file: string } | { url: string; refreshSeconds: number };
+  /** Which sidecars may assert which tenants' identities. */
+  callerRules: { spiffe_id: string; tenants: string[] }[];
+  admins: string[];
+  /** SQLite database and key-encryption key files live here (kept across restarts of the vault). */
+  dataDir: string;
+  configFile: string;
+  logDir?: string;
+}
+
+/** Hexr Vault on loopback (vault/): HTTPS, callers restricted by their certificates; SQLite and a key file. */
+export function vaultPart(options: VaultPartOptions): Part {
+  const config = {
+    listen: { host: "127.0.0.1", port: options.port },
+    tls: { cert_file: options.tls.cert, key_file: options.tls.key, client_ca_file: options.tls.bundle },
+    trust_domains: [DEV_TRUST_DOMAIN],
+    caller_rules: options.callerRules,
+    jwt: {
+      ...("file" in options.jwks ? { jwks_file: options.jwks.file } : { jwks_url: options.jwks.url, jwks_refresh_seconds: options.jwks.refreshSeconds }),
+      audience: [DEV_AUDIENCE],
+      issuer: DEV_ISSUER,
+    },
+    admins: options.admins,
+    store: { engine: "sqlite", path: path.join(options.dataDir, "vault.sqlite3") },
+    kek: { active: "kek-1", keys: [{ id: "kek-1", file: path.join(options.dataDir, "kek-1.key") }], generate_missing: true },
+  };
+  writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
+  const { command, args } = typeScriptCommand("vault/main.ts", ["--config", options.configFile]);
+  return createPart({
+    name: "vault",
+    port: options.port,
+    url: `https://127.0.0.1:${options.port}`,
+    logFile: logFileFor(options.logDir, "vault"),
+    launch: () => startProcess({ name: "vault", command, args, cwd: projectRoot, ready: { logLine: LISTENING } }),
   });
 }
 

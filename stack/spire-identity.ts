@@ -3,7 +3,7 @@
 //
 //   Envoy (the sidecar)     its X.509-SVID and the trust bundles over SDS from the SPIRE agent;
 //                           JWT-SVID keys from SPIRE's OIDC discovery provider
-//   injector, bridge        X.509-SVID, bundle and JWT bundle as files kept fresh by hexr-svid-files,
+//   injector, bridge, vault X.509-SVID, bundle and JWT bundle as files kept fresh by hexr-svid-files,
 //                           each run under a uid of its own (its service account)
 //   agent role processes    their own SVIDs from the Workload API, told apart by uid
 //                           (`hexr build` gives each role one, `hexr run` starts the role under it,
@@ -15,7 +15,9 @@ import { execFile } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { DEFAULT_SIDECAR_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, INJECTOR_SPIFFE_ID, BRIDGE_SPIFFE_ID } from "../support/dev-identity.ts";
+import {
+  BRIDGE_SPIFFE_ID, DEFAULT_SIDECAR_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, INJECTOR_SPIFFE_ID, VAULT_SPIFFE_ID,
+} from "../support/dev-identity.ts";
 import { startProcess } from "../support/processes.ts";
 import { spireTools, startSpire, type EntrySpec, type Spire } from "./spire.ts";
 import { tools } from "../support/tools.ts";
@@ -25,7 +27,7 @@ import type { FilterConfiguration, SpireIdentity } from "./render.ts";
 const run = promisify(execFile);
 
 /** The uids the platform's services fetch their SVIDs under (their service accounts); agent roles start at 61000. */
-export const SERVICE_UIDS = { injector: 60100, bridge: 60101, l2Operator: 60102 } as const;
+export const SERVICE_UIDS = { injector: 60100, bridge: 60101, l2Operator: 60102, vault: 60103 } as const;
 /**
  * The registrar revokes the identities whose entries it deletes, as a revocation admin of the
  * sidecars and the bridge; admins are agent identities, of the platform's own tenant.
@@ -63,6 +65,7 @@ export interface SpireStackIdentity {
   readonly injector: ServiceSvid;
   readonly bridge: ServiceSvid;
   readonly l2Operator: ServiceSvid;
+  readonly vault: ServiceSvid;
   /** The hexr-svid-files processes. */
   readonly parts: Part[];
   /** OPA data with the grants of every registered role (data.hexr.registered). */
@@ -108,6 +111,7 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
     });
     await platform(INJECTOR_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.injector}`, `unix:path:${svidFiles}`]);
     await platform(BRIDGE_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.bridge}`, `unix:path:${svidFiles}`]);
+    await platform(VAULT_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.vault}`, `unix:path:${svidFiles}`]);
     await platform(L2_OPERATOR_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.l2Operator}`, `unix:path:${svidFiles}`]);
     await platform(REGISTRAR_SPIFFE_ID, [`unix:uid:${me}`, `unix:path:${realpathSync(spireTools.registrar)}`]);
 
@@ -121,6 +125,7 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
     const injector = service("injector");
     const bridge = service("bridge");
     const l2Operator = service("l2Operator");
+    const vault = service("vault");
     // A new entry reaches the agent on its next sync: the first fetch may wait for it.
     await Promise.all(parts.map((part) => part.start()));
 
@@ -135,6 +140,7 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
       injector,
       bridge,
       l2Operator,
+      vault,
       parts,
       grantsFile,
       sidecar: () => ({

@@ -20,6 +20,8 @@ export const INJECTOR_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/cred
 export const DEFAULT_SIDECAR_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/sidecar/acme-corp/dev-pod`;
 /** The L2 bridge's X.509-SVID: sidecars check it (Envoy's hexr_bridge cluster), Valkey may too. */
 export const BRIDGE_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/bridge`;
+/** Hexr Vault's X.509-SVID: sidecars check it (Envoy's hexr_vault cluster). */
+export const VAULT_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/vault`;
 /** Valkey's server certificate when it runs with TLS. */
 export const VALKEY_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/hexr-system/valkey`;
 export const defaultDevIdentityDir = path.join(projectRoot, ".dev");
@@ -122,12 +124,13 @@ export async function issueX509Svid(spiffeId: string, dir: string = defaultDevId
  * reused while valid, removed with the rest when the CA is regenerated.
  */
 export async function issueServiceSvid(
-  name: "bridge" | "valkey",
+  name: "bridge" | "valkey" | "vault",
   dir: string = defaultDevIdentityDir,
 ): Promise<X509SvidPaths> {
   const spec = {
     bridge: { uri: BRIDGE_SPIFFE_ID, dns: ["localhost", "bridge"] },
     valkey: { uri: VALKEY_SPIFFE_ID, dns: ["localhost", "valkey"] },
+    vault: { uri: VAULT_SPIFFE_ID, dns: ["localhost", "vault"] },
   }[name];
   return issueInto(dir, name, { ...spec, ips: ["127.0.0.1"], serverAuth: true, clientAuth: true });
 }

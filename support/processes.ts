@@ -42,6 +42,8 @@ export interface ProcessSpec {
   timeoutMs?: number;
   /** Run as this user (and group of the same number): how SPIRE's unix attestor tells processes apart. */
   uid?: number;
+  /** Run with this group instead of `uid`'s number (a system user's own group, e.g. postgres). */
+  gid?: number;
 }
 
 export interface RunningProcess {
@@ -58,7 +60,7 @@ export async function startProcess(spec: ProcessSpec): Promise<RunningProcess> {
     cwd: spec.cwd,
     env: { ...process.env, ...spec.env },
     stdio: ["ignore", "pipe", "pipe"],
-    ...(spec.uid === undefined ? {} : { uid: spec.uid, gid: spec.uid }),
+    ...(spec.uid === undefined ? {} : { uid: spec.uid, gid: spec.gid ?? spec.uid }),
   });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));

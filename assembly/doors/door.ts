@@ -10,6 +10,8 @@ import { nowMilliseconds } from "../util/clock";
 export abstract class Door {
   /** The request's body is still to come; the stream hands it over whole (onBody). */
   expectsBody: bool = false;
+  /** Its request, once its headers are accepted, goes on to Envoy's router, body and all. */
+  forwards: bool = false;
   private isAnsweredFlag: bool = false;
   /**
    * When the request began to wait for something outside this callback (an L2, lock or injector

@@ -5,9 +5,11 @@ import { AzureManagedIdentityDoor } from "../doors/azure-managed-identity";
 import { Door } from "../doors/door";
 import { GceMetadataDoor } from "../doors/gce-metadata";
 import { HexrJsonDoor } from "../doors/hexr-json";
+import { VaultDoor } from "../doors/vault";
+import { VAULT_AUDIT_PATH, VAULT_SECRETS_PATH } from "../contract";
 import { GCE_METADATA_PREFIX } from "../input/config";
 import { RevocationEndpoint } from "../revocation/admin";
-import { pathMatchesAt, pathStartsWithAt } from "../util/ascii";
+import { pathMatchesAt, pathStartsWithAt, pathWithinAt } from "../util/ascii";
 import { FilterState } from "./state";
 
 /** The door for the request path at path[0, size), or null. */
@@ -23,5 +25,6 @@ export function openDoor(state: FilterState, path: usize, size: i32, contextId: 
   if (azure !== null && pathMatchesAt(path, size, azure.path)) return new AzureManagedIdentityDoor(state, contextId);
   const revocation = config.revocation;
   if (revocation !== null && pathMatchesAt(path, size, revocation.path)) return new RevocationEndpoint(state, contextId);
+  if (config.vault && (pathWithinAt(path, size, VAULT_SECRETS_PATH) || pathWithinAt(path, size, VAULT_AUDIT_PATH))) return new VaultDoor(state, contextId);
   return null;
 }

@@ -2,7 +2,8 @@
 // callback; a door's request is read (headers, then the whole body) and handed to the door, which
 // answers it with a local reply.
 //   headers ── no door ──────────────────────────────► passed through (Continue)
-//      └─ door: only the filter speaks x-hexr-*; door.onHeaders ─► answered, or the body is awaited
+//      └─ door: only the filter speaks x-hexr-*; door.onHeaders ─► answered, the body awaited, or
+//         (a forwarding door: the vault's) the request goes on to the router with its identity
 //   body ──── too large → 413; at the end of the request ─► door.onBody ─► answered (now or later)
 import { HEADER_PREFIX } from "../contract";
 import { Door } from "../doors/door";
@@ -37,7 +38,7 @@ export class FilterStream extends HttpContext {
 
   onRequestBody(bodySize: u32, endOfStream: bool): Action {
     const door = this.door;
-    if (door === null) return Action.Continue;
+    if (door === null || door.forwards) return Action.Continue;
     if (!door.expectsBody) return Action.Pause;
     if (bodySize > <u32>door.maxBodyBytes()) return door.reject(bodyTooLarge());
     if (!endOfStream) return Action.Pause;
@@ -47,7 +48,7 @@ export class FilterStream extends HttpContext {
   /** Trailers end the request: the body so far is all there is. */
   onRequestTrailers(numTrailers: u32): Action {
     const door = this.door;
-    if (door === null) return Action.Continue;
+    if (door === null || door.forwards) return Action.Continue;
     if (!door.expectsBody) return Action.Pause;
     return this.handBody(door, <u32>door.maxBodyBytes() + 1);
   }

@@ -1,6 +1,6 @@
 // The plugin configuration: one JSON document, validated completely in proxy_on_configure so that
 // Envoy rejects a bad one at load time. Every field has a default that suits the local stack.
-import { DEFAULT_REGIONS, REGIONS_AT, REGIONS_SIZE } from "../contract";
+import { DEFAULT_REGIONS, REGIONS_AT, REGIONS_SIZE, VAULT_AUDIT_PATH, VAULT_SECRETS_PATH } from "../contract";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
 import { AllowList } from "./allowlist";
 import { CATALOG, isRegion, isServiceName, PROVIDERS } from "./catalog";
@@ -71,6 +71,8 @@ export class FilterConfig {
   awsContainer: AwsContainerDoorConfig | null = null;
   gceMetadata: GceMetadataDoorConfig | null = null;
   azureManagedIdentity: AzureManagedIdentityDoorConfig | null = null;
+  /** The vault door (doors/vault.ts): requests under the contract's vault paths go to the vault. */
+  vault: bool = false;
 
   servesRegion(provider: string, region: string): bool {
     const index = PROVIDERS.indexOf(provider);
@@ -114,7 +116,7 @@ const KNOWN_FIELDS: string[] = [
   "static_spiffe_id", "trust_domains", "jwt_issuers", "jwt_audiences", "default_regions", "extra_services", "resources",
   "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
   "debug_trap_path", "injector", "l2", "revocation", "regions", "max_keys_per_identity", "max_keys",
-  "aws_container", "gce_metadata", "azure_managed_identity",
+  "aws_container", "gce_metadata", "azure_managed_identity", "vault",
 ];
 
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
@@ -154,6 +156,7 @@ export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   config.awsContainer = readAwsContainerDoor(root.member("aws_container"), config.services, read);
   config.gceMetadata = readGceMetadataDoor(root.member("gce_metadata"), config.services, read);
   config.azureManagedIdentity = readAzureManagedIdentityDoor(root.member("azure_managed_identity"), config.services, read);
+  config.vault = readSwitch(root.member("vault"), "vault", read);
   readInjector(root.member("injector"), config, read);
   readL2(root.member("l2"), config, read);
   readRevocation(root.member("revocation"), config, read);
@@ -349,6 +352,13 @@ function readRevocation(value: JsonValue | null, config: FilterConfig, read: Rea
   config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs, refuseSeconds);
 }
 
+/** true, false, or absent (false). */
+function readSwitch(value: JsonValue | null, field: string, read: Reader): bool {
+  if (value === null || value.kind == JsonKind.Null) return false;
+  if (value.kind != JsonKind.Bool) read.fail(field, "must be true or false");
+  return value.boolean;
+}
+
 /** Every door path is its own: a request path opens exactly one door (filter/routes.ts). */
 function checkDoorPaths(config: FilterConfig, read: Reader): void {
   const taken = [config.exchangePath];
@@ -360,9 +370,23 @@ function checkDoorPaths(config: FilterConfig, read: Reader): void {
     taken.push(aws.path);
   }
   const azure = config.azureManagedIdentity;
-  if (azure !== null && (taken.includes(azure.path) || isGcePath(azure.path))) {
-    read.fail("azure_managed_identity.path", "must differ from every other door's path");
+  if (azure !== null) {
+    if (taken.includes(azure.path) || isGcePath(azure.path)) read.fail("azure_managed_identity.path", "must differ from every other door's path");
+    taken.push(azure.path);
   }
+  if (!config.vault) return;
+  for (let i = 0; i < taken.length; i++) {
+    if (isVaultPath(taken[i])) read.fail("vault", "the vault's paths (" + VAULT_SECRETS_PATH + ", " + VAULT_AUDIT_PATH + ") must differ from every other door's path");
+  }
+}
+
+/** `path` is one of the vault's paths or under one (doors/vault.ts forwards those). */
+export function isVaultPath(path: string): bool {
+  return isUnder(path, VAULT_SECRETS_PATH) || isUnder(path, VAULT_AUDIT_PATH);
+}
+
+function isUnder(path: string, prefix: string): bool {
+  return path == prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) == 0x2f);
 }
 
 function isGcePath(path: string): bool {

@@ -118,6 +118,14 @@ export function getHeaderBytes(map: MapType, name: string): ArrayBuffer | null {
   return status == Status.Ok ? takeReturned() : null;
 }
 
+/** Sets `name` to exactly `value` in a header map (a request's, before it goes upstream). */
+export function replaceHeader(map: MapType, name: string, value: string): void {
+  const key = encodeFirst(name);
+  const keySize = encodedSize;
+  const data = encodeSecond(value);
+  abi.proxy_replace_header_map_value(map, key, keySize, data, encodedSize);
+}
+
 /**
  * A whole header map, read in one host call (one call instead of one per header): names are
  * compared in the serialized pairs themselves, and a value is copied only when asked for.

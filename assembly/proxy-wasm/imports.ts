@@ -22,6 +22,9 @@ export declare function proxy_get_header_map_value(mapType: u32, keyData: usize,
 @external("env", "proxy_get_header_map_pairs")
 export declare function proxy_get_header_map_pairs(mapType: u32, returnData: usize, returnSize: usize): u32;
 
+@external("env", "proxy_replace_header_map_value")
+export declare function proxy_replace_header_map_value(mapType: u32, keyData: usize, keySize: usize, valueData: usize, valueSize: usize): u32;
+
 @external("env", "proxy_remove_header_map_value")
 export declare function proxy_remove_header_map_value(mapType: u32, keyData: usize, keySize: usize): u32;
 

@@ -77,6 +77,14 @@ export function pathMatchesAt(data: usize, size: i32, path: string): bool {
   return size == path.length || load<u8>(data + <usize>path.length) == 0x3f;
 }
 
+/** The request path at data[0, size) is `prefix` or under it: followed by nothing, '/' or '?'. */
+export function pathWithinAt(data: usize, size: i32, prefix: string): bool {
+  if (!pathStartsWithAt(data, size, prefix)) return false;
+  if (size == prefix.length) return true;
+  const next = load<u8>(data + <usize>prefix.length);
+  return next == 0x2f || next == 0x3f;
+}
+
 /** The request path at data[0, size) starts with `prefix`. */
 export function pathStartsWithAt(data: usize, size: i32, prefix: string): bool {
   if (size < prefix.length) return false;

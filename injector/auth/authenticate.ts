@@ -8,7 +8,7 @@ import { HEADERS, IDENTITY_SOURCES, parseAgentSpiffeId, type AgentSpiffeId } fro
 import { unauthenticated } from "../errors.ts";
 import { singleHeader } from "../headers.ts";
 import type { CallerPolicy } from "./caller.ts";
-import type { JwtSvidVerifier } from "./jwt-svid.ts";
+import type { JwtSvidVerifier } from "../../spiffe/jwt-svid.ts";
 
 export interface AuthenticatedRequest {
   identity: AgentSpiffeId;

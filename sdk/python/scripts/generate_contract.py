@@ -45,6 +45,7 @@ def strip_comments(value):
 def render(contract: dict) -> str:
     c = strip_comments(contract)
     g = c["grammar"]
+    v = c["vault"]
 
     def const(name: str, value) -> str:
         return "%s = %s\n" % (name, pprint.pformat(value, width=100, sort_dicts=False))
@@ -85,6 +86,15 @@ def render(contract: dict) -> str:
             "ERROR_STATUSES: Dict[str, Tuple[int, ...]]",
             {k: tuple(v) for k, v in c["errors"]["statuses"].items()},
         ),
+        const("VAULT_SECRETS_PATH: str", v["secrets_path"]),
+        const("VAULT_AUDIT_PATH: str", v["audit_path"]),
+        const("VAULT_BATCH_NAME: str", v["batch_name"]),
+        const("VAULT_NAME_FIRST: str", expand_char_class(v["name"]["first"])),
+        const("VAULT_NAME_CHARS: str", expand_char_class(v["name"]["chars"])),
+        const("VAULT_NAME_MIN: int", v["name"]["min"]),
+        const("VAULT_NAME_MAX: int", v["name"]["max"]),
+        const("VAULT_MAX_VALUE_BYTES: int", v["max_value_bytes"]),
+        const("VAULT_MAX_BATCH_NAMES: int", v["max_batch_names"]),
         const("HEADERS: Dict[str, str]", c["headers"]),
         const("CACHE_TIERS: Tuple[str, ...]", tuple(c["cache_tiers"])),
         const("IDENTITY_SOURCES: Tuple[str, ...]", tuple(c["identity_sources"])),

@@ -122,3 +122,30 @@ def test_every_valid_triple_makes_a_valid_key(service, region, tenant, role):
     spiffe_id = "spiffe://hexr.local/agent/%s/a/%s" % (tenant, role)
     assert contract.is_agent_spiffe_id(spiffe_id)
     assert contract.is_credential_key(contract.credential_key(spiffe_id, service, region))
+
+
+# ---- the vault's part of the contract (docs/vault-api.md) ----------------------------------------
+
+
+@needs_repo
+def test_generated_module_carries_the_vault_section():
+    vault = json.loads(CONTRACT_JSON.read_text(encoding="utf-8"))["vault"]
+    assert (C.VAULT_SECRETS_PATH, C.VAULT_AUDIT_PATH, C.VAULT_BATCH_NAME) == (vault["secrets_path"], vault["audit_path"], vault["batch_name"])
+    assert (C.VAULT_NAME_MIN, C.VAULT_NAME_MAX) == (vault["name"]["min"], vault["name"]["max"])
+    assert (C.VAULT_MAX_VALUE_BYTES, C.VAULT_MAX_BATCH_NAMES) == (vault["max_value_bytes"], vault["max_batch_names"])
+    assert 409 in C.ERROR_STATUSES["BadRequest"]
+
+
+# The name grammar again, as the document writes it: ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$
+_SECRET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+
+
+@given(st.text(alphabet=st.sampled_from(list("aZ09_.-/ :%?é\x00*")), max_size=140))
+def test_secret_name_grammar_matches_the_documents_regex(text):
+    assert contract.is_secret_name(text) == bool(_SECRET_NAME_RE.match(text))
+
+
+def test_secret_names_never_collide_with_the_batch_route_or_leave_their_path_segment():
+    assert not contract.is_secret_name(C.VAULT_BATCH_NAME)
+    assert all(contract.is_secret_name(n) for n in ("OPENAI_API_KEY", "a", "db.password", "x-1", "N" * 128))
+    assert not any(contract.is_secret_name(n) for n in ("", ".", "..", ".env", "a/b", "N" * 129, None, 5))

@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 
-from hexr import AuthenticationError, BadRequestError, CredentialError, HexrError
-from hexr.errors import from_response, scrub
+from hexr import AccessDeniedError, AuthenticationError, BadRequestError, CredentialError, HexrError, SecretNotFoundError
+from hexr.errors import from_response, from_vault_response, scrub
 
 TOKEN = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmU6Ly9oZXhyLmxvY2FsL2FnZW50L3QvYS9yIn0.c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl"
 AWS_KEY = "ASIAEXAMPLEEXAMPLE12"
@@ -21,6 +21,7 @@ def body(type_, message):
     "status,type_,cls",
     [
         (400, "BadRequest", BadRequestError),
+        (409, "BadRequest", BadRequestError),
         (413, "BadRequest", BadRequestError),
         (415, "BadRequest", BadRequestError),
         (401, "AuthenticationError", AuthenticationError),
@@ -65,3 +66,34 @@ def test_errors_pickle_and_bad_request_is_a_value_error():
     assert (type(error), error.status, error.type, error.message) == (CredentialError, 429, "CredentialError", "x")
     assert isinstance(BadRequestError("bad"), ValueError)
     assert AuthenticationError("none").status == 401
+
+
+@pytest.mark.parametrize(
+    "status,type_,cls",
+    [
+        (400, "BadRequest", BadRequestError),
+        (401, "AuthenticationError", AuthenticationError),
+        (403, "CredentialError", AccessDeniedError),
+        (404, "BadRequest", SecretNotFoundError),
+        (405, "BadRequest", BadRequestError),
+        (409, "BadRequest", BadRequestError),
+        (413, "BadRequest", BadRequestError),
+        (503, "CredentialError", CredentialError),
+    ],
+)
+def test_vault_errors_map_to_classes(status, type_, cls):
+    error = from_vault_response(status, body(type_, "the vault's message"))
+    assert type(error) is cls and (error.status, error.type, error.message) == (status, type_, "the vault's message")
+    generic = from_vault_response(status, b"")
+    assert type(generic) is cls and generic.type == type_ and generic.message
+
+
+def test_vault_error_classes():
+    denied = AccessDeniedError("outside the secret's scope")
+    assert isinstance(denied, CredentialError) and (denied.status, denied.type) == (403, "CredentialError")
+    missing = SecretNotFoundError("no such secret: A")
+    assert isinstance(missing, BadRequestError) and isinstance(missing, LookupError) and isinstance(missing, HexrError)
+    assert (missing.status, missing.type, str(missing)) == (404, "BadRequest", "404 BadRequest: no such secret: A")
+    for error in (denied, missing):
+        again = pickle.loads(pickle.dumps(error))
+        assert (type(again), again.status, again.message) == (type(error), error.status, error.message)

@@ -1,6 +1,8 @@
 // Generates src/contract.ts from the project's one contract (contract/contract.json), so the SDK
-// ships the catalog, the grammars, the default regions, the error types and the header names as
-// plain data (a published package cannot read a file outside itself).
+// ships the catalog, the grammars, the default regions, the error types, the header names and the
+// vault's paths, secret-name grammar and limits as plain data (a published package cannot read a
+// file outside itself). Every top-level section becomes one constant (`vault` → VAULT), so a new
+// section needs no change here.
 //
 //   npx tsx sdk/typescript/scripts/generate-contract.ts          write src/contract.ts
 //   npx tsx sdk/typescript/scripts/generate-contract.ts --check  exit 1 if it is stale

@@ -11,7 +11,7 @@ import https from "node:https";
 import { CredentialError, HexrError, errorFromAnswer } from "./errors.ts";
 import { HEADERS } from "./contract.ts";
 import { defaultRegion, isRegion, isServedRegion, isServiceName, providerOf, type Provider } from "./grammar.ts";
-import { identityFromEnvironment, type JwtSvidSource } from "./identity.ts";
+import { identityFromEnvironment, type JwtSvid, type JwtSvidSource } from "./identity.ts";
 import { instrumented } from "./telemetry.ts";
 
 export const DEFAULT_SIDECAR_URL = "http://127.0.0.1:15080";
@@ -55,6 +55,13 @@ export interface HexrClientOptions {
   maxEntriesPerIdentity?: number;
   maxIdentities?: number;
   timeoutMs?: number;
+}
+
+/** What the sidecar answered: status, headers (lower-case names) and the body as text. */
+export interface SidecarAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
 }
 
 interface Entry {
@@ -169,31 +176,41 @@ export class HexrClient {
     this.l1.clear();
   }
 
-  private post(token: string, service: string, region: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-    const body = JSON.stringify({ service, region });
-    const url = new URL("exchange", this.sidecarUrl.href.endsWith("/") ? this.sidecarUrl : this.sidecarUrl.href + "/");
+  private post(token: string, service: string, region: string): Promise<SidecarAnswer> {
+    return this.request(token, "POST", "exchange", JSON.stringify({ service, region }), { service, region });
+  }
+
+  /** The JWT-SVID this client presents now (its identity source's). */
+  async jwtSvid(): Promise<JwtSvid> {
+    return (await this.identitySource).fetchJwtSvid();
+  }
+
+  /**
+   * One request to the sidecar: `{sidecarUrl}/{path}` (relative, may carry a query) with `token`
+   * as `Authorization: Bearer` and, if given, a JSON body, on this client's kept-alive agent.
+   * The credential exchange and the vault (vault.ts) both go through here. Transport failures are
+   * CredentialError 503 (504 for a timeout), carrying `where` (and never a header of the request).
+   */
+  request(token: string, method: string, path: string, body?: string, where: { service?: string; region?: string } = {}): Promise<SidecarAnswer> {
+    const url = new URL(path, this.sidecarUrl.href.endsWith("/") ? this.sidecarUrl : this.sidecarUrl.href + "/");
     const transport = url.protocol === "https:" ? https : http;
+    const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${token}` };
+    if (body !== undefined) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = Buffer.byteLength(body);
+    }
     return new Promise((resolve, reject) => {
-      const request = transport.request(
-        url,
-        {
-          method: "POST",
-          agent: this.agent,
-          timeout: this.timeoutMs,
-          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), authorization: `Bearer ${token}` },
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on("data", (chunk: Buffer) => chunks.push(chunk));
-          response.on("error", () => reject(new CredentialError("the sidecar's answer was cut off", { status: 503, service, region })));
-          response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString("utf8") }));
-        },
-      );
+      const request = transport.request(url, { method, agent: this.agent, timeout: this.timeoutMs, headers }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("error", () => reject(new CredentialError("the sidecar's answer was cut off", { status: 503, ...where })));
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks).toString("utf8") }));
+      });
       request.on("timeout", () => request.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
       request.on("error", (error: NodeJS.ErrnoException) => {
         // The error code only: a transport error never carries the request's headers.
         const status = error.code === "ETIMEDOUT" ? 504 : 503;
-        reject(new CredentialError(`the sidecar at ${this.sidecarUrl.origin} cannot be reached (${error.code ?? "error"})`, { status, service, region }));
+        reject(new CredentialError(`the sidecar at ${this.sidecarUrl.origin} cannot be reached (${error.code ?? "error"})`, { status, ...where }));
       });
       request.end(body);
     });

@@ -229,6 +229,7 @@ export const ERRORS = {
       400,
       404,
       405,
+      409,
       413,
       415
     ],
@@ -243,6 +244,20 @@ export const ERRORS = {
       504
     ]
   }
+} as const;
+
+export const VAULT = {
+  "secrets_path": "/v1/secrets",
+  "audit_path": "/v1/audit",
+  "batch_name": "_batch",
+  "name": {
+    "first": "A-Za-z0-9",
+    "chars": "A-Za-z0-9_.-",
+    "min": 1,
+    "max": 128
+  },
+  "max_value_bytes": 65536,
+  "max_batch_names": 64
 } as const;
 
 export const HEADERS = {

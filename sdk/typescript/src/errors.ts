@@ -76,8 +76,25 @@ export class CredentialError extends HexrError {
   }
 }
 
-/** The error a sidecar answer maps to: its contract error if it sent one, else by status. */
-export function errorFromAnswer(status: number, body: string, where: { service: string; region: string }): HexrError {
+/** The vault refused this identity a secret (403): scoped to another role, a revoked identity, an untrusted caller. */
+export class AccessDeniedError extends CredentialError {
+  constructor(message: string, details: Omit<HexrErrorDetails, "type"> = {}) {
+    super(message, { ...details, status: details.status ?? 403 });
+  }
+}
+
+/**
+ * No such secret, or no such version, in the caller's namespace (404). The contract types a 404
+ * as BadRequest, so its `type` is "BadRequest", as for any other 404.
+ */
+export class SecretNotFoundError extends HexrError {
+  constructor(message: string, details: Omit<HexrErrorDetails, "type"> = {}) {
+    super(message, { ...details, type: "BadRequest", status: details.status ?? 404 });
+  }
+}
+
+/** The contract error's type and message in an answer's body, when it is one. */
+function contractError(body: string): { type: unknown; message: string | undefined } {
   let type: unknown;
   let message: unknown;
   try {
@@ -85,11 +102,44 @@ export function errorFromAnswer(status: number, body: string, where: { service: 
     type = parsed?.error?.type;
     message = parsed?.error?.message;
   } catch {
-    // not a contract error: mapped by status below
+    // not a contract error: mapped by status
   }
-  const text = typeof message === "string" ? message.replace(/[\u0000-\u001f\u007f]/g, " ") : `the sidecar answered ${status}`;
+  return { type, message: typeof message === "string" ? message.replace(/[\u0000-\u001f\u007f]/g, " ") : undefined };
+}
+
+/** The error a sidecar answer maps to: its contract error if it sent one, else by status. */
+export function errorFromAnswer(status: number, body: string, where: { service?: string; region?: string }): HexrError {
+  const { type, message } = contractError(body);
+  const text = message ?? `the sidecar answered ${status}`;
   const details = { status, ...where };
   if (type === "AuthenticationError" || status === 401) return new AuthenticationError(text, details);
   if (type === "CredentialError" || status === 403 || status === 429 || status >= 500) return new CredentialError(text, details);
   return new HexrError(text, { ...details, type: "BadRequest" });
+}
+
+const VAULT_MESSAGES: Record<number, string> = {
+  400: "the vault refused the request",
+  401: "the sidecar or the vault did not accept the identity",
+  403: "access to the secret was denied",
+  404: "no such secret",
+  405: "the vault does not allow this method here",
+  409: "the secret exists with another scope",
+  413: "the value or the request is too large",
+  415: "the vault accepts only application/json",
+  503: "the vault is unavailable",
+};
+
+/**
+ * The error an answer of the vault's routes maps to (docs/vault-api.md "Errors"): 403 is
+ * AccessDeniedError, 404 SecretNotFoundError; every other status as errorFromAnswer() maps it.
+ * The message is the contract error's (the vault never puts a value in one), else a fixed text.
+ */
+export function vaultErrorFromAnswer(status: number, body: string): HexrError {
+  const { type, message } = contractError(body);
+  const text = message ?? VAULT_MESSAGES[status] ?? `the vault answered ${status}`;
+  if (status === 403) return new AccessDeniedError(text, { status });
+  if (status === 404) return new SecretNotFoundError(text, { status });
+  if (type === "AuthenticationError" || status === 401) return new AuthenticationError(text, { status });
+  if (type === "CredentialError" || status === 429 || status >= 500) return new CredentialError(text, { status });
+  return new HexrError(text, { status, type: "BadRequest" });
 }

@@ -1,6 +1,6 @@
 // The contract's grammars (service, region, agent SPIFFE ID) built from the generated data, so the
 // SDK refuses exactly what the sidecar, the injector and the bridge refuse (contract/vectors.json).
-import { CATALOG, DEFAULT_REGIONS, ERRORS, GRAMMAR, PROVIDERS, REGIONS } from "./contract.ts";
+import { CATALOG, DEFAULT_REGIONS, ERRORS, GRAMMAR, PROVIDERS, REGIONS, VAULT } from "./contract.ts";
 
 export type Provider = (typeof PROVIDERS)[number];
 /** The 13 services of the catalog. */
@@ -27,6 +27,7 @@ const SERVICE = new RegExp(
 const REGION = new RegExp(`^${regexClass(GRAMMAR.region.chars)}{${GRAMMAR.region.min},${GRAMMAR.region.max}}$`);
 const TRUST_DOMAIN = new RegExp(`^${regexClass(GRAMMAR.trust_domain.chars)}{${GRAMMAR.trust_domain.min},${GRAMMAR.trust_domain.max}}$`);
 const PATH_SEGMENT = new RegExp(`^${regexClass(GRAMMAR.path_segment.chars)}{${GRAMMAR.path_segment.min},${GRAMMAR.path_segment.max}}$`);
+const SECRET_NAME = new RegExp(`^${regexClass(VAULT.name.first)}${regexClass(VAULT.name.chars)}{${VAULT.name.min - 1},${VAULT.name.max - 1}}$`);
 
 /** `{provider}_{name}`: the shape of every service name, catalogued or not. */
 export function isServiceName(value: string): boolean {
@@ -54,7 +55,8 @@ export function isServedRegion(provider: Provider, region: string): boolean {
   return (REGIONS[provider] as readonly string[]).includes(region);
 }
 
-function isPathSegment(value: string | undefined): value is string {
+/** One segment of an agent SPIFFE ID (tenant, agent, role): 1 to 128 of A-Za-z0-9._-, not "." or "..". */
+export function isPathSegment(value: string | undefined): value is string {
   return value !== undefined && PATH_SEGMENT.test(value) && !(GRAMMAR.path_segment.forbidden as readonly string[]).includes(value);
 }
 
@@ -78,3 +80,11 @@ export function parseAgentSpiffeId(value: string): AgentSpiffeId | undefined {
 
 export type ErrorType = (typeof ERRORS.types)[number];
 export const ERROR_STATUSES: Readonly<Record<ErrorType, readonly number[]>> = ERRORS.statuses;
+
+/**
+ * A vault secret's name (contract.json vault.name): 1 to 128 of A-Za-z0-9_.-, starting with
+ * A-Za-z0-9, so that it is always one URL path segment and never the batch route (`_batch`).
+ */
+export function isSecretName(value: unknown): value is string {
+  return typeof value === "string" && SECRET_NAME.test(value);
+}

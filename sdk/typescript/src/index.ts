@@ -5,12 +5,13 @@ export { hexrTool, type ServiceClients, type ServiceOptions, type ToolOptions } 
 export { awsCredentials, azureCredential, azureADTokenProvider, googleAuthClient, type CredentialOptions } from "./credentials.ts";
 export {
   HexrClient, hexrClient, configure, DEFAULT_SIDECAR_URL, DEFAULT_REFRESH_BUFFER_SECONDS,
-  type HexrClientOptions, type ExchangeAnswer, type Resolved, type AwsCredentialSet, type TokenCredentialSet,
+  type HexrClientOptions, type ExchangeAnswer, type Resolved, type AwsCredentialSet, type TokenCredentialSet, type SidecarAnswer,
 } from "./client.ts";
-export { HexrError, AuthenticationError, CredentialError, type HexrErrorType } from "./errors.ts";
+export { HexrError, AuthenticationError, CredentialError, AccessDeniedError, SecretNotFoundError, type HexrErrorType } from "./errors.ts";
+export { VaultClient, secretsBatch, AGENT_SCOPE, type VaultClientOptions, type PutOptions, type GetOptions, type Secrets } from "./vault.ts";
 export {
   FileJwtSvidSource, NoJwtSvidSource, identityFromEnvironment, decodeJwtSvid, DEFAULT_JWT_AUDIENCE, type JwtSvid, type JwtSvidSource,
 } from "./identity.ts";
 export { WorkloadApiJwtSvidSource, type WorkloadApiOptions } from "./workload-api.ts";
-export { isServiceName, isCatalogService, isRegion, parseAgentSpiffeId, type CatalogService, type Provider, type AgentSpiffeId } from "./grammar.ts";
-export { SPAN_NAME, INSTRUMENTATION_NAME } from "./telemetry.ts";
+export { isServiceName, isCatalogService, isRegion, isSecretName, parseAgentSpiffeId, type CatalogService, type Provider, type AgentSpiffeId } from "./grammar.ts";
+export { SPAN_NAME, INSTRUMENTATION_NAME, VAULT_SPAN_PREFIX } from "./telemetry.ts";

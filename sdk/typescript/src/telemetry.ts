@@ -71,3 +71,58 @@ export async function instrumented<T extends InvokeOutcome>(service: string, reg
     }
   });
 }
+
+export const VAULT_SPAN_PREFIX = "hexr.vault.";
+
+/** What a vault span may say: the operation, the name(s), the scope, the version and the outcome. Never a value. */
+export interface VaultCall {
+  /** Sets hexr.vault.{name|names|scope|version|status}. */
+  set(key: "name" | "scope", value: string): void;
+  set(key: "names", value: readonly string[]): void;
+  set(key: "version" | "status", value: number): void;
+  /** The sidecar's HTTP status, once it answered. */
+  status: number | undefined;
+}
+
+/** hexr.vault.outcome of a failed call: what went wrong, in one word. */
+export function vaultOutcome(error: { type?: string; status?: number }, status: number | undefined): string {
+  if (status === undefined) {
+    if (error.type === "BadRequest") return "invalid";
+    if (error.type === "AuthenticationError") return "unauthenticated";
+    return "unavailable";
+  }
+  if (status >= 200 && status < 300) return "malformed";
+  const named: Record<number, string> = { 401: "unauthenticated", 403: "denied", 404: "not_found", 409: "conflict", 413: "too_large" };
+  return named[status] ?? (status < 500 ? "rejected" : "unavailable");
+}
+
+/**
+ * Runs one vault operation in its span hexr.vault.{operation}: hexr.vault.operation, what the
+ * operation sets through `call`, hexr.vault.outcome ("ok", or vaultOutcome()); on error the span's
+ * status is ERROR with the error's type as its message, `error.type` and `http.status_code`.
+ * No exception is recorded on the span (its message and stack are not the span's business).
+ */
+export async function instrumentedVault<T>(operation: string, work: (call: VaultCall) => Promise<T>): Promise<T> {
+  const tracer = trace.getTracer(INSTRUMENTATION_NAME);
+  return tracer.startActiveSpan(VAULT_SPAN_PREFIX + operation, { attributes: { "hexr.vault.operation": operation } }, async (span) => {
+    const call: VaultCall = {
+      status: undefined,
+      set(key: string, value: string | number | readonly string[]) {
+        span.setAttribute(`hexr.vault.${key}`, value as string);
+      },
+    };
+    try {
+      const result = await work(call);
+      span.setAttribute("hexr.vault.outcome", "ok");
+      return result;
+    } catch (error) {
+      const e = error as { type?: string; status?: number };
+      const type = typeof e.type === "string" ? e.type : "Error";
+      span.setAttributes({ "hexr.vault.outcome": vaultOutcome(e, call.status), "error.type": type, ...(e.status ? { "http.status_code": e.status } : {}) });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: type });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}

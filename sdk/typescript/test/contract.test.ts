@@ -4,9 +4,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { VECTORS, caseName } from "../../../contract/vectors.ts";
-import { CATALOG as PROJECT_CATALOG, DEFAULT_REGIONS as PROJECT_DEFAULTS } from "../../../contract/index.ts";
+import { CATALOG as PROJECT_CATALOG, CONTRACT, DEFAULT_REGIONS as PROJECT_DEFAULTS } from "../../../contract/index.ts";
 import { GENERATED_FILE, generateContractSource } from "../scripts/generate-contract.ts";
-import { CATALOG, DEFAULT_REGIONS } from "../src/contract.ts";
+import { CATALOG, DEFAULT_REGIONS, ERRORS, VAULT } from "../src/contract.ts";
 import { isCatalogService, isRegion, isServiceName, parseAgentSpiffeId } from "../src/grammar.ts";
 import { checkRequest } from "../src/client.ts";
 import { HexrError } from "../src/errors.ts";
@@ -22,6 +22,12 @@ describe("the generated contract", () => {
     expect(DEFAULT_REGIONS).toEqual(PROJECT_DEFAULTS);
     for (const service of CATALOG) expect(isCatalogService(service)).toBe(true);
     expect(isCatalogService("aws_kms")).toBe(false);
+  });
+
+  it("carries the vault's paths, name grammar and limits, and the BadRequest 409", () => {
+    expect(VAULT).toEqual(JSON.parse(JSON.stringify(CONTRACT.vault, (key, value) => (key.startsWith("$") ? undefined : value))));
+    expect([VAULT.secrets_path, VAULT.batch_name, VAULT.max_value_bytes, VAULT.max_batch_names]).toEqual(["/v1/secrets", "_batch", 65536, 64]);
+    expect(ERRORS.statuses.BadRequest).toContain(409);
   });
 });
 

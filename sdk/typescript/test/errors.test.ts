@@ -2,7 +2,7 @@
 import { inspect } from "node:util";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { AuthenticationError, CredentialError, HexrError, errorFromAnswer, redact } from "../src/errors.ts";
+import { AccessDeniedError, AuthenticationError, CredentialError, HexrError, SecretNotFoundError, errorFromAnswer, redact, vaultErrorFromAnswer } from "../src/errors.ts";
 import { unsignedJwt, RESEARCHER } from "./helpers.ts";
 
 const JWT = unsignedJwt(RESEARCHER);
@@ -35,6 +35,26 @@ describe("errors", () => {
         expect(shown.includes(secret), `${error.name} shows a secret`).toBe(false);
         expect(shown).toContain("[redacted]");
       }
+    }
+  });
+
+  it("the vault's: 403 AccessDeniedError (a CredentialError), 404 SecretNotFoundError, the rest as for the exchange", () => {
+    const body = (type: string) => JSON.stringify({ error: { type, message: "the vault's message" } });
+    const denied = vaultErrorFromAnswer(403, body("CredentialError"));
+    expect(denied).toBeInstanceOf(AccessDeniedError);
+    expect(denied).toBeInstanceOf(CredentialError);
+    expect(denied.toJSON()).toEqual({ name: "AccessDeniedError", type: "CredentialError", status: 403, message: "the vault's message" });
+    const missing = vaultErrorFromAnswer(404, body("BadRequest"));
+    expect(missing).toBeInstanceOf(SecretNotFoundError);
+    expect([missing.name, missing.type, missing.status, String(missing)]).toEqual(["SecretNotFoundError", "BadRequest", 404, "SecretNotFoundError [BadRequest 404]: the vault's message"]);
+    expect(vaultErrorFromAnswer(409, body("BadRequest")).constructor).toBe(HexrError);
+    expect(vaultErrorFromAnswer(401, "").constructor).toBe(AuthenticationError);
+    expect(vaultErrorFromAnswer(503, "<html>").message).toBe("the vault is unavailable");
+    expect(new AccessDeniedError("x").status).toBe(403);
+    expect(new SecretNotFoundError("x").status).toBe(404);
+    for (const secret of SECRETS) {
+      const leaky = vaultErrorFromAnswer(403, JSON.stringify({ error: { type: "CredentialError", message: `leak ${secret}` } }));
+      expect(everyRendering(leaky)).not.toContain(secret);
     }
   });
 

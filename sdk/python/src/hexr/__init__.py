@@ -6,14 +6,25 @@
     def process():
         s3 = hexr_tool("aws_s3")
         s3.list_buckets()
+
+Secrets scoped by the same identity: hexr.vault (VaultClient, secrets_batch).
 """
 
 from ._version import __version__
 from .context import AgentContext, HexrContext, current_agent, hexr_agent
-from .errors import AuthenticationError, BadRequestError, CredentialError, HexrError, MissingDependencyError
+from .errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    BadRequestError,
+    CredentialError,
+    HexrError,
+    MissingDependencyError,
+    SecretNotFoundError,
+)
 from .identity import FileJwtSource, JwtSource, JwtSvid, WorkloadApiJwtSource
 from .sidecar import Credential, l1_cache
 from .tool import get_credentials, hexr_tool
+from .vault import VaultClient, secrets_batch
 
 
 def clear_cache() -> None:
@@ -35,6 +46,10 @@ __all__ = [
     "CredentialError",
     "BadRequestError",
     "MissingDependencyError",
+    "AccessDeniedError",
+    "SecretNotFoundError",
+    "VaultClient",
+    "secrets_batch",
     "Credential",
     "JwtSource",
     "JwtSvid",

@@ -178,9 +178,18 @@ KEY_SEPARATOR: str = ':'
 LOCK_KEY_PREFIX: str = 'lock:'
 KEY_MAX_BYTES: int = 512
 ERROR_TYPES: Tuple[str, ...] = ('BadRequest', 'AuthenticationError', 'CredentialError')
-ERROR_STATUSES: Dict[str, Tuple[int, ...]] = {'BadRequest': (400, 404, 405, 413, 415),
+ERROR_STATUSES: Dict[str, Tuple[int, ...]] = {'BadRequest': (400, 404, 405, 409, 413, 415),
  'AuthenticationError': (401,),
  'CredentialError': (403, 429, 502, 503, 504)}
+VAULT_SECRETS_PATH: str = '/v1/secrets'
+VAULT_AUDIT_PATH: str = '/v1/audit'
+VAULT_BATCH_NAME: str = '_batch'
+VAULT_NAME_FIRST: str = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+VAULT_NAME_CHARS: str = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-'
+VAULT_NAME_MIN: int = 1
+VAULT_NAME_MAX: int = 128
+VAULT_MAX_VALUE_BYTES: int = 65536
+VAULT_MAX_BATCH_NAMES: int = 64
 HEADERS: Dict[str, str] = {'prefix': 'x-hexr-',
  'spiffe_id': 'x-hexr-spiffe-id',
  'tenant': 'x-hexr-tenant',

@@ -122,3 +122,14 @@ def is_credential_key(key: object) -> bool:
         return False
     spiffe_id, sep, service = head.rpartition(C.KEY_SEPARATOR)
     return bool(sep) and is_agent_spiffe_id(spiffe_id) and is_service(service) and is_region(region)
+
+
+def is_secret_name(name: object) -> bool:
+    """A vault secret's name (contract.json vault.name): 1 to 128 of A-Za-z0-9_.-, starting with
+    A-Za-z0-9, so that it is always one URL path segment and never the batch route (`_batch`)."""
+    return (
+        isinstance(name, str)
+        and C.VAULT_NAME_MIN <= len(name) <= C.VAULT_NAME_MAX
+        and name[0] in C.VAULT_NAME_FIRST
+        and _all_in(name[1:], C.VAULT_NAME_CHARS)
+    )

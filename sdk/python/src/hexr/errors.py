@@ -81,6 +81,26 @@ class BadRequestError(HexrError, ValueError):
     default_status = 400
 
 
+class AccessDeniedError(CredentialError):
+    """The vault refused this identity a secret (403): the secret is scoped to another role of the
+    agent, the identity is revoked, or the vault does not trust the caller. A CredentialError, so
+    code that handles denials of credentials handles denials of secrets too."""
+
+    default_type = "CredentialError"
+    default_status = 403
+
+
+class SecretNotFoundError(BadRequestError, LookupError):
+    """No such secret, or no such version of it, in the caller's namespace (404). The vault
+    answers a name that exists only in another agent's or tenant's namespace the same way.
+
+    Its base is BadRequestError because the contract types a 404 as BadRequest (code written for
+    that mapping still catches it); it is also a LookupError, as a missing key of a mapping is."""
+
+    default_type = "BadRequest"
+    default_status = 404
+
+
 class MissingDependencyError(HexrError, ImportError):
     """hexr_tool() needs a provider SDK that is not installed (install the matching extra)."""
 
@@ -101,6 +121,20 @@ _GENERIC = {
 }
 
 
+# The vault's statuses (docs/vault-api.md "Errors"), for a body that is not a contract error.
+_VAULT_GENERIC = {
+    400: "the vault refused the request",
+    401: "the sidecar or the vault did not accept the identity",
+    403: "access to the secret was denied",
+    404: "no such secret",
+    405: "the vault does not allow this method here",
+    409: "the secret exists with another scope",
+    413: "the value or the request is too large",
+    415: "the vault accepts only application/json",
+    503: "the vault is unavailable",
+}
+
+
 def _class_for(status: int, type_: Optional[str]):
     if type_ == "AuthenticationError" or (type_ is None and status == 401):
         return AuthenticationError
@@ -109,18 +143,40 @@ def _class_for(status: int, type_: Optional[str]):
     return CredentialError
 
 
-def from_response(status: int, body: bytes) -> HexrError:
-    """The error for a sidecar answer other than 200: the contract's {"error": {type, message}}
-    when the body is one, else a fixed message for the status. Nothing else of the body is used."""
-    type_: Optional[str] = None
-    message: Optional[str] = None
+def _contract_error(body: bytes):
+    """(type, message) of the contract's {"error": {type, message}}, else (None, None)."""
     try:
         error = json.loads(body.decode("utf-8")).get("error")
         if isinstance(error, dict) and error.get("type") in C.ERROR_TYPES and isinstance(error.get("message"), str):
-            type_, message = error["type"], error["message"]
+            return error["type"], error["message"]
     except (ValueError, AttributeError, UnicodeDecodeError):
         pass
+    return None, None
+
+
+def from_response(status: int, body: bytes) -> HexrError:
+    """The error for a sidecar answer other than 200: the contract's {"error": {type, message}}
+    when the body is one, else a fixed message for the status. Nothing else of the body is used."""
+    type_, message = _contract_error(body)
     cls = _class_for(status, type_)
     if message is None:
         message = _GENERIC.get(status, "the sidecar answered HTTP %d" % status)
+    return cls(message, status=status, type=type_ or cls.default_type)
+
+
+def from_vault_response(status: int, body: bytes) -> HexrError:
+    """The error for an answer of the vault's routes (through the sidecar) that is not the
+    operation's success: 403 is AccessDeniedError and 404 SecretNotFoundError; every other
+    status maps as from_response() maps it (401 AuthenticationError; 400, 405, 409, 413, 415
+    BadRequestError; 429 and 5xx CredentialError). The message is the contract error's (the vault
+    never puts a value in one), else a fixed text for the status."""
+    type_, message = _contract_error(body)
+    if status == 403:
+        cls = AccessDeniedError
+    elif status == 404:
+        cls = SecretNotFoundError
+    else:
+        cls = _class_for(status, type_)
+    if message is None:
+        message = _VAULT_GENERIC.get(status, "the vault answered HTTP %d" % status)
     return cls(message, status=status, type=type_ or cls.default_type)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
+import socket
 import threading
 import time
 import urllib.parse
@@ -97,7 +99,8 @@ def parse_answer(body: bytes, headers: Mapping[str, str], service: str, spiffe_i
 
 
 class SidecarClient:
-    """POST /exchange over one kept-alive connection per thread (stdlib http.client)."""
+    """HTTP to the sidecar's agent listener over one kept-alive connection per thread (stdlib
+    http.client): POST /exchange for credentials, and the vault's /v1/secrets (hexr.vault)."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         parsed = urllib.parse.urlsplit(url)
@@ -107,12 +110,15 @@ class SidecarClient:
         self._https = parsed.scheme == "https"
         self._host = parsed.hostname
         self._port = parsed.port
-        self._path = (parsed.path.rstrip("/") or "") + "/exchange"
+        self._base = parsed.path.rstrip("/") or ""
         self.timeout = timeout
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and _peer_closed(conn.sock):
+            self._drop()  # the sidecar closed the idle connection: do not send on it
+            conn = None
         if conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = cls(self._host, self._port, timeout=self.timeout)
@@ -126,14 +132,29 @@ class SidecarClient:
             conn.close()
 
     def post(self, token: str, service: str, region: str) -> Tuple[int, Dict[str, str], bytes]:
+        """POST /exchange {"service", "region"}."""
         body = json.dumps({"service": service, "region": region}).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token}
-        # One retry, on a fresh connection, when a kept-alive one turns out closed.
+        return self.request("POST", "/exchange", token, body)
+
+    def request(
+        self, method: str, path: str, token: str, body: Optional[bytes] = None, *, retry: bool = True
+    ) -> Tuple[int, Dict[str, str], bytes]:
+        """One request to {HEXR_SIDECAR_URL}{path} (path may carry a query) with the JWT-SVID as
+        `Authorization: Bearer`, and a JSON body if one is given. Answers (status, headers with
+        lower-case names, body). Transport failures are CredentialError 503 (504 for a timeout).
+
+        retry: send once more, on a fresh connection, when a kept-alive one turns out closed. Off
+        for requests that must not be repeated (a vault PUT makes a new version; a DELETE repeated
+        after it succeeded would answer 404)."""
+        headers = {"Authorization": "Bearer " + token}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        target = self._base + path
         for attempt in (1, 2):
             conn = self._connection()
             fresh = conn.sock is None
             try:
-                conn.request("POST", self._path, body=body, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
                 answer_headers = {k.lower(): v for k, v in response.getheaders()}
@@ -142,7 +163,7 @@ class SidecarClient:
                 return response.status, answer_headers, data
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.BadStatusLine):
                 self._drop()
-                if fresh or attempt == 2:
+                if fresh or attempt == 2 or not retry:
                     raise CredentialError("the sidecar closed the connection", status=503) from None
             except TimeoutError:
                 self._drop()
@@ -156,6 +177,16 @@ class SidecarClient:
 
     def close(self) -> None:
         self._drop()
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether an idle kept-alive connection was closed by the other end: it is readable (EOF, or
+    bytes nobody asked for) before anything was sent on it."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class L1Cache:

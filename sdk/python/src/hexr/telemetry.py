@@ -12,6 +12,13 @@ Per hexr_tool() call:
           in-process L1 or the sidecar's L1/L2/L1-stale) and hexr.cache.misses (counter: it took a
           full exchange, L3), both by service, cache_tier and source.
 
+Per hexr.vault call:
+  span    hexr.vault.{put|get|list|delete|get_many}   hexr.vault.operation, hexr.vault.name (or
+                             hexr.vault.names for a batch), hexr.vault.scope, hexr.vault.version,
+                             hexr.vault.outcome (the HTTP status, or "invalid" for a request the
+                             SDK refused itself). Never a value: not in an attribute, an event, or
+                             the status description (the error's type only).
+
 A refreshing client (boto3, google-auth, azure-core) that re-exchanges later is not a tool
 invocation: it emits the span hexr.credential.refresh and counts in hexr.cache.hits/misses, not in
 hexr.tool.invocations or hexr.tool.duration, so those count what the agent's code asked for.
@@ -37,6 +44,7 @@ cache_misses = _meter.create_counter("hexr.cache.misses", unit="1", description=
 
 TOOL_SPAN = "hexr.tool.invoke"
 REFRESH_SPAN = "hexr.credential.refresh"
+VAULT_SPAN_PREFIX = "hexr.vault."
 
 
 def tracer() -> trace.Tracer:
