@@ -1,13 +1,12 @@
 // The injector's configuration: one JSON document (documented field by field in
 // injector/README.md). Loading validates every field and fills in defaults, so a mistake stops
 // the injector at start-up with a message naming the field instead of failing a request later.
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
   CONTRACT, DEFAULT_REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, parseAgentSpiffeId, parseSpiffeId,
   providerOf, PROVIDERS, REGIONS, type Provider,
 } from "../contract/index.ts";
-import { Fields } from "../service/config-fields.ts";
+import { Fields, readConfigJson } from "../service/config-fields.ts";
 import type { JwtSvidSettings } from "../spiffe/jwt-svid.ts";
 import { REGION_RULE } from "./catalog.ts";
 
@@ -167,13 +166,7 @@ export const DEFAULT_DENY_SECONDS = 3600;
 
 /** Reads and validates a config file; relative file paths in it are relative to the file. */
 export function loadConfigFile(file: string): InjectorConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new ConfigError(file, `is not readable JSON: ${(error as Error).message}`);
-  }
-  return parseConfig(raw, path.dirname(path.resolve(file)));
+  return parseConfig(readConfigJson(file, (field, problem) => new ConfigError(field, problem)), path.dirname(path.resolve(file)));
 }
 
 /** Validates a config object (the file's JSON shape) and fills in defaults. */

@@ -1,10 +1,20 @@
 // Typed access to one JSON object of a service's configuration file (the injector's, the vault's),
 // with errors that name the field: a mistake stops the service at start-up with a message such as
 // "vault config: store.path is required" instead of failing a request later.
+import { readFileSync } from "node:fs";
 import path from "node:path";
 
 /** Makes the service's own error for `field` (e.g. "jwt.audience") and what is wrong with it. */
 export type FieldError = (field: string, problem: string) => Error;
+
+/** A configuration file's JSON, or the service's error naming the file. */
+export function readConfigJson(file: string, fail: FieldError): unknown {
+  try {
+    return JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw fail(file, `is not readable JSON: ${(error as Error).message}`);
+  }
+}
 
 export class Fields {
   private readonly object: Record<string, unknown>;

@@ -2,10 +2,9 @@
 // Loading validates every field and fills in defaults, so a mistake stops the vault at start-up
 // with a message naming the field. Unknown fields are refused too: a misspelt `caller_rules` or
 // `kek` must not silently leave the vault with a default the operator did not mean.
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { isPathSegment, isTrustDomain, parseAgentSpiffeId, parseSpiffeId, VAULT } from "../contract/index.ts";
-import { Fields } from "../service/config-fields.ts";
+import { Fields, readConfigJson } from "../service/config-fields.ts";
 import type { JwtSvidSettings } from "../spiffe/jwt-svid.ts";
 import type { KmsSettings } from "./crypto/kek-kms.ts";
 
@@ -86,13 +85,7 @@ export const DEFAULT_MAX_SECRETS_PER_NAMESPACE = 10_000;
 
 /** Reads and validates a config file; relative paths in it are relative to the file's folder. */
 export function loadConfigFile(file: string): VaultConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new ConfigError(file, `is not readable JSON: ${(error as Error).message}`);
-  }
-  return parseConfig(raw, path.dirname(path.resolve(file)));
+  return parseConfig(readConfigJson(file, (field, problem) => new ConfigError(field, problem)), path.dirname(path.resolve(file)));
 }
 
 /** Validates a config object (the file's JSON shape) and fills in defaults. */
