@@ -36,6 +36,9 @@ export const REGISTRAR_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/agent/hexr-syst
 /** An operator's access to L2 (tests read the bridge directly): a sidecar identity of acme-corp. */
 export const L2_OPERATOR_SPIFFE_ID = `spiffe://${DEV_TRUST_DOMAIN}/sidecar/acme-corp/l2-operator`;
 
+/** How often Envoy and the injector fetch SPIRE's JWT keys again, unless told otherwise. */
+const DEFAULT_JWKS_REFRESH_SECONDS = 30;
+
 export interface SpireStackOptions {
   /** The pod's X.509-SVIDs' lifetime (the sidecar's and the agent roles'; rotation at half of it); default SPIRE's 3600. */
   x509SvidTtlSeconds?: number;
@@ -133,10 +136,11 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
     mkdirSync(path.dirname(grantsFile), { recursive: true, mode: 0o700 });
     writeFileSync(grantsFile, JSON.stringify({ hexr: { registered: { tenants: {} } } }) + "\n", { mode: 0o600 });
     const podNodeId = spire.nodeId;
+    const jwksRefreshSeconds = options.jwksRefreshSeconds ?? DEFAULT_JWKS_REFRESH_SECONDS;
     const identity: SpireStackIdentity = {
       spire,
       podNodeId,
-      jwksRefreshSeconds: options.jwksRefreshSeconds ?? 30,
+      jwksRefreshSeconds,
       injector,
       bridge,
       l2Operator,
@@ -148,7 +152,7 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
         agentSocket: spire.agentSocket,
         spiffeId: DEFAULT_SIDECAR_SPIFFE_ID,
         jwksUrl: spire.jwksUrl,
-        jwksCacheSeconds: options.jwksRefreshSeconds ?? 30,
+        jwksCacheSeconds: jwksRefreshSeconds,
       }),
       async register(contexts, registerOptions = {}) {
         const args = ["-server-socket", spire.serverSocket, "-parent-id", podNodeId, "-opa-data", grantsFile];
