@@ -138,7 +138,7 @@ describe("hexr build and registration", () => {
     for (const role of ROLES) expect(buildOutput).toMatch(new RegExp(`── ${role} `));
     const uids = ROLES.map((role) => context(role).unix_uid);
     expect(new Set(uids).size).toBe(3);
-    const entries = await stack.spire!.spire.serverCommand(["entry", "show", "-parentID", stack.spire!.podNodeId]);
+    const entries = await stack.spire!.spire.serverCommand(["entry", "show", "-parentID", stack.spire!.spire.nodeId]);
     for (const role of ROLES) {
       const { spiffe_id, unix_uid } = context(role);
       expect(spiffe_id).toBe(`spiffe://hexr.local/agent/acme-corp/content-crew/${role}`);
@@ -387,6 +387,19 @@ describe("revocation by entry", () => {
     console.log(`revocation by entry: the deleted role refused ${refusedAfterMs} ms after the registrar started`);
     expect(refusedAfterMs).toBeGreaterThanOrEqual(0);
     expect(refusedAfterMs).toBeLessThanOrEqual(REVOCATION_BOUND_MS);
+    // Its secrets too: the vault door refuses the revoked identity before the vault sees it (a
+    // name that exists nowhere would otherwise be the vault's 404), on every worker of the sidecar
+    // once it has read the revocation (each reads it on its tick).
+    let secret: HttpAnswer | undefined;
+    await eventually("the vault door refuses the revoked writer", async () => {
+      secret = await request(`${stack.envoy.agentUrl}/v1/secrets/NEVER_STORED`, { headers: [["authorization", `Bearer ${token}`]] });
+      return secret.status === 403;
+    }, REVOCATION_BOUND_MS);
+    for (let i = 0; i < 10; i++) {
+      secret = await request(`${stack.envoy.agentUrl}/v1/secrets/NEVER_STORED`, { headers: [["authorization", `Bearer ${token}`]] });
+      expect(secret.status, summary(secret)).toBe(403);
+      expect(secret.json.error.message).toMatch(/revoked/);
+    }
     // The other roles keep their identities.
     const researcher = await exchange(stack.envoy, { token: await jwtSvidOf("researcher"), service: "gcp_bigquery" });
     expect(researcher.status, summary(researcher)).toBe(200);

@@ -12,9 +12,11 @@ import {
   cacheValue,
   credential,
   expectContractError,
+  expectNothingOnward,
   expectInjectorCall,
   L2_CONFIG,
   missL2,
+  mtlsPeer,
   sendExchange,
   startFilter,
 } from "./support/exchange.ts";
@@ -185,6 +187,17 @@ describe("revocation that holds (attacks)", () => {
       for (const poll of bridgeCalls(host, "GET", "/v1/revocations")) poll.respond({ status: 200, body: JSON.stringify({ epoch: 4, prefixes: [] }) });
     }
     expect(ask(host, vm, AGENT.reporter), "after deny_seconds: a miss (its old entry is not served), exchanged again").toBe("miss");
+  });
+
+  it("refuses the revoked identity at the vault door too, forwarding nothing", () => {
+    const { host, vm } = startFilter({ ...CONFIG, vault: true });
+    answerPolls(host, 3);
+    host.advance(1000);
+    answerPolls(host, 4, [`cred:${AGENT.reporter}:`]);
+    const stream = vm.newHttpStream({ properties: mtlsPeer(AGENT.reporter) });
+    stream.sendRequestHeaders([[":method", "GET"], [":path", "/v1/secrets/NAME"], [":authority", "sidecar"], [":scheme", "http"]], { endOfStream: true });
+    expectContractError(stream, 403, "CredentialError");
+    expectNothingOnward(stream);
   });
 
   /** Answers every pending revocation poll of the host: the first with where the log stands, later ones as given. */

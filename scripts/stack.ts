@@ -64,7 +64,7 @@ A role's JWT-SVID, fetched as that role (nobody else can), and an exchange with 
 Stock SDKs (README, "Stock SDKs"): \`hexr run --jwt-svid-file FILE\` keeps the role's token file fresh for
 AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE; the GCE and Azure doors on ${envoy.metadataListeners[0]?.gceMetadataHost} serve ${METADATA_AGENT_ID}.
 Registration follows the contexts: edit the source, \`hexr build\` again, then
-  ${relative(spireTools.registrar)} -server-socket ${relative(spire.serverSocket)} -parent-id ${stack.spire!.podNodeId} -contexts ${relative(crew)} ...
+  ${relative(spireTools.registrar)} -server-socket ${relative(spire.serverSocket)} -parent-id ${stack.spire!.spire.nodeId} -contexts ${relative(crew)} ...
 
 Ctrl-C stops everything.
 `;

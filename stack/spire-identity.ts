@@ -10,7 +10,7 @@
 //                           hexr-registrar registers `unix:uid:N` for it)
 //
 // Workload entries for the platform's own processes hang off the agent's own SPIFFE ID; the
-// registrar owns the entries under the pod's node alias (SpireStackIdentity.podNodeId) and no others.
+// registrar owns the entries under the pod's node alias (Spire.nodeId) and no others.
 import { execFile } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -62,8 +62,6 @@ export interface ServiceSvid {
 
 export interface SpireStackIdentity {
   readonly spire: Spire;
-  /** spiffe://{td}/node/pod: the parent of every entry the registrar owns. */
-  readonly podNodeId: string;
   readonly jwksRefreshSeconds: number;
   readonly injector: ServiceSvid;
   readonly bridge: ServiceSvid;
@@ -135,11 +133,9 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
     const grantsFile = path.join(runDir, "opa", "registered-grants.json");
     mkdirSync(path.dirname(grantsFile), { recursive: true, mode: 0o700 });
     writeFileSync(grantsFile, JSON.stringify({ hexr: { registered: { tenants: {} } } }) + "\n", { mode: 0o600 });
-    const podNodeId = spire.nodeId;
     const jwksRefreshSeconds = options.jwksRefreshSeconds ?? DEFAULT_JWKS_REFRESH_SECONDS;
     const identity: SpireStackIdentity = {
       spire,
-      podNodeId,
       jwksRefreshSeconds,
       injector,
       bridge,
@@ -155,7 +151,7 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
         jwksCacheSeconds: jwksRefreshSeconds,
       }),
       async register(contexts, registerOptions = {}) {
-        const args = ["-server-socket", spire.serverSocket, "-parent-id", podNodeId, "-opa-data", grantsFile];
+        const args = ["-server-socket", spire.serverSocket, "-parent-id", spire.nodeId, "-opa-data", grantsFile];
         for (const dir of contexts) args.push("-contexts", dir);
         if (options.x509SvidTtlSeconds) args.push("-x509-svid-ttl", `${options.x509SvidTtlSeconds}s`);
         if (options.jwtSvidTtlSeconds) args.push("-jwt-svid-ttl", `${options.jwtSvidTtlSeconds}s`);

@@ -36,6 +36,9 @@ DEFAULT_ROLE = "main"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: What an agent declares it uses: services for every role, or per role ("*" for the others).
+Resources = Union[Iterable[str], Mapping[str, Iterable[str]], None]
+
 
 @dataclass(frozen=True)
 class AgentContext:
@@ -94,7 +97,7 @@ def write_marker(context: AgentContext) -> Optional[str]:
         return None
 
 
-def _resources(resources: Union[Iterable[str], Mapping[str, Iterable[str]], None], role: str) -> Optional[Tuple[str, ...]]:
+def _resources(resources: Resources, role: str) -> Optional[Tuple[str, ...]]:
     if resources is None:
         return None
     if isinstance(resources, Mapping):
@@ -114,7 +117,7 @@ def make_context(
     name: str,
     tenant: str,
     framework: Optional[str] = None,
-    resources: Union[Iterable[str], Mapping[str, Iterable[str]], None] = None,
+    resources: Resources = None,
     role: Optional[str] = None,
     identity: Union[JwtSource, str, "os.PathLike[str]", None] = None,
 ) -> AgentContext:
@@ -131,7 +134,7 @@ def hexr_agent(
     name: str,
     tenant: str,
     framework: Optional[str] = None,
-    resources: Union[Iterable[str], Mapping[str, Iterable[str]], None] = None,
+    resources: Resources = None,
     *,
     role: Optional[str] = None,
     identity: Union[JwtSource, str, "os.PathLike[str]", None] = None,
@@ -183,7 +186,7 @@ class HexrContext:
         agent_name: str,
         tenant: str,
         framework: Optional[str] = None,
-        resources: Union[Iterable[str], Mapping[str, Iterable[str]], None] = None,
+        resources: Resources = None,
         process_role: Optional[str] = None,
         identity: Union[JwtSource, str, None] = None,
     ) -> AgentContext:
