@@ -129,3 +129,22 @@ export class KeySequence {
     return `${this.prefix}${n}`;
   }
 }
+
+/** The LLM scenarios' agent: granted llm_openai:gpt-4o by the dev policy (policy/data.json), as in e2e/llm.test.ts. */
+export const LLM_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/content-crew/researcher";
+
+/** The vault secret the injector reads the OpenAI key from (contract llm.providers.openai.key_secret). */
+export const LLM_KEY_SECRET = "OPENAI_API_KEY";
+
+/** The LLM scenarios' chat completion: a fixed prompt, streamed, with the usage chunk asked for. */
+export const LLM_CHAT_BODY = JSON.stringify({
+  model: "gpt-4o",
+  messages: [{ role: "user", content: "In one short paragraph, say what a sidecar proxy does for the agent next to it." }],
+  stream: true,
+  stream_options: { include_usage: true },
+});
+
+/** POST of that body to `path` (the provider's own, or the sidecar's LLM route), with `authorization`. */
+export function llmChatSpec(path: string, authorization: string): RequestSpec {
+  return { method: "POST", path, headers: { "content-type": "application/json", authorization }, body: LLM_CHAT_BODY };
+}

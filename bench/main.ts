@@ -29,17 +29,18 @@ import {
 } from "./envoys.ts";
 import { runHostBench, type HostBench } from "./host-bench.ts";
 import { measureL1Growth } from "./l1-growth.ts";
+import { LLM_THROUGHPUT_CONNECTIONS, startLlmBench, type LlmBench } from "./llm.ts";
 import { L2Pool } from "./l2-pool.ts";
-import { measure, type Measurement } from "./measure.ts";
+import { measure, type Measurement, type RunKind } from "./measure.ts";
 import { FULL_PLAN, QUICK_PLAN, type Plan } from "./plan.ts";
 import { profileDuring } from "./profile.ts";
 import {
-  compareDoors, compareFloors, compareSecretRead, doorsMarkdown, doorTargets, evaluateTargets, machineBusy, memoryFindings, scenarioTable,
-  secretReadTable, summarize, toMarkdown, type Conditions, type DoorResults, type Results,
+  compareDoors, compareFloors, compareLlm, compareSecretRead, doorsMarkdown, doorTargets, evaluateTargets, llmTable, llmTarget, machineBusy,
+  memoryFindings, scenarioTable, secretReadTable, summarize, toMarkdown, type Conditions, type DoorResults, type Results,
 } from "./report.ts";
 import {
   doorScenarios, floorScenarios, l1HitScenario, l2HitScenario, l3MissScenario, noFilterScenario, passThroughScenarios, secretReadScenario,
-  type DoorName, type Scenario, type ScenarioId, type Target,
+  type DoorName, type RunShape, type Scenario, type ScenarioId, type Target,
 } from "./scenarios.ts";
 import type { RequestSpec } from "./wrk.ts";
 
@@ -54,12 +55,13 @@ const log = (line: string) => console.log(`[bench ${new Date().toISOString().sli
  * The order of the runs within a round: what a target compares sits side by side (the L1 hit
  * between the wasm floor and the authenticated floor, the direct_response floor next to them; the
  * pass-through without wasm between its two wasm chains; L1 hit and no filter), so both see the
- * same background load. The secret read comes last, so that no compared pair is split by it. Every
- * other round runs in the reverse order.
+ * same background load. The secret read comes after them, so that no compared pair is split by it,
+ * and the LLM call last, direct and through the route back to back. Every other round runs in the
+ * reverse order.
  */
 const RUN_ORDER: ScenarioId[] = [
   "pass-through-ignored", "pass-through-plain", "pass-through-shipped", "floor", "wasm-floor", "l1-hit", "floor-jwt", "no-filter",
-  "aws-wasm-floor", "aws-l1-hit", "gce-l1-hit", "gce-wasm-floor", "l2-hit", "l3-miss", "secret-read",
+  "aws-wasm-floor", "aws-l1-hit", "gce-l1-hit", "gce-wasm-floor", "l2-hit", "l3-miss", "secret-read", "llm-direct", "llm-route",
 ];
 
 /** The wasm floor's module, built by bench/run.sh from bench/wasm-floor/ (its own asconfig.json). */
@@ -92,6 +94,8 @@ if (!doorsOnly) {
 const UNBOUNDED_KEYS = { regions: { aws: "any" }, max_keys_per_identity: 1_000_000, max_keys: 10_000_000 };
 const stack = await startStack({ concurrency: plan.envoyConcurrency, filterOverrides: UNBOUNDED_KEYS });
 const extraEnvoys: BenchEnvoy[] = [];
+/** The LLM provider emulator and the LLM route's sidecar (bench/llm.ts), full runs only. */
+let llmBench: LlmBench | undefined;
 try {
   const full = hostBench ? await benchmark(stack, hostBench) : undefined;
   const results: DoorResults = full ?? (await benchmarkDoors(stack));
@@ -100,13 +104,13 @@ try {
   writeFileSync(path.join(resultsDir, "results.md"), full ? toMarkdown(full) : doorsMarkdown(results));
   if (full) writeFileSync(path.join(resultsDir, "latency.png"), renderChart(full));
   console.log("\n" + scenarioTable(results) + "\n");
-  if (full) console.log(secretReadTable(full) + "\n");
+  if (full) console.log(secretReadTable(full) + "\n\n" + llmTable(full) + "\n");
   for (const t of results.targets) {
     console.log(`${t.met === null ? "      " : t.met ? "met   " : "MISSED"}  ${t.name}: ${t.goal} — ${t.measured} (before: ${t.before})`);
   }
   log(`results in ${path.relative(process.cwd(), resultsDir)}/ (results.md, results.json${full ? ", latency.png" : ""})`);
 } finally {
-  await Promise.allSettled(extraEnvoys.map((e) => e.stop()));
+  await Promise.allSettled([...extraEnvoys.map((e) => e.stop()), llmBench?.stop()]);
   await stack.stop();
 }
 
@@ -161,6 +165,9 @@ async function benchmark(stack: Stack, hostBench: HostBench): Promise<Results> {
     ...(await stockSdkDoors(stack, token, l1Sidecar, workDir)),
     secretReadScenario(token, l1Sidecar),
   ];
+  // The LLM route: a sidecar of its own, and the provider emulator it forwards to.
+  llmBench = await startLlmBench({ stack, concurrency: plan.envoyConcurrency });
+  scenarios.push(...llmBench.scenarios);
 
   const measurements = await runRounds(scenarios, workDir);
 
@@ -173,7 +180,7 @@ async function benchmark(stack: Stack, hostBench: HostBench): Promise<Results> {
   const floorJwtProfile = await profileRun(scenarios.find((s) => s.id === "floor-jwt")!);
 
   // The comparison Envoys are done; the growth phase gets a sidecar of its own.
-  await Promise.allSettled(extraEnvoys.map((e) => e.stop()));
+  await Promise.allSettled([...extraEnvoys.map((e) => e.stop()), llmBench.stop()]);
   const growthSidecar = await stack.addSidecar("bench-growth");
   const growthPid = findProcess(growthSidecar.configPath);
   pinProcess(growthPid, CORES.envoy);
@@ -186,14 +193,16 @@ async function benchmark(stack: Stack, hostBench: HostBench): Promise<Results> {
   const memory = memoryFindings(growth);
   const floors = compareFloors(summaries, measurements);
   const doors = compareDoors(summaries, measurements);
+  const llm = compareLlm(summaries, measurements, llmBench.answer, LLM_THROUGHPUT_CONNECTIONS);
   return {
     conditions: runConditions(measurements),
     plan,
     scenarios: summaries,
-    targets: evaluateTargets(summaries, measurements, memory, floors, hostBench, doors),
+    targets: [...evaluateTargets(summaries, measurements, memory, floors, hostBench, doors), llmTarget(llm)],
     floors,
     doors,
     secretRead: compareSecretRead(summaries, measurements),
+    llm,
     hostBench,
     growth,
     memory,
@@ -281,9 +290,12 @@ function runConditions(measurements: Measurement[]): Conditions {
 async function runRounds(scenarios: Scenario[], workDir: string): Promise<Measurement[]> {
   const measurements: Measurement[] = [];
   const latencyRun = { connections: 1, seconds: plan.latencySeconds };
-  const throughputRun = { connections: plan.throughputConnections, seconds: plan.throughputSeconds };
+  const throughputRun = (scenario: Scenario) => ({ connections: scenario.throughputConnections ?? plan.throughputConnections, seconds: plan.throughputSeconds });
+  // A scenario that measures its runs itself (bench/llm.ts) does; bench/measure.ts measures the others.
+  const measureRun = (scenario: Scenario, kind: RunKind, round: number, run: RunShape) =>
+    scenario.measure ? scenario.measure({ kind, round, run, workDir }) : measure({ scenario, kind, round, run, workDir });
   const warmUp = async (scenario: Scenario) =>
-    measurements.push(await measure({ scenario, kind: "throughput", round: 0, run: { ...throughputRun, seconds: plan.warmupSeconds }, workDir }));
+    measurements.push(await measureRun(scenario, "throughput", 0, { ...throughputRun(scenario), seconds: plan.warmupSeconds }));
 
   const unordered = scenarios.filter((s) => !RUN_ORDER.includes(s.id));
   if (unordered.length > 0) throw new Error(`not in RUN_ORDER: ${unordered.map((s) => s.id).join(", ")}`);
@@ -297,8 +309,8 @@ async function runRounds(scenarios: Scenario[], workDir: string): Promise<Measur
     }
     const order = round % 2 === 1 ? RUN_ORDER : [...RUN_ORDER].reverse();
     for (const scenario of order.flatMap((id) => scenarios.filter((s) => s.id === id))) {
-      const latency = await measure({ scenario, kind: "latency", round, run: latencyRun, workDir });
-      const throughput = await measure({ scenario, kind: "throughput", round, run: throughputRun, workDir });
+      const latency = await measureRun(scenario, "latency", round, latencyRun);
+      const throughput = await measureRun(scenario, "throughput", round, throughputRun(scenario));
       measurements.push(latency, throughput);
       log(`  ${scenario.title.padEnd(30)} p50 ${latency.wrk.latencyUs.p50} µs, ${Math.round(throughput.wrk.rps)} req/s`);
     }

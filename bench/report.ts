@@ -2,6 +2,7 @@
 // run, the targets (met or missed, with the measured figure and the figure before), and the
 // Markdown tables.
 import type { HostBench } from "./host-bench.ts";
+import type { ClientRun, LlmAnswer, LlmMeasurement } from "./llm.ts";
 import type { GrowthResult } from "./l1-growth.ts";
 import type { Measurement } from "./measure.ts";
 import { totalWasmHeap, type MemorySample } from "./memory.ts";
@@ -97,6 +98,32 @@ export interface SecretReadComparison {
   rpsRatio: number;
 }
 
+/** Latency percentiles, µs. */
+export interface LatencyFigures {
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/**
+ * A streamed chat completion sent to the provider emulator directly (llm-direct) and through the
+ * sidecar's LLM route (llm-route), in the same rounds. Each path's figures are medians over the
+ * rounds; `added` (route − direct) and the ratios are medians of the in-round differences and ratios.
+ */
+export interface LlmComparison {
+  /** The answer both get (SSE events, bytes, usage). */
+  answer: LlmAnswer;
+  throughputConnections: number;
+  /** Latency to the last byte, wrk, 1 connection. */
+  lastByte: { direct: LatencyFigures; route: LatencyFigures; added: LatencyFigures; p50Ratio: number };
+  /** Time to the first byte of the answer, the raw-socket client, 1 connection (its own last-byte figures beside it). */
+  firstByte: { direct: LatencyFigures; route: LatencyFigures; added: LatencyFigures };
+  clientLastByte: { direct: LatencyFigures; route: LatencyFigures; added: LatencyFigures };
+  rps: { direct: number; route: number; ratio: number };
+  /** Envoy CPU per routed call (the LLM sidecar, throughput runs). */
+  routeEnvoyCpuUs: number;
+}
+
 /** What `--doors` measures: the stock-SDK doors and their floors, nothing else. */
 export interface DoorResults {
   conditions: Conditions;
@@ -112,6 +139,8 @@ export interface Results extends DoorResults {
   floors: FloorComparison[];
   /** The secret read against the L1 hit, the L3 miss and the pass-through without wasm. */
   secretRead: SecretReadComparison[];
+  /** A streamed LLM call through the sidecar's LLM route against the same call sent directly. */
+  llm: LlmComparison;
   /** host-test/bench.ts, run by this benchmark before the stack started. */
   hostBench: HostBench;
   growth: GrowthResult;
@@ -262,6 +291,8 @@ export const GOALS = {
   l1CpuVsWasmFloor: 1.15,
   passThroughTax: 0.05,
   hostL1MedianUs: 5,
+  /** What the LLM route may add to a streamed call's latency to the last byte, at p50 (README "Targets"). */
+  llmAddedP50Us: 1000,
 } as const;
 
 /** The L1 hit against each floor; the ratios and differences are medians of the in-round ones. */
@@ -333,6 +364,61 @@ export function compareSecretRead(summaries: ScenarioSummary[], measurements: Me
       rpsRatio: vs("throughput", rps),
     };
   });
+}
+
+/** The LLM route against the direct call: wrk's runs, and the raw client's (time to the first byte). */
+export function compareLlm(summaries: ScenarioSummary[], measurements: Measurement[], answer: LlmAnswer, throughputConnections: number): LlmComparison {
+  const direct = summaries.find((s) => s.id === "llm-direct")!;
+  const route = summaries.find((s) => s.id === "llm-route")!;
+  const pick = (id: ScenarioId, metric: (m: Measurement) => number) => byRound(measurements, id, "latency", metric);
+  const client = (read: (run: ClientRun) => number) => (m: Measurement) => {
+    const run = (m as LlmMeasurement).client;
+    return run ? read(run) : NaN;
+  };
+  const figures = (id: ScenarioId, metric: (q: keyof LatencyFigures) => (m: Measurement) => number): LatencyFigures => ({
+    p50: median([...pick(id, metric("p50")).values()]),
+    p90: median([...pick(id, metric("p90")).values()]),
+    p99: median([...pick(id, metric("p99")).values()]),
+  });
+  const added = (metric: (q: keyof LatencyFigures) => (m: Measurement) => number): LatencyFigures => {
+    const difference = (q: keyof LatencyFigures) => pairedMedian(pick("llm-route", metric(q)), pick("llm-direct", metric(q)), (a, b) => a - b);
+    return { p50: difference("p50"), p90: difference("p90"), p99: difference("p99") };
+  };
+  const wrkLatency = (q: keyof LatencyFigures) => (m: Measurement) => m.wrk.latencyUs[q];
+  const firstByte = (q: keyof LatencyFigures) => client((run) => run.firstByteUs[q]);
+  const lastByte = (q: keyof LatencyFigures) => client((run) => run.lastByteUs[q]);
+  return {
+    answer,
+    throughputConnections,
+    lastByte: {
+      direct: direct.latencyUs,
+      route: route.latencyUs,
+      added: added(wrkLatency),
+      p50Ratio: pairedMedian(pick("llm-route", p50), pick("llm-direct", p50), (a, b) => a / b),
+    },
+    firstByte: { direct: figures("llm-direct", firstByte), route: figures("llm-route", firstByte), added: added(firstByte) },
+    clientLastByte: { direct: figures("llm-direct", lastByte), route: figures("llm-route", lastByte), added: added(lastByte) },
+    rps: {
+      direct: direct.rps,
+      route: route.rps,
+      ratio: pairedMedian(byRound(measurements, "llm-route", "throughput", rps), byRound(measurements, "llm-direct", "throughput", rps), (a, b) => a / b),
+    },
+    routeEnvoyCpuUs: route.envoyCpuUs,
+  };
+}
+
+/** The LLM route's target: what it adds at p50 to a streamed call's latency to the last byte. */
+export function llmTarget(llm: LlmComparison): Target {
+  const { lastByte, firstByte } = llm;
+  return {
+    name: "LLM route: latency added to a streamed call",
+    goal: `p50 to the last byte ≤ the direct call's + ${fmtUs(GOALS.llmAddedP50Us)} (${llm.answer.events} SSE events, 1 connection)`,
+    before: "– (new route)",
+    measured:
+      `${fmtUs(lastByte.route.p50)} vs ${fmtUs(lastByte.direct.p50)}: ${signed(fmtUs, lastByte.added.p50)} (${times(lastByte.p50Ratio)}); ` +
+      `p99 ${signed(fmtUs, lastByte.added.p99)}; first byte p50 ${signed(fmtUs, firstByte.added.p50)}`,
+    met: Number.isFinite(lastByte.added.p50) ? lastByte.added.p50 <= GOALS.llmAddedP50Us : null,
+  };
 }
 
 /** The doors' latency targets; Envoy CPU per request is shown beside them, not judged (the issue sets no CPU goal for them). */
@@ -523,12 +609,12 @@ export function scenarioTable(results: DoorResults): string {
       s.keptAlive ? s.title : `${s.title} (connections not kept alive!)`,
       fmtRps(s.rps),
       times(s.rpsVsFloor),
-      `${Math.round(s.envoyBusy * 100)} %`,
+      Number.isFinite(s.envoyBusy) ? `${Math.round(s.envoyBusy * 100)} %` : "–",
       fmtUs(s.latencyUs.p50),
       fmtUs(s.latencyUs.p90),
       fmtUs(s.latencyUs.p99),
       times(s.p50VsFloor),
-      `${Math.round(s.envoyCpuUs)} µs`,
+      Number.isFinite(s.envoyCpuUs) ? `${Math.round(s.envoyCpuUs)} µs` : "–",
       times(s.cpuVsFloor),
       s.tierShare === undefined ? "" : `${(s.tierShare * 100).toFixed(1)} %`,
       String(s.errors),
@@ -584,6 +670,12 @@ export function toMarkdown(results: Results): string {
     SECRET_READ_SECTION_TEXT,
     "",
     secretReadTable(results),
+    "",
+    "## The LLM route against a direct call (a streamed chat completion)",
+    "",
+    llmSectionText(results.llm),
+    "",
+    llmTable(results),
     "",
     "## host-test (host-test/bench.ts, run before the stack started)",
     "",
@@ -657,6 +749,40 @@ export function secretReadTable(results: Results): string {
     ...results.secretRead.map((r) =>
       `| ${r.title} | ${fmtUs(r.p50Us)} | ${fmtUs(read.latencyUs.p50)} | ${times(r.p50Ratio)} | ${signed(fmtUs, r.p50OverUs)} ` +
       `| ${fmtUs(r.p99Us)} | ${fmtUs(read.latencyUs.p99)} | ${times(r.p99Ratio)} | ${fmtRps(r.rps)} | ${fmtRps(read.rps)} | ${times(r.rpsRatio)} |`),
+  ].join("\n");
+}
+
+function llmSectionText(llm: LlmComparison): string {
+  const a = llm.answer;
+  return (
+    `The same streamed chat completion (a fixed prompt, "stream": true with include_usage; the answer ${a.events} server-sent events, ` +
+    `${(a.bytes / 1024).toFixed(1)} KiB, usage ${a.promptTokens} + ${a.completionTokens} tokens) sent to the loopback provider emulator ` +
+    "(support/llm-provider.ts, in the benchmark's Node process, unpinned) directly with the API key, and through the LLM route of a sidecar " +
+    "of its own (jwt_authn, the LLM filter: the key from L1, the model checked, the usage read from the stream; Envoy → the same emulator). " +
+    "The emulator writes the events back to back, so the latency to the last byte carries the route's work on every event, where a real " +
+    "provider spaces them over seconds. Last byte and req/s: wrk; first byte: a raw-socket client (bench/llm.ts) run right after each " +
+    "latency run, its own last-byte figures beside it. \"Added\" is the route's figure − the direct one's, the median of the in-round " +
+    "differences; × the median of the in-round ratios."
+  );
+}
+
+/** The direct call and the routed one, side by side. */
+export function llmTable(results: Results): string {
+  const { lastByte: last, firstByte: first, clientLastByte: clientLast, rps: r } = results.llm;
+  const row = (label: string, direct: number, route: number, added: number, ratio = "") =>
+    `| ${label} | ${fmtUs(direct)} | ${fmtUs(route)} | ${signed(fmtUs, added)} | ${ratio} |`;
+  return [
+    "| streamed call | direct | through the route | added | × |",
+    "|---|--:|--:|--:|--:|",
+    row("last byte p50 (wrk, 1 conn)", last.direct.p50, last.route.p50, last.added.p50, times(last.p50Ratio)),
+    row("last byte p90", last.direct.p90, last.route.p90, last.added.p90),
+    row("last byte p99", last.direct.p99, last.route.p99, last.added.p99),
+    row("first byte p50 (client, 1 conn)", first.direct.p50, first.route.p50, first.added.p50),
+    row("first byte p90", first.direct.p90, first.route.p90, first.added.p90),
+    row("first byte p99", first.direct.p99, first.route.p99, first.added.p99),
+    row("last byte p50 (client)", clientLast.direct.p50, clientLast.route.p50, clientLast.added.p50),
+    `| req/s (${results.llm.throughputConnections} conn) | ${fmtRps(r.direct)} | ${fmtRps(r.route)} | | ${times(r.ratio)} |`,
+    `| Envoy CPU per call | – | ${fmtCpu(results.llm.routeEnvoyCpuUs)} | | |`,
   ].join("\n");
 }
 

@@ -4,11 +4,12 @@ import { exchangeRequest, exchangeSpec, KeySequence, SECRET_NAME, SECRET_VALUE, 
 import { PASS_THROUGH_PATH } from "./envoys.ts";
 import { sendAll } from "./fill.ts";
 import type { L2Pool } from "./l2-pool.ts";
+import type { Measurement, RunKind } from "./measure.ts";
 import type { RequestSpec, WrkResult } from "./wrk.ts";
 
 export type ScenarioId =
   | "floor" | "floor-jwt" | "wasm-floor" | "pass-through-plain" | "pass-through-shipped" | "pass-through-ignored" | "l1-hit"
-  | "l2-hit" | "l3-miss" | "no-filter" | `${DoorName}-l1-hit` | `${DoorName}-wasm-floor` | "secret-read";
+  | "l2-hit" | "l3-miss" | "no-filter" | `${DoorName}-l1-hit` | `${DoorName}-wasm-floor` | "secret-read" | "llm-direct" | "llm-route";
 
 /** The stock-SDK doors measured (README "Stock SDKs"): a GET each, without body. */
 export type DoorName = "aws" | "gce";
@@ -43,6 +44,13 @@ export interface Scenario {
   finish?(result: WrkResult): void;
   /** Run before each round's runs of every scenario, followed by an unmeasured warm-up run. */
   beforeRound?(): Promise<void>;
+  /** Connections of its throughput runs, when not the plan's (the LLM scenarios, bench/llm.ts). */
+  throughputConnections?: number;
+  /**
+   * Measures one run itself, in place of bench/measure.ts: a target that is no Envoy (the LLM
+   * provider emulator), or a run that checks more (bench/llm.ts).
+   */
+  measure?(options: { kind: RunKind; round: number; run: RunShape; workDir: string }): Promise<Measurement>;
 }
 
 /** A plain GET an agent process sends through its sidecar to some other service. */

@@ -1,7 +1,7 @@
 // The shared contract for the TypeScript components (injector, bridge, stack, tests), read from
-// contract.json: the one definition of the catalog, the grammars, the key formats, the error types
-// and the header names. The filter gets the same facts as AssemblyScript constants generated from
-// the same file (scripts/generate-contract.ts).
+// contract.json: the one definition of the providers and the catalog, the grammars, the key
+// formats, the error types, the header names, the vault's paths and the LLM route. The filter gets
+// the same facts as AssemblyScript constants generated from the same file (scripts/generate-contract.ts).
 import { readFileSync } from "node:fs";
 
 interface CharClassGrammar {
@@ -22,6 +22,7 @@ interface ContractFile {
     region: CharClassGrammar;
     trust_domain: CharClassGrammar;
     path_segment: CharClassGrammar;
+    llm_model: CharClassGrammar;
     agent_spiffe_id: { scheme: string; kind: string; max: number };
   };
   keys: { credential_prefix: string; separator: string; lock_prefix: string; max_bytes: number };
@@ -34,9 +35,25 @@ interface ContractFile {
     max_value_bytes: number;
     max_batch_names: number;
   };
+  llm: {
+    path: string;
+    usage_path: string;
+    key_provider: string;
+    providers: Record<string, LlmProviderFile>;
+    agent_key_headers: string[];
+    key_credentials: { api_key: string; models: string };
+  };
   headers: Record<string, string>;
   cache_tiers: string[];
   identity_sources: string[];
+}
+
+interface LlmProviderFile {
+  service: string;
+  auth_header: string;
+  auth_prefix: string;
+  key_secret: string | null;
+  endpoints: string[];
 }
 
 export const CONTRACT_PATH = new URL("./contract.json", import.meta.url);
@@ -63,16 +80,49 @@ function regexClass(spec: string): string {
   return "[" + expandCharClass(spec).map((c) => c.replace(/[\\\]^-]/g, "\\$&")).join("") + "]";
 }
 
-export const PROVIDERS = contract.providers as readonly ("aws" | "gcp" | "azure")[];
-export type Provider = (typeof PROVIDERS)[number];
+/** Members whose name starts with "$" are the contract's comments, not data. */
+function withoutComments<T>(section: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(section).filter(([key]) => !key.startsWith("$")));
+}
+
+/**
+ * The providers a service name may start with: the three clouds, whose credentials the injector
+ * mints through federation, and `llm`, whose services (`llm_openai`, `llm_anthropic`) are API keys
+ * the injector reads from Hexr Vault in the caller's scope (the `llm` section below). The type
+ * names them so that code can switch over them; the contract is checked against it on load.
+ */
+export type Provider = "aws" | "gcp" | "azure" | "llm";
+const KNOWN_PROVIDERS: readonly Provider[] = ["aws", "gcp", "azure", "llm"];
+
+/** The contract's providers, in its order (the service grammar's alternatives). */
+export const PROVIDERS: readonly Provider[] = contract.providers.map((provider) => {
+  if (!(KNOWN_PROVIDERS as readonly string[]).includes(provider)) {
+    throw new Error(`contract.json names provider ${JSON.stringify(provider)}, which contract/index.ts's Provider type does not know`);
+  }
+  return provider as Provider;
+});
 export const CATALOG: readonly string[] = contract.catalog;
-export const DEFAULT_REGIONS = contract.default_regions as Readonly<Record<Provider, string>>;
-/** The regions each provider serves: the only ones an exchange may name. */
-export const REGIONS: Readonly<Record<Provider, readonly string[]>> = {
-  aws: contract.regions.aws,
-  gcp: contract.regions.gcp,
-  azure: contract.regions.azure,
-};
+
+/** The regions each provider serves: the only ones an exchange may name (contract.json `regions`). */
+export const REGIONS: Readonly<Record<Provider, readonly string[]>> = Object.fromEntries(
+  PROVIDERS.map((provider) => [provider, regionsOf(provider)]),
+) as Record<Provider, readonly string[]>;
+/** The region an exchange gets when it names none, per provider; always one the provider serves. */
+export const DEFAULT_REGIONS: Readonly<Record<Provider, string>> = Object.fromEntries(
+  PROVIDERS.map((provider) => [provider, defaultRegionOf(provider)]),
+) as Record<Provider, string>;
+
+function regionsOf(provider: Provider): readonly string[] {
+  const regions = withoutComments(contract.regions)[provider];
+  if (!Array.isArray(regions) || regions.length === 0) throw new Error(`contract.json regions.${provider} must list the regions ${provider} serves`);
+  return regions;
+}
+
+function defaultRegionOf(provider: Provider): string {
+  const region = withoutComments(contract.default_regions)[provider];
+  if (!regionsOf(provider).includes(region)) throw new Error(`contract.json default_regions.${provider} must be one of regions.${provider}`);
+  return region;
+}
 
 export function isServedRegion(provider: Provider, region: string): boolean {
   return REGIONS[provider]?.includes(region) ?? false;
@@ -106,6 +156,8 @@ function charClassRegex(g: CharClassGrammar): RegExp {
 }
 
 export const REGION = charClassRegex(grammar.region);
+/** A model (or Azure deployment) name on the LLM route: what usage keys, metric labels and OPA model scopes may hold. */
+export const LLM_MODEL = charClassRegex(grammar.llm_model);
 /** The region grammar as error messages show it, e.g. ^[a-z0-9-]{1,32}$. */
 export const REGION_RULE = `^[${grammar.region.chars}]{${grammar.region.min},${grammar.region.max}}$`;
 const TRUST_DOMAIN = charClassRegex(grammar.trust_domain);
@@ -228,4 +280,101 @@ const SECRET_NAME = new RegExp(
 /** A secret's name: letters, digits, `_`, `.` and `-`, starting with a letter or digit, 1 to 128 characters. */
 export function isSecretName(name: string): boolean {
   return SECRET_NAME.test(name);
+}
+
+/** A provider of the sidecar's LLM route, by the name its path uses (`/v1/llm/{name}/...`). */
+export type LlmProviderName = "openai" | "anthropic" | "azure_openai";
+const KNOWN_LLM_PROVIDERS: readonly LlmProviderName[] = ["openai", "anthropic", "azure_openai"];
+
+/** One provider of the LLM route (contract.json `llm.providers`). */
+export interface LlmProvider {
+  readonly name: LlmProviderName;
+  /** The catalog service whose credential the route puts on the request: `llm_openai`, or `azure_openai` (an Entra token). */
+  readonly service: string;
+  /** The request header that carries the credential upstream, and what goes before it (`Bearer `, or nothing). */
+  readonly authHeader: string;
+  readonly authPrefix: string;
+  /**
+   * The vault secret holding the provider's API key, read by the injector in the caller's
+   * agent-level scope; null when the credential is not a key (azure_openai: the Azure exchange mints it).
+   */
+  readonly keySecret: string | null;
+  /** Endpoint paths under `{path}/{name}` the route forwards (`{deployment}` is one path segment). */
+  readonly endpoints: readonly string[];
+}
+
+/**
+ * The sidecar's LLM egress route (contract.json `llm`): `{path}/{provider}{endpoint}`. The filter
+ * resolves the provider's credential like any other (`cred:{spiffe-id}:{service}:{region}`, L1 → L2
+ * → the injector); for an `llm_*` service the injector answers with `keyCredentials` fields: the API
+ * key and the models OPA granted (the grant's scopes: `llm_openai:gpt-4o` → "gpt-4o"; "" = every model).
+ */
+export const LLM: Readonly<{
+  path: string;
+  usagePath: string;
+  /**
+   * The provider of the services whose credential is an API key from the vault (`llm`: llm_openai,
+   * llm_anthropic), served through the LLM route only.
+   */
+  keyProvider: Provider;
+  providers: Readonly<Record<LlmProviderName, LlmProvider>>;
+  /** Headers an agent may have set with a key of its own: removed before the route sets `authHeader`. */
+  agentKeyHeaders: readonly string[];
+  /** Field names of an llm_* service's `credentials` in the injector's 200 body. */
+  keyCredentials: Readonly<{ apiKey: string; models: string }>;
+}> = {
+  path: contract.llm.path,
+  usagePath: contract.llm.usage_path,
+  keyProvider: keyProviderOf(contract.llm.key_provider),
+  providers: Object.fromEntries(
+    Object.entries(withoutComments(contract.llm.providers)).map(([name, provider]) => [name, llmProviderEntry(name, provider)]),
+  ) as Record<LlmProviderName, LlmProvider>,
+  agentKeyHeaders: contract.llm.agent_key_headers,
+  keyCredentials: { apiKey: contract.llm.key_credentials.api_key, models: contract.llm.key_credentials.models },
+};
+
+function keyProviderOf(provider: string): Provider {
+  if (!(PROVIDERS as readonly string[]).includes(provider)) throw new Error("contract.json llm.key_provider must be one of providers");
+  return provider as Provider;
+}
+
+/** Whether `service` is one whose credential is an API key read from the vault (`llm_openai`). */
+export function isKeyService(service: string): boolean {
+  return isServiceName(service) && providerOf(service) === LLM.keyProvider;
+}
+
+function llmProviderEntry(name: string, provider: LlmProviderFile): LlmProvider {
+  if (!(KNOWN_LLM_PROVIDERS as readonly string[]).includes(name)) {
+    throw new Error(`contract.json names LLM provider ${JSON.stringify(name)}, which contract/index.ts's LlmProviderName type does not know`);
+  }
+  if (!CATALOG.includes(provider.service)) throw new Error(`contract.json llm.providers.${name}.service is not in the catalog`);
+  if (provider.key_secret !== null && !isSecretName(provider.key_secret)) {
+    throw new Error(`contract.json llm.providers.${name}.key_secret is not a vault secret name`);
+  }
+  return {
+    name: name as LlmProviderName,
+    service: provider.service,
+    authHeader: provider.auth_header,
+    authPrefix: provider.auth_prefix,
+    keySecret: provider.key_secret,
+    endpoints: provider.endpoints,
+  };
+}
+
+/** The LLM route's provider of that name (`openai`), or undefined. */
+export function llmProvider(name: string): LlmProvider | undefined {
+  return Object.hasOwn(LLM.providers, name) ? LLM.providers[name as LlmProviderName] : undefined;
+}
+
+/** The LLM provider whose credential is `service` (`llm_openai` → openai, `azure_openai` → azure_openai), or undefined. */
+export function llmProviderOfService(service: string): LlmProvider | undefined {
+  return Object.values(LLM.providers).find((provider) => provider.service === service);
+}
+
+/**
+ * The vault secret holding the API key of an `llm_*` service (`llm_openai` → `OPENAI_API_KEY`);
+ * undefined for any other service, and for an LLM provider whose credential is no key.
+ */
+export function llmKeySecret(service: string): string | undefined {
+  return llmProviderOfService(service)?.keySecret ?? undefined;
 }

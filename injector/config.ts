@@ -3,8 +3,8 @@
 // the injector at start-up with a message naming the field instead of failing a request later.
 import path from "node:path";
 import {
-  CONTRACT, DEFAULT_REGIONS, isPathSegment, isRegion, isServedRegion, isServiceName, isTrustDomain, parseAgentSpiffeId, parseSpiffeId,
-  providerOf, PROVIDERS, REGIONS, type Provider,
+  CATALOG, CONTRACT, DEFAULT_REGIONS, isKeyService, isPathSegment, isRegion, isSecretName, isServedRegion, isServiceName, isTrustDomain, llmKeySecret,
+  parseAgentSpiffeId, parseSpiffeId, providerOf, PROVIDERS, REGIONS, type Provider,
 } from "../contract/index.ts";
 import { Fields, readConfigJson } from "../service/config-fields.ts";
 import type { JwtSvidSettings } from "../spiffe/jwt-svid.ts";
@@ -112,6 +112,28 @@ export interface RevocationConfig {
   state_file: string | null;
 }
 
+/**
+ * llm_* services (providers/llm.ts): the provider API keys the injector reads from Hexr Vault on
+ * the calling agent's behalf, in the agent's own (agent-level) scope, over mTLS with its X.509-SVID.
+ */
+export interface LlmConfig {
+  /** https URL of the vault (it serves mTLS only). */
+  vault_url: string;
+  /** The URI SAN the vault's certificate must carry. */
+  vault_spiffe_id: string;
+  /** The injector's X.509-SVID presented to the vault (default: tls.cert_file, tls.key_file); re-read when rotated. */
+  cert_file: string;
+  key_file: string;
+  /** CA bundle the vault's certificate must chain to (default: tls.client_ca_file). */
+  ca_file: string;
+  /** The vault secret of each llm_* service: the contract's key_secret (llm_openai → OPENAI_API_KEY), unless overridden here. */
+  key_secrets: Readonly<Record<string, string>>;
+  /** expires_at = now + this: the longest a key rotated (or deleted) in the vault is still handed out. */
+  key_ttl_seconds: number;
+  /** The whole vault read; over it → 504. */
+  timeout_ms: number;
+}
+
 export interface InjectorConfig {
   listen: { host: string; port: number };
   tls: TlsConfig | null;
@@ -128,6 +150,7 @@ export interface InjectorConfig {
   aws: AwsConfig | null;
   gcp: GcpConfig | null;
   azure: AzureConfig | null;
+  llm: LlmConfig | null;
   log_level: string;
 }
 
@@ -163,6 +186,13 @@ export const CLOUD_CREDENTIAL_LIFETIME = { default: 3600, min: 1800, max: 43_200
 const DECISION_PATH = /^[A-Za-z0-9_]+(\/[A-Za-z0-9_]+)*$/;
 /** Without jwt.max_token_age_seconds: the longest JWT-SVID lifetime a trust domain is expected to issue. */
 export const DEFAULT_DENY_SECONDS = 3600;
+/**
+ * Bounds of an LLM API key's `expires_at` (llm.key_ttl_seconds). The sidecars serve a credential
+ * only while more than their refresh_buffer_seconds (1200 by default) is left, so the default
+ * gives each read five minutes of service: a rotated or deleted key stops being used within five
+ * minutes, and a sidecar reads the key about once in that time (refresh-ahead), not per call.
+ */
+export const LLM_KEY_TTL = { default: 1500, min: 30, max: 86_400 };
 
 /** Reads and validates a config file; relative file paths in it are relative to the file. */
 export function loadConfigFile(file: string): InjectorConfig {
@@ -193,6 +223,7 @@ export function parseConfig(raw: unknown, baseDir: string = process.cwd()): Inje
     aws: root.has("aws") ? parseAws(root.section("aws"), defaultRegions.aws) : null,
     gcp: root.has("gcp") ? parseGcp(root.section("gcp")) : null,
     azure: root.has("azure") ? parseAzure(root.section("azure")) : null,
+    llm: root.has("llm") ? parseLlm(root.section("llm"), tls) : null,
     log_level: root.oneOf("log_level", LOG_LEVELS, "info"),
   };
   if (config.trust_domains.length === 0) throw new ConfigError("trust_domains", "must name at least one trust domain");
@@ -342,6 +373,35 @@ function parseRevocation(fields: Fields, tls: TlsConfig | null, maxTokenAge: num
     throw new ConfigError(fields.name("deny_seconds"), "must be at least jwt.max_token_age_seconds");
   }
   return revocation;
+}
+
+function parseLlm(fields: Fields, tls: TlsConfig | null): LlmConfig {
+  const vaultUrl = fields.url("vault_url");
+  if (!vaultUrl.startsWith("https://")) throw new ConfigError(fields.name("vault_url"), "must be an https URL (the vault serves mTLS only)");
+  const vaultSpiffeId = fields.string("vault_spiffe_id");
+  if (!parseSpiffeId(vaultSpiffeId)) throw new ConfigError(fields.name("vault_spiffe_id"), "must be a SPIFFE ID");
+  const inherited = (key: string, fallback: string | null | undefined, from: string): string => {
+    if (fields.has(key)) return fields.file(key);
+    if (!fallback) throw new ConfigError(fields.name(key), `is required (or ${from})`);
+    return fallback;
+  };
+  // The catalog's llm_* services have their secret in the contract; an extra one (extra_services) needs one here.
+  const contractSecrets: Record<string, string> = {};
+  for (const service of CATALOG.filter(isKeyService)) {
+    const secret = llmKeySecret(service);
+    if (secret) contractSecrets[service] = secret;
+  }
+  const overrides = fields.stringMap("key_secrets", isKeyService, isSecretName);
+  return {
+    vault_url: vaultUrl.replace(/\/+$/, ""),
+    vault_spiffe_id: vaultSpiffeId,
+    cert_file: inherited("cert_file", tls?.cert_file, "tls.cert_file"),
+    key_file: inherited("key_file", tls?.key_file, "tls.key_file"),
+    ca_file: inherited("ca_file", tls?.client_ca_file, "tls.client_ca_file"),
+    key_secrets: { ...contractSecrets, ...overrides },
+    key_ttl_seconds: fields.integer("key_ttl_seconds", LLM_KEY_TTL.default, LLM_KEY_TTL.min, LLM_KEY_TTL.max),
+    timeout_ms: fields.integer("timeout_ms", 3000, 1, 60_000),
+  };
 }
 
 function parseOidc(fields: Fields): OidcConfig {

@@ -43,6 +43,11 @@ export interface DevConfigOptions {
   gcp?: InjectorConfigInput["gcp"];
   /** An `azure` section (the config file's shape), e.g. pointed at the stack's fake Entra ID; default: Azure off. */
   azure?: InjectorConfigInput["azure"];
+  /**
+   * An `llm` section (the config file's shape), e.g. pointed at the stack's vault: llm_* API keys
+   * read from the vault as the agent; its certificate files default to the injector's own. Default: off.
+   */
+  llm?: InjectorConfigInput["llm"];
   /** Caller rules added to the dev configuration's (e.g. the identities the dev sidecar may assert). */
   callerRules?: CallerRule[];
   /** Its X.509-SVID and the trust bundle from SPIRE (hexr-svid-files) instead of the dev CA's. */
@@ -91,6 +96,7 @@ export async function devInjectorConfig(options: DevConfigOptions = {}): Promise
     ...config,
     gcp: options.gcp ?? config.gcp,
     azure: options.azure ?? config.azure,
+    llm: options.llm ?? config.llm,
     caller_rules: [...config.caller_rules, ...(options.callerRules ?? [])],
   });
 }

@@ -17,6 +17,8 @@ export type Outcome =
   | "exchange_rejected"
   | "exchange_unavailable"
   | "exchange_timeout"
+  | "key_missing"
+  | "key_unusable"
   | "internal_error";
 
 export class ExchangeError extends ContractError<Outcome> {
@@ -61,6 +63,21 @@ export const exchangeUnavailable = (service: string) =>
 
 export const exchangeTimedOut = (service: string, timeoutMs: number) =>
   new ExchangeError(504, "CredentialError", "exchange_timeout", `${service} did not answer within ${timeoutMs} ms`);
+
+/**
+ * An llm_* key the vault does not hold in the identity's agent-level scope: no such secret in the
+ * agent's namespace, or only a role-level one. The secret is named; its value never is.
+ */
+export const keyNotInVault = (secret: string) =>
+  new ExchangeError(403, "CredentialError", "key_missing", `the secret ${secret} is not in the vault for this identity`);
+
+/** The vault answered, but what it holds is no API key the sidecar could put in a header. */
+export const keyUnusable = (secret: string) =>
+  new ExchangeError(502, "CredentialError", "key_unusable", `the secret ${secret} in the vault is not a usable API key`);
+
+/** The vault could not be asked (unreachable), or would not answer the injector (401, 5xx): `reason` is ours, never its body. */
+export const vaultUnavailable = (reason: string) =>
+  new ExchangeError(503, "CredentialError", "exchange_unavailable", `Hexr Vault could not serve the key: ${reason}`);
 
 /** A failure nobody foresaw: named in the log, never described to the client. */
 export const internalError = () => new ExchangeError(502, "CredentialError", "internal_error", "the credential exchange failed");

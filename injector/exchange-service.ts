@@ -111,7 +111,9 @@ export class ExchangeService {
   private exchangeFor(authenticated: AuthenticatedRequest, target: ExchangeTarget, scopes: string[]): Promise<IssuedCredentials> {
     const exchange = this.deps.exchanges.get(target.provider);
     if (!exchange) throw notConfigured(`${target.provider} exchanges are not configured on this injector`);
-    return exchange.exchange({ identity: authenticated.identity, service: target.service, region: target.region, scopes });
+    const request = { identity: authenticated.identity, service: target.service, region: target.region, scopes };
+    // The agent's JWT-SVID goes only to an exchange that acts for the agent (the vault re-verifies it).
+    return exchange.actsForAgent ? exchange.exchange(request, authenticated.proof) : exchange.exchange(request);
   }
 
   private failure(error: unknown, log: ExchangeLog): Reply {

@@ -64,7 +64,7 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
   const opa = new OpaClient(config.opa.url, config.opa.decision_path, config.opa.timeout_ms, opaToken);
   warnAboutRelaxations(config, logger);
   const revocations = config.revocation ? new RevocationFollower(config.revocation, logger, clock) : null;
-  const exchanges = createExchanges(config, tokens);
+  const exchanges = createExchanges(config, tokens, { logger, clock });
   const service = new ExchangeService({
     config,
     catalog: new ServiceCatalog(config.extra_services),

@@ -6,7 +6,9 @@
 # and answers {allow, scopes, reasons}:
 #   allow   - true only when no rule below denies
 #   scopes  - [] for full access to the service; otherwise the scopes granted in the
-#             "service:scope" form (e.g. ["read"] for "aws_s3:read"), which the injector enforces
+#             "service:scope" form (e.g. ["read"] for "aws_s3:read"), which the injector enforces;
+#             for an llm_* service the scopes are models ("llm_openai:gpt-4o" → ["gpt-4o"]), which
+#             the injector hands to the sidecar's LLM route as the models it may forward
 #   reasons - why it was denied (no credentials or tokens are ever part of the input)
 #
 # Grants live in data.hexr.tenants (policy/data.json): per tenant, per agent, per process role,

@@ -17,6 +17,11 @@ fixture := {
 				"*": ["azure_storage"],
 			}},
 			"mixed": {"roles": {"*": ["aws_s3", "aws_s3:read", "aws_dynamodb:read", "aws_dynamodb:query"]}},
+			# LLM API keys: a scope is a model ("llm_openai:gpt-4o"), the bare service every model.
+			"chat-agent": {"roles": {
+				"*": ["llm_openai:gpt-4o", "llm_anthropic"],
+				"batch": ["llm_openai:gpt-4o-mini", "llm_openai:o3"],
+			}},
 		}},
 		"globex": {
 			"regions": ["eu-west-1"],
@@ -306,4 +311,44 @@ test_missing_revocation_list_allows_nothing if {
 	d == {"allow": false, "scopes": [], "reasons": ["input.revoked_prefixes is missing or not a list of strings"]}
 	not decide(revoked(request(writer, "aws_s3"), "cred:spiffe://")).allow
 	not decide(revoked(request(writer, "aws_s3"), [7])).allow
+}
+
+# ---- LLM API keys: models are the grant's scopes ----------------------------------------------
+
+chat_agent := "spiffe://hexr.local/agent/acme-corp/chat-agent/main"
+
+test_llm_model_grant_allows_that_model_only if {
+	# The injector reads OpenAI's key from the vault and hands the filter these scopes as "models".
+	d := decide(request(chat_agent, "llm_openai"))
+	d == {"allow": true, "scopes": ["gpt-4o"], "reasons": []}
+	d.scopes == ["gpt-4o"]
+}
+
+test_llm_service_grant_allows_every_model if {
+	decide(request(chat_agent, "llm_anthropic")) == {"allow": true, "scopes": [], "reasons": []}
+}
+
+test_llm_several_model_grants_are_all_reported if {
+	decide(request("spiffe://hexr.local/agent/acme-corp/chat-agent/batch", "llm_openai")).scopes == ["gpt-4o-mini", "o3"]
+}
+
+test_llm_region_is_global if {
+	# The contract's only region for the llm provider; llm_* requests name no other.
+	request(chat_agent, "llm_openai").region == "global"
+	"region \"us-east-1\" is not served for llm" in decide(in_region(request(chat_agent, "llm_openai"), "us-east-1")).reasons
+}
+
+test_llm_grant_of_another_tenant_is_denied if {
+	# The same agent name under another tenant reaches none of acme-corp's grants...
+	d := decide(request("spiffe://hexr.local/agent/globex/chat-agent/main", "llm_openai"))
+	not d.allow
+	d.scopes == []
+
+	# ...and an acme-corp identity cannot claim to be of another tenant either.
+	not decide(object.union(request(chat_agent, "llm_openai"), {"tenant": "globex"})).allow
+}
+
+test_llm_not_granted_is_denied if {
+	d := decide(request(pipeline, "llm_openai"))
+	d == {"allow": false, "scopes": [], "reasons": ["llm_openai is not granted to acme-corp/data-pipeline/main"]}
 }

@@ -15,6 +15,7 @@ const CLASSES: Record<string, string> = {
   Region: grammar.region.chars,
   TrustDomain: grammar.trust_domain.chars,
   PathSegment: grammar.path_segment.chars,
+  LlmModel: grammar.llm_model.chars,
 };
 
 function charTable(): number[] {
@@ -30,6 +31,7 @@ const bytesOf = (text: string) => [...Buffer.from(text, "utf8")].join(", ");
 const list = (values: readonly string[]) => `[${values.map(str).join(", ")}]`;
 const azureServices = Object.keys(CONTRACT.azure_resources).filter((key) => !key.startsWith("$"));
 const headerConstant = (name: string) => "HEADER_" + name.toUpperCase();
+const llmProviders = Object.keys(CONTRACT.llm.providers);
 
 const source = `// Generated from contract/contract.json by scripts/generate-contract.ts (npm run build). Do not edit.
 
@@ -54,6 +56,7 @@ export const REGION_MIN = ${grammar.region.min};
 export const REGION_MAX = ${grammar.region.max};
 export const TRUST_DOMAIN_MAX = ${grammar.trust_domain.max};
 export const PATH_SEGMENT_MAX = ${grammar.path_segment.max};
+export const LLM_MODEL_MAX = ${grammar.llm_model.max};
 export const PATH_SEGMENT_FORBIDDEN: string[] = ${list(grammar.path_segment.forbidden ?? [])};
 export const SPIFFE_SCHEME = ${str(grammar.agent_spiffe_id.scheme)};
 export const AGENT_KIND = ${str(grammar.agent_spiffe_id.kind)};
@@ -67,6 +70,21 @@ export const KEY_MAX_BYTES = ${keys.max_bytes};
 /** Hexr Vault's paths (docs/vault-api.md): the vault door forwards requests under them. */
 export const VAULT_SECRETS_PATH = ${str(CONTRACT.vault.secrets_path)};
 export const VAULT_AUDIT_PATH = ${str(CONTRACT.vault.audit_path)};
+
+/** The LLM route (llm/): its paths, and per provider (indexed alike) its service, auth header and endpoints. */
+export const LLM_PATH = ${str(CONTRACT.llm.path)};
+export const LLM_USAGE_PATH = ${str(CONTRACT.llm.usage_path)};
+/** The provider of the services whose credential is an API key: served through the LLM route only. */
+export const LLM_KEY_PROVIDER = ${str(CONTRACT.llm.key_provider)};
+export const LLM_PROVIDERS: string[] = ${list(llmProviders)};
+export const LLM_SERVICES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].service))};
+export const LLM_AUTH_HEADERS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_header))};
+export const LLM_AUTH_PREFIXES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_prefix))};
+/** Each provider's endpoints, "|"-separated; "{deployment}" stands for one path segment. */
+export const LLM_ENDPOINTS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].endpoints.join("|")))};
+export const LLM_AGENT_KEY_HEADERS: string[] = ${list(CONTRACT.llm.agent_key_headers)};
+export const LLM_KEY_FIELD = ${str(CONTRACT.llm.key_credentials.api_key)};
+export const LLM_MODELS_FIELD = ${str(CONTRACT.llm.key_credentials.models)};
 
 /** Indexed like Tier in filter/metrics.ts: the values of the cache header. */
 export const CACHE_TIERS: string[] = ${list(CONTRACT.cache_tiers)};

@@ -66,3 +66,9 @@ export const METADATA_AGENT_ID = "spiffe://hexr.local/agent/acme-corp/multi-clou
 
 /** The identity that may read and verify the vault's audit log in the stack (vault `admins`). */
 export const VAULT_ADMIN_ID = "spiffe://hexr.local/agent/hexr-system/vault-auditor/main";
+
+/** `npm start`'s loopback LLM provider emulator (support/llm-provider.ts): no real provider is reachable from here. */
+export const LLM_EMULATOR_PORT = 15470;
+
+/** The identity that may read every identity's LLM usage from the sidecars (filter `llm.admin_spiffe_ids`). */
+export const LLM_ADMIN_ID = "spiffe://hexr.local/agent/hexr-system/cost-auditor/main";

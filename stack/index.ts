@@ -29,11 +29,11 @@ import {
 } from "../support/dev-identity.ts";
 import { valkeyUsers } from "../support/valkey.ts";
 import { devBridgeAccess, sidecarRule } from "./bridge-access.ts";
-import { FREE_PORTS, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
+import { FREE_PORTS, LLM_ADMIN_ID, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
 import { metadataListener } from "./sdk-env.ts";
 import { createEnvoySidecar, type EnvoyLogLevel, type EnvoyOptions, type EnvoySidecar } from "./envoy.ts";
 import type { Part } from "./part.ts";
-import { loadFilterConfiguration, type FileIdentity, type FilterConfiguration, type SidecarIdentity, type SidecarValues } from "./render.ts";
+import { loadFilterConfiguration, loadLlmSection, type FileIdentity, type FilterConfiguration, type LlmUpstreams, type SidecarIdentity, type SidecarValues } from "./render.ts";
 import { startSpireIdentity, withRegisteredGrants, type SpireStackIdentity, type SpireStackOptions } from "./spire-identity.ts";
 import {
   bridgePart, cloudFakes, fakeCloudPart, injectorPart, motoPart, opaPart, policySetup, valkeyPart, vaultPart, type InjectorRevocationOption,
@@ -42,9 +42,10 @@ import {
 export type { EnvoySidecar } from "./envoy.ts";
 export type { Part } from "./part.ts";
 export type { SpireStackIdentity, SpireStackOptions } from "./spire-identity.ts";
-export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
+export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, LLM_ADMIN_ID, LLM_EMULATOR_PORT, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
 
 export const defaultWasmPath = path.join(projectRoot, "build", "exchange_filter.wasm");
+export const defaultLlmWasmPath = path.join(projectRoot, "build", "llm_filter.wasm");
 
 export interface StackOptions {
   /** Ports for each part; 0 (the default) picks a free one. */
@@ -96,6 +97,12 @@ export interface StackOptions {
    * reads the audit log), and `bridgeCallers` for more.
    */
   vault?: boolean;
+  /**
+   * The LLM route (docs/llm-route.md): the sidecars run the LLM filter with this `llm` section
+   * (default envoy/llm-filter.json's, with LLM_ADMIN_ID as its admin) and forward each provider it
+   * serves to the URL given here (in tests and `npm start`, the loopback provider emulator).
+   */
+  llm?: { providers: LlmUpstreams["providers"]; section?: FilterConfiguration };
 }
 
 /** Talking to L2 directly (tests, operators): both refuse anyone without these. */
@@ -167,7 +174,9 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
 
   async function assemble(spire: SpireStackIdentity | null): Promise<Stack> {
     const runsVault = options.vault ?? true;
-    const configured = withOverrides({ ...loadFilterConfiguration(), ...(runsVault ? { vault: true } : {}) }, options.filterOverrides);
+    const llmSection = options.llm ? { admin_spiffe_ids: [LLM_ADMIN_ID], ...(options.llm.section ?? loadLlmSection()) } : undefined;
+    const configured = withOverrides({ ...loadFilterConfiguration(), ...(runsVault ? { vault: true } : {}), ...(llmSection ? { llm: llmSection } : {}) }, options.filterOverrides);
+    const llm: LlmUpstreams | undefined = options.llm ? { wasmPath: defaultLlmWasmPath, providers: options.llm.providers } : undefined;
     const filterConfiguration = spire ? withRegisteredGrants(configured, spire.grantsFile) : configured;
 
     const valkeyDir = path.join(runDir, "valkey");
@@ -210,6 +219,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
         gcp: clouds.injectorGcp,
         azure: clouds.injectorAzure,
         callerRules: policy.callerRules,
+        ...(runsVault ? { vault: { url: `https://127.0.0.1:${ports.vault}` } } : {}),
         ...(spire ? { svid: spire.injector, jwks: { url: spire.spire.jwksUrl, refreshSeconds: spire.jwksRefreshSeconds } } : {}),
         logDir,
       }),
@@ -236,7 +246,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
         logLevel: options.envoyLogLevel,
         wasmLogLevel: options.wasmLogLevel,
         logFile: logDir ? path.join(logDir, `envoy-${name}.log`) : undefined,
-        values: nativeSidecarValues({ sidecarPorts, ports, identity, wasmPath, filterConfiguration, sidecarIdentity: spire?.sidecar() }),
+        values: nativeSidecarValues({ sidecarPorts, ports, identity, wasmPath, filterConfiguration, sidecarIdentity: spire?.sidecar(), llm }),
       });
 
     const stopAll = async () => {
@@ -331,6 +341,7 @@ export function nativeSidecarValues(input: {
   filterConfiguration: FilterConfiguration;
   /** Default the dev identity's files. */
   sidecarIdentity?: SidecarIdentity;
+  llm?: LlmUpstreams;
 }): Omit<SidecarValues, "nodeId" | "accessLogPath" | "adminSocket"> {
   const { sidecarPorts, ports, identity } = input;
   return {
@@ -353,6 +364,7 @@ export function nativeSidecarValues(input: {
     identity: input.sidecarIdentity ?? devSidecarIdentity(identity),
     vault: { host: "127.0.0.1", port: ports.vault, sni: "localhost", spiffeId: VAULT_SPIFFE_ID },
     metadataListeners: [metadataListener(input.filterConfiguration, { name: "pod", port: sidecarPorts.metadata, spiffeId: METADATA_AGENT_ID })],
+    ...(input.llm ? { llm: input.llm } : {}),
   };
 }
 

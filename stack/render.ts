@@ -3,13 +3,14 @@
 // or a placeholder nobody filled in, so a template and its callers cannot drift apart silently.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { CONTRACT } from "../contract/index.ts";
+import { CONTRACT, type LlmProviderName } from "../contract/index.ts";
 import { projectRoot } from "../support/tools.ts";
 
 export const envoyDir = path.join(projectRoot, "envoy");
 export const sidecarTemplatePath = path.join(envoyDir, "sidecar.yaml");
 export const filterConfigPath = path.join(envoyDir, "exchange-filter.json");
 export const metadataListenerTemplatePath = path.join(envoyDir, "metadata-listener.yaml");
+export const llmSectionPath = path.join(envoyDir, "llm-filter.json");
 
 const PLACEHOLDER = /\{\{([a-z0-9_]+)\}\}/g;
 
@@ -37,6 +38,11 @@ export type FilterConfiguration = Record<string, unknown>;
 
 export function loadFilterConfiguration(): FilterConfiguration {
   return JSON.parse(readFileSync(filterConfigPath, "utf8")) as FilterConfiguration;
+}
+
+/** The LLM filter's section (`llm`) the stack ships with: providers, models and list prices. */
+export function loadLlmSection(): FilterConfiguration {
+  return JSON.parse(readFileSync(llmSectionPath, "utf8")) as FilterConfiguration;
 }
 
 /**
@@ -134,6 +140,19 @@ export interface SidecarValues {
   vault?: { host: string; port: number; sni: string; spiffeId: string };
   /** Default none. */
   metadataListeners?: MetadataListener[];
+  /**
+   * The LLM route, when the filter configuration has an `llm` section: the LLM filter's module, and
+   * where each provider it serves is (its base URL: https in a deployment, loopback http in tests).
+   */
+  llm?: LlmUpstreams;
+}
+
+/** The LLM filter's module and the base URL of each provider the route serves. */
+export interface LlmUpstreams {
+  wasmPath: string;
+  providers: Partial<Record<LlmProviderName, string>>;
+  /** CA certificates that https providers must chain to; default the system's. */
+  caFile?: string;
 }
 
 export function renderSidecarConfig(values: SidecarValues): string {
@@ -182,6 +201,7 @@ export function renderSidecarConfig(values: SidecarValues): string {
     mtls_max_connection_duration: seconds(values.mtlsMaxConnectionSeconds ?? DEFAULT_MTLS_MAX_CONNECTION_SECONDS, "mtlsMaxConnectionSeconds"),
     ...identity.values,
     ...vaultFragments(values, identity.upstream),
+    ...llmFragments(values),
     metadata_listeners: (values.metadataListeners ?? []).map(renderMetadataListener).join(""),
   });
 }
@@ -326,6 +346,97 @@ function vaultFragments(values: SidecarValues, upstream: (spiffeId: string) => o
   return {
     vault_routes: [CONTRACT.vault.secrets_path, CONTRACT.vault.audit_path].map((prefix) => `              - ${JSON.stringify(route(prefix))}\n`).join(""),
     vault_cluster: `  - ${JSON.stringify(cluster)}\n`,
+  };
+}
+
+/** The LLM filter's name in the filter chains, as routes name it to turn it on. */
+const LLM_FILTER = "hexr.llm";
+const SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt";
+/** Bytes the LLM filter may add to a request body ("stream_options":{"include_usage":true},), and some. */
+const STREAM_OPTIONS_ROOM = 64;
+/** The LLM filter's own default (llm/config.ts). */
+const DEFAULT_LLM_MAX_REQUEST_BYTES = 1_048_576;
+
+/**
+ * The LLM route (llm/ in assembly/), when the filter configuration has an `llm` section: one route
+ * and one cluster per provider it serves, and the LLM filter, which is off everywhere else so that
+ * no other request enters its VM. On the LLM routes the exchange filter is off, and the buffer
+ * filter holds a request (up to llm.max_request_bytes) until the LLM filter has read its body;
+ * answers stream through unbuffered. `{path}/{provider}/` is rewritten to the provider's base path.
+ */
+function llmFragments(values: SidecarValues): TemplateValues {
+  const section = values.filterConfiguration.llm as { providers?: Record<string, unknown> } | undefined;
+  if (!section) return { llm_routes: "", llm_filter: "", llm_clusters: "" };
+  const llm = values.llm;
+  if (!llm) throw new Error("the filter configuration has an llm section, but the sidecar has no LLM upstreams (SidecarValues.llm)");
+  const maxRequestBytes = typeof (section as { max_request_bytes?: unknown }).max_request_bytes === "number"
+    ? (section as { max_request_bytes: number }).max_request_bytes : DEFAULT_LLM_MAX_REQUEST_BYTES;
+  const llmFilterOnly = (buffer: object) => ({
+    "envoy.filters.http.buffer": { "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute", ...buffer },
+    "envoy.filters.http.wasm": { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", disabled: true },
+    [LLM_FILTER]: { "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", config: {} },
+  });
+  const routes: object[] = [{
+    match: { path: CONTRACT.llm.usage_path },
+    direct_response: { status: 503, body: { inline_string: '{"error":{"type":"CredentialError","message":"the LLM filter did not handle this request"}}' } },
+    typed_per_filter_config: llmFilterOnly({ disabled: true }),
+  }];
+  const clusters: object[] = [];
+  for (const name of Object.keys(section.providers ?? {}) as LlmProviderName[]) {
+    const base = llm.providers[name];
+    if (!base) throw new Error(`the LLM filter serves ${name}, but SidecarValues.llm has no URL for it`);
+    const url = new URL(base);
+    const tls = url.protocol === "https:";
+    const cluster = `hexr_llm_${name}`;
+    routes.push({
+      match: { prefix: `${CONTRACT.llm.path}/${name}/` },
+      // No overall timeout: a streamed answer lasts as long as the model writes; an idle one ends.
+      route: { cluster, prefix_rewrite: url.pathname.replace(/\/?$/, "/"), host_rewrite_literal: url.host, timeout: "0s", idle_timeout: "300s" },
+      // The buffer filter holds the request until the LLM filter has read the whole body.
+      // (With room for the member the LLM filter may add: stream_options, 40 bytes.)
+      typed_per_filter_config: llmFilterOnly({ buffer: { max_request_bytes: maxRequestBytes + STREAM_OPTIONS_ROOM } }),
+    });
+    clusters.push({
+      name: cluster,
+      type: "STRICT_DNS",
+      dns_lookup_family: "V4_ONLY",
+      connect_timeout: "5s",
+      load_assignment: { cluster_name: cluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: url.hostname, port_value: Number(url.port || (tls ? 443 : 80)) } } } }] }] },
+      ...(tls ? {
+        transport_socket: {
+          name: "envoy.transport_sockets.tls",
+          typed_config: {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            sni: url.hostname,
+            common_tls_context: {
+              validation_context: { trusted_ca: { filename: llm.caFile ?? SYSTEM_CA_FILE }, match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: url.hostname } }] },
+            },
+          },
+        },
+      } : {}),
+    });
+  }
+  const filter = {
+    name: LLM_FILTER,
+    disabled: true,
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+      config: {
+        name: "hexr_llm",
+        root_id: "hexr_llm",
+        failure_policy: "FAIL_RELOAD",
+        reload_config: { backoff: { base_interval: "1s" } },
+        // The exchange filter's vm_id: the host keys shared data by vm_id, so both modules share
+        // L1, the revocations and the cross-worker claims.
+        vm_config: { vm_id: "hexr_exchange", runtime: "envoy.wasm.runtime.v8", code: { local: { filename: llm.wasmPath } } },
+        configuration: { "@type": "type.googleapis.com/google.protobuf.StringValue", value: JSON.stringify(values.filterConfiguration) },
+      },
+    },
+  };
+  return {
+    llm_routes: routes.map((route) => `              - ${JSON.stringify(route)}\n`).join(""),
+    llm_filter: `          - ${JSON.stringify(filter)}\n`,
+    llm_clusters: clusters.map((cluster) => `  - ${JSON.stringify(cluster)}\n`).join(""),
   };
 }
 

@@ -10,7 +10,9 @@ import { PROVIDERS, REGIONS, type Provider } from "../contract/index.ts";
 import { valkeyProcessSpec, type ValkeyTlsFiles, type ValkeyUsers } from "../support/valkey.ts";
 import { startProcess } from "../support/processes.ts";
 import { projectRoot } from "../support/tools.ts";
-import { DEFAULT_SIDECAR_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, type DevIdentityPaths } from "../support/dev-identity.ts";
+import {
+  DEFAULT_SIDECAR_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, INJECTOR_SPIFFE_ID, VAULT_SPIFFE_ID, type DevIdentityPaths,
+} from "../support/dev-identity.ts";
 import { GCP_AUDIENCE } from "../support/fakes/gcp.ts";
 import type { EntraFakeConfig, FakeCloudConfig, GcpFakeConfig } from "../support/fakes/main.ts";
 import { DEV_OIDC_ISSUER, devInjectorConfig, type DevConfigOptions } from "../injector/dev-config.ts";
@@ -93,13 +95,21 @@ export interface VaultPartOptions {
   logDir?: string;
 }
 
+/**
+ * The vault's caller rule for the Credential Injector, in both identity modes (the dev identity's
+ * injector certificate and SPIRE's entry for the injector's uid carry the same SPIFFE ID): it reads
+ * llm_* API keys on an agent's behalf, for any tenant, as it mints any tenant's cloud credentials.
+ * The scope it opens is the one the agent's own JWT-SVID names, which the vault verifies itself.
+ */
+export const VAULT_INJECTOR_CALLER_RULE = { spiffe_id: INJECTOR_SPIFFE_ID, tenants: ["*"] } as const;
+
 /** Hexr Vault on loopback (vault/): HTTPS, callers restricted by their certificates; SQLite and a key file. */
 export function vaultPart(options: VaultPartOptions): Part {
   const config = {
     listen: { host: "127.0.0.1", port: options.port },
     tls: { cert_file: options.tls.cert, key_file: options.tls.key, client_ca_file: options.tls.bundle },
     trust_domains: [DEV_TRUST_DOMAIN],
-    caller_rules: options.callerRules,
+    caller_rules: [...options.callerRules, { ...VAULT_INJECTOR_CALLER_RULE, tenants: [...VAULT_INJECTOR_CALLER_RULE.tenants] }],
     jwt: {
       ...("file" in options.jwks ? { jwks_file: options.jwks.file } : { jwks_url: options.jwks.url, jwks_refresh_seconds: options.jwks.refreshSeconds }),
       audience: [DEV_AUDIENCE],
@@ -246,6 +256,11 @@ export interface InjectorPartOptions {
   revocation: Partial<RevocationConfig> | null;
   /** The regions exchanges may name (default the contract's). */
   regions?: ServedRegions;
+  /**
+   * The stack's vault, when the vault part runs: the injector then reads llm_* API keys from it
+   * (its `llm` section, with the injector's own SVID). Absent: llm_* exchanges are not configured (503).
+   */
+  vault?: { url: string; spiffeId?: string };
   /** Its identity from SPIRE (DevConfigOptions.svid, .jwks); default the dev identity's files. */
   svid?: DevConfigOptions["svid"];
   jwks?: DevConfigOptions["jwks"];
@@ -267,6 +282,7 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     gcp: options.gcp,
     azure: options.azure,
     callerRules: options.callerRules,
+    llm: options.vault ? { vault_url: options.vault.url, vault_spiffe_id: options.vault.spiffeId ?? VAULT_SPIFFE_ID } : undefined,
     svid: options.svid,
     jwks: options.jwks,
   });

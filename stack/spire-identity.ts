@@ -110,6 +110,9 @@ export async function startSpireIdentity(input: { runDir: string; options: Spire
       jwtSvidTtlSeconds: options.jwtSvidTtlSeconds,
       dnsNames: ["localhost"],
     });
+    // The injector's SVID is also its client certificate to the bridge (the revocation log) and to
+    // the vault (llm_* API keys): the vault's caller rule names this same ID in both identity modes
+    // (stack/services.ts VAULT_INJECTOR_CALLER_RULE).
     await platform(INJECTOR_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.injector}`, `unix:path:${svidFiles}`]);
     await platform(BRIDGE_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.bridge}`, `unix:path:${svidFiles}`]);
     await platform(VAULT_SPIFFE_ID, [`unix:uid:${SERVICE_UIDS.vault}`, `unix:path:${svidFiles}`]);

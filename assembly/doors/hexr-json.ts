@@ -13,6 +13,7 @@
 // on the exchange route, keeps the router from starting an upstream request meanwhile.)
 import { badRequest, bodyTooLarge, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
 import { Tier } from "../filter/metrics";
+import { isProviderKeyService } from "../input/catalog";
 import { CredentialRequest, RecentRequest } from "../input/credential-request";
 import { IdentitySource } from "../input/identity";
 import { Header, HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
@@ -66,6 +67,9 @@ export class HexrJsonDoor extends CredentialDoor {
       const parsed = parseHexrRequest(body, state.config);
       if (parsed.rejection !== null) return this.reject(parsed.rejection!);
       const asked = parsed.request!;
+      if (isProviderKeyService(asked.service)) {
+        return this.reject(credentialError(403, "an LLM provider key is used by the sidecar's LLM route, never handed out"));
+      }
       if (!state.config.resources.allows(identity.spiffe, asked.service)) {
         return this.reject(credentialError(403, "the service is not in this agent's resources"));
       }

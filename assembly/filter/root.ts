@@ -16,7 +16,7 @@ import { FilterState } from "./state";
 import { FilterStream } from "./stream";
 
 export class FilterRoot extends RootContext {
-  private state: FilterState = new FilterState(new FilterConfig(), new Metrics([]), 60_000);
+  protected state: FilterState = new FilterState(new FilterConfig(), new Metrics([]), 60_000);
   private poller: RevocationPoller | null = null;
   private nextEvictionMs: i64 = 0;
 

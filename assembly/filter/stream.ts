@@ -38,24 +38,36 @@ export class FilterStream extends HttpContext {
 
   onRequestBody(bodySize: u32, endOfStream: bool): Action {
     const door = this.door;
-    if (door === null || door.forwards) return Action.Continue;
-    if (!door.expectsBody) return Action.Pause;
-    if (bodySize > <u32>door.maxBodyBytes()) return door.reject(bodyTooLarge());
-    if (!endOfStream) return Action.Pause;
-    return this.handBody(door, bodySize);
+    return door === null ? Action.Continue : doorBody(door, bodySize, endOfStream);
   }
 
-  /** Trailers end the request: the body so far is all there is. */
   onRequestTrailers(numTrailers: u32): Action {
     const door = this.door;
-    if (door === null || door.forwards) return Action.Continue;
-    if (!door.expectsBody) return Action.Pause;
-    return this.handBody(door, <u32>door.maxBodyBytes() + 1);
+    return door === null ? Action.Continue : doorTrailers(door);
   }
+}
 
-  private handBody(door: Door, bodySize: u32): Action {
-    const body = bodySize > 0 ? getBuffer(BufferType.HttpRequestBody, 0, bodySize) : null;
-    if (body !== null && body.byteLength > door.maxBodyBytes()) return door.reject(bodyTooLarge());
-    return door.onBody(body);
-  }
+/**
+ * A door's request body, as every filter's stream reads it: passed on once the door forwards the
+ * request, held until it ends (413 past the door's limit), then handed to the door whole.
+ */
+export function doorBody(door: Door, bodySize: u32, endOfStream: bool): Action {
+  if (door.forwards) return Action.Continue;
+  if (!door.expectsBody) return Action.Pause;
+  if (bodySize > <u32>door.maxBodyBytes()) return door.reject(bodyTooLarge());
+  if (!endOfStream) return Action.Pause;
+  return handBody(door, bodySize);
+}
+
+/** Trailers end the request: the body so far is all there is. */
+export function doorTrailers(door: Door): Action {
+  if (door.forwards) return Action.Continue;
+  if (!door.expectsBody) return Action.Pause;
+  return handBody(door, <u32>door.maxBodyBytes() + 1);
+}
+
+function handBody(door: Door, bodySize: u32): Action {
+  const body = bodySize > 0 ? getBuffer(BufferType.HttpRequestBody, 0, bodySize) : null;
+  if (body !== null && body.byteLength > door.maxBodyBytes()) return door.reject(bodyTooLarge());
+  return door.onBody(body);
 }

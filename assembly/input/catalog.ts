@@ -1,6 +1,6 @@
 // The services an agent may ask for and the regions it may name, by the contract's grammars:
 // the catalog of the Hexr SDK plus services the operator configures.
-import { PROVIDERS, REGION_MAX, REGION_MIN, SERVICE_NAME_MAX, SERVICE_SEPARATOR } from "../contract";
+import { LLM_KEY_PROVIDER, PROVIDERS, REGION_MAX, REGION_MIN, SERVICE_NAME_MAX, SERVICE_SEPARATOR } from "../contract";
 import { allInClass, CharClass, isInClass } from "../util/ascii";
 
 export { CATALOG, PROVIDERS } from "../contract";
@@ -11,6 +11,14 @@ export function providerOf(service: string): string {
   if (separator <= 0) return "";
   const provider = service.substring(0, separator);
   return PROVIDERS.includes(provider) ? provider : "";
+}
+
+/**
+ * Whether the service's credential is an LLM provider's API key (llm_openai, ...): the LLM route
+ * puts it in the provider call itself (llm/door.ts), and no door ever hands it to an agent.
+ */
+export function isProviderKeyService(service: string): bool {
+  return providerOf(service) == LLM_KEY_PROVIDER;
 }
 
 /** {provider}_{name}: the shape every component accepts, so a key can never be ambiguous. */

@@ -40,8 +40,8 @@ export class FilterConfig {
    * The regions an exchange may name, indexed like PROVIDERS: the contract's list unless configured
    * (narrower), and none at all with "any" (load tests only).
    */
-  servedRegions: Array<string[] | null> = [null, null, null];
-  anyRegion: bool[] = [false, false, false];
+  servedRegions: Array<string[] | null> = new Array<string[] | null>(PROVIDERS.length);
+  anyRegion: bool[] = new Array<bool>(PROVIDERS.length);
   services: string[] = CATALOG.slice(0);
   resources: AllowList = new AllowList();
   /**
@@ -117,6 +117,9 @@ const KNOWN_FIELDS: string[] = [
   "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
   "debug_trap_path", "injector", "l2", "revocation", "regions", "max_keys_per_identity", "max_keys",
   "aws_container", "gce_metadata", "azure_managed_identity", "vault",
+  // The LLM filter's own section (llm/config.ts), in the same configuration so both filters of a
+  // sidecar share one identity, injector, L2 and revocation setup.
+  "llm",
 ];
 
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {

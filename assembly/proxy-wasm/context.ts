@@ -19,6 +19,10 @@ export class HttpContext {
   onRequestHeaders(numHeaders: u32, endOfStream: bool): Action { return Action.Continue; }
   onRequestBody(bodySize: u32, endOfStream: bool): Action { return Action.Continue; }
   onRequestTrailers(numTrailers: u32): Action { return Action.Continue; }
+  onResponseHeaders(numHeaders: u32, endOfStream: bool): Action { return Action.Continue; }
+  onResponseBody(bodySize: u32, endOfStream: bool): Action { return Action.Continue; }
+  /** The stream is over, however it ended (answered, reset, or cut off by either side). */
+  onLog(): void {}
 }
 
 /** Whoever dispatched an HTTP call, told of its answer. */

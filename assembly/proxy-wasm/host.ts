@@ -2,7 +2,7 @@
 // Values the host returns arrive in memory it obtained from proxy_on_memory_allocate; they are
 // copied into managed ArrayBuffers and the raw block is released at once.
 import * as abi from "./imports";
-import { BufferType, LogLevel, MapType, MetricType, Status } from "./types";
+import { BufferType, LogLevel, MapType, MetricType, Status, StreamType } from "./types";
 
 // Out-parameters of host calls: fixed static slots, so no call allocates for them.
 const OUT_DATA: usize = memory.data(8);
@@ -109,6 +109,11 @@ export function getBuffer(buffer: BufferType, start: i32, maxSize: i32): ArrayBu
   return status == Status.Ok ? takeReturned() : null;
 }
 
+/** Replaces the whole of a stream's body buffer (only while the filter holds that body). */
+export function replaceBuffer(buffer: BufferType, currentSize: i32, data: Uint8Array): bool {
+  return abi.proxy_set_buffer_bytes(buffer, 0, currentSize, data.dataStart, data.byteLength) == Status.Ok;
+}
+
 // ---- header maps ----
 
 /** A header's value as bytes: checked in place or passed on, never turned into a string first. */
@@ -124,6 +129,11 @@ export function replaceHeader(map: MapType, name: string, value: string): void {
   const keySize = encodedSize;
   const data = encodeSecond(value);
   abi.proxy_replace_header_map_value(map, key, keySize, data, encodedSize);
+}
+
+/** Removes `name` from a header map (every value of it). */
+export function removeHeader(map: MapType, name: string): void {
+  abi.proxy_remove_header_map_value(map, encodeFirst(name), encodedSize);
 }
 
 /**
@@ -262,6 +272,11 @@ function hasPrefixIgnoringCase(data: usize, size: usize, lowercasePrefix: string
 }
 
 // ---- stream control ----
+
+/** Lets a request the filter held (its headers callback paused it) go on upstream. */
+export function continueRequest(): void {
+  abi.proxy_continue_stream(StreamType.Request);
+}
 
 export function sendLocalResponse(status: u32, details: string, body: Uint8Array, headers: Header[]): void {
   const detailData = encodeFirst(details);

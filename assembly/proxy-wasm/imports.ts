@@ -55,3 +55,9 @@ export declare function proxy_record_metric(metricId: u32, value: u64): u32;
 
 @external("env", "proxy_set_effective_context")
 export declare function proxy_set_effective_context(contextId: u32): u32;
+
+@external("env", "proxy_continue_stream")
+export declare function proxy_continue_stream(streamType: u32): u32;
+
+@external("env", "proxy_set_buffer_bytes")
+export declare function proxy_set_buffer_bytes(bufferType: u32, start: usize, size: usize, data: usize, dataSize: usize): u32;

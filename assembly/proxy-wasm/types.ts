@@ -50,3 +50,8 @@ export const enum MetricType {
   Gauge = 1,
   Histogram = 2,
 }
+
+export const enum StreamType {
+  Request = 0,
+  Response = 1,
+}

@@ -12,6 +12,24 @@ import type { JwtSvidVerifier } from "../../spiffe/jwt-svid.ts";
 
 export interface AuthenticatedRequest {
   identity: AgentSpiffeId;
+  /**
+   * How the agent proved that identity. Kept for the one exchange that must prove it again: an
+   * llm_* key is read from Hexr Vault on the agent's behalf, and the vault verifies the agent's
+   * JWT-SVID itself (vault/auth.ts) rather than take the injector's word for whose scope to open.
+   * ExchangeService hands it only to an exchange that acts for the agent (CloudExchange.actsForAgent);
+   * a cloud exchange never sees it, and it is never logged.
+   */
+  proof: AgentProof;
+}
+
+export interface AgentProof {
+  /**
+   * `static`: the sidecar asserted the identity (no token). Otherwise how the agent reached its
+   * sidecar (x-hexr-identity-source: `mtls` or `jwt`; `jwt` when the filter did not say).
+   */
+  source: "mtls" | "jwt" | "static";
+  /** The agent's JWT-SVID, verified here; null for a static identity. */
+  jwtSvid: string | null;
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
@@ -25,14 +43,15 @@ export class Authenticator {
 
   /** `caller`: the verified SPIFFE ID of the mTLS client (caller.ts callerSpiffeId), undefined without one. */
   async authenticate(headers: IncomingHttpHeaders, caller: string | undefined): Promise<AuthenticatedRequest> {
-    const identity = singleHeader(headers, HEADERS.identity_source) === STATIC_SOURCE
-      ? this.assertedIdentity(headers, caller)
-      : await this.verifiedIdentity(headers, caller);
+    const source = singleHeader(headers, HEADERS.identity_source);
+    const { identity, proof } = source === STATIC_SOURCE
+      ? { identity: this.assertedIdentity(headers, caller), proof: { source: STATIC_SOURCE, jwtSvid: null } }
+      : await this.verifiedIdentity(headers, caller, source === "mtls" ? "mtls" : "jwt");
     for (const part of ["tenant", "agent", "role"] as const) {
       const value = singleHeader(headers, HEADERS[part]);
       if (value !== undefined && value !== identity[part]) throw unauthenticated(`${HEADERS[part]} does not match the SPIFFE ID`);
     }
-    return { identity };
+    return { identity, proof };
   }
 
   /**
@@ -40,14 +59,18 @@ export class Authenticator {
    * allowed to relay for its tenant. The JWT-SVID is for the sidecar and the injector only: it
    * proves who asks, and goes no further.
    */
-  private async verifiedIdentity(headers: IncomingHttpHeaders, caller: string | undefined): Promise<AgentSpiffeId> {
+  private async verifiedIdentity(
+    headers: IncomingHttpHeaders,
+    caller: string | undefined,
+    source: "mtls" | "jwt",
+  ): Promise<AuthenticatedRequest> {
     const jwtSvid = BEARER.exec(headers.authorization ?? "")?.[1];
     if (!jwtSvid) throw unauthenticated("a JWT-SVID is required in Authorization: Bearer");
     const claimed = requiredSpiffeId(headers);
     const identity = await this.verifier.verify(jwtSvid);
     if (identity.spiffeId !== claimed) throw unauthenticated(`JWT-SVID subject does not match ${HEADERS.spiffe_id}`);
     if (caller) this.callers.check(caller, identity);
-    return identity;
+    return { identity, proof: { source, jwtSvid } };
   }
 
   /**

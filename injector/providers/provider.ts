@@ -1,5 +1,6 @@
 // What every cloud exchange takes and gives back.
 import type { AgentSpiffeId, Provider } from "../../contract/index.ts";
+import type { AgentProof } from "../auth/authenticate.ts";
 import { ExchangeError, denied, exchangeTimedOut } from "../errors.ts";
 
 /**
@@ -15,14 +16,20 @@ export interface ExchangeRequest {
 }
 
 export interface IssuedCredentials {
-  /** AWS: AccessKeyId, SecretAccessKey, SessionToken; GCP and Azure: access_token, token_type. */
+  /** AWS: AccessKeyId, SecretAccessKey, SessionToken; GCP and Azure: access_token, token_type; llm_*: api_key, models. */
   credentials: Record<string, string>;
   expiresAt: Date;
 }
 
 export interface CloudExchange {
   readonly provider: Provider;
-  exchange(request: ExchangeRequest): Promise<IssuedCredentials>;
+  /**
+   * True only for an exchange done on the agent's behalf at a service that verifies the agent
+   * itself (the vault, for llm_* keys): only such an exchange is given the agent's proof (its
+   * JWT-SVID). A cloud exchange leaves this unset: clouds see only the tokens the injector mints.
+   */
+  readonly actsForAgent?: boolean;
+  exchange(request: ExchangeRequest, proof?: AgentProof): Promise<IssuedCredentials>;
   /** Releases connections held between exchanges, if the provider keeps any. */
   close?(): void;
 }

@@ -1,11 +1,12 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { AZURE_RESOURCES, REGIONS } from "../../contract/index.ts";
-import { BRIDGE_SPIFFE_ID } from "../../support/dev-identity.ts";
+import { BRIDGE_SPIFFE_ID, VAULT_SPIFFE_ID } from "../../support/dev-identity.ts";
 import { ConfigError, loadConfigFile, parseConfig } from "../config.ts";
 import { DEV_CONFIG_FILE } from "../dev-config.ts";
 import { BUILT_IN_AZURE_SCOPES } from "../providers/azure.ts";
 import { createExchanges } from "../providers/index.ts";
+import { testIdentity } from "./helpers.ts";
 
 const minimal = { jwt: { jwks_file: "jwks.json" }, trust_domains: ["hexr.local"], opa: { url: "http://127.0.0.1:8181" } };
 /** Any cloud exchange needs the injector's own OIDC issuer. */
@@ -34,10 +35,10 @@ describe("injector configuration", () => {
     });
     expect(config.jwt.algorithms).not.toContain("none");
     expect(config.opa).toEqual({ url: "http://127.0.0.1:8181", decision_path: "hexr/exchange/decision", timeout_ms: 500, token_file: null });
-    expect(config.default_regions).toEqual({ aws: "us-east-1", gcp: "us-central1", azure: "eastus" });
+    expect(config.default_regions).toEqual({ aws: "us-east-1", gcp: "us-central1", azure: "eastus", llm: "global" });
     // The contract's allow-list per provider, unless narrowed.
     expect(config.regions).toEqual(REGIONS);
-    expect([config.oidc, config.aws, config.gcp, config.azure, config.revocation]).toEqual([null, null, null, null, null]);
+    expect([config.oidc, config.aws, config.gcp, config.azure, config.llm, config.revocation]).toEqual([null, null, null, null, null, null]);
   });
 
   it("defaults AWS to 1-hour credentials from the default region's STS, minted tokens for sts.amazonaws.com", () => {
@@ -113,7 +114,7 @@ describe("injector configuration", () => {
 
   it("narrows regions per provider within the contract's, or lifts them with \"any\" (load tests)", () => {
     const config = parseConfig({ ...minimal, regions: { aws: ["eu-west-1", "eu-central-1"], gcp: "any" }, default_regions: { aws: "eu-west-1" } });
-    expect(config.regions).toEqual({ aws: ["eu-west-1", "eu-central-1"], gcp: "any", azure: REGIONS.azure });
+    expect(config.regions).toEqual({ aws: ["eu-west-1", "eu-central-1"], gcp: "any", azure: REGIONS.azure, llm: REGIONS.llm });
     expect(parseConfig({ ...minimal, regions: { aws: "any" }, default_regions: { aws: "zz-test-9" } }).default_regions.aws).toBe("zz-test-9");
     expect(parseConfig(config, "/elsewhere")).toEqual(config);
   });
@@ -132,12 +133,69 @@ describe("injector configuration", () => {
     expect(parseConfig(config, "/elsewhere")).toEqual(config);
   });
 
+  it("reads llm_* keys from the vault with the TLS section's files by default, the contract's secrets, 5-minute copies", () => {
+    const tls = { cert_file: "c.pem", key_file: "k.pem", client_ca_file: "ca.pem" };
+    // No OIDC issuer needed: nothing is minted for the vault, the agent's own JWT-SVID is forwarded.
+    const config = parseConfig({ ...minimal, tls, llm: { vault_url: "https://vault:8445/", vault_spiffe_id: VAULT_SPIFFE_ID } }, "/etc/hexr");
+    expect(config.llm).toEqual({
+      vault_url: "https://vault:8445", vault_spiffe_id: VAULT_SPIFFE_ID,
+      cert_file: "/etc/hexr/c.pem", key_file: "/etc/hexr/k.pem", ca_file: "/etc/hexr/ca.pem",
+      key_secrets: { llm_openai: "OPENAI_API_KEY", llm_anthropic: "ANTHROPIC_API_KEY" }, key_ttl_seconds: 1500, timeout_ms: 3000,
+    });
+    expect(parseConfig(config, "/elsewhere")).toEqual(config);
+    const own = parseConfig({
+      ...minimal, extra_services: ["llm_mistral"],
+      llm: { vault_url: "https://vault", vault_spiffe_id: VAULT_SPIFFE_ID, cert_file: "s.pem", key_file: "s-key.pem", ca_file: "b.pem",
+        key_secrets: { llm_openai: "TEAM_OPENAI_KEY", llm_mistral: "MISTRAL_API_KEY" }, key_ttl_seconds: 900, timeout_ms: 500 },
+    }, "/etc/hexr");
+    expect(own.llm).toMatchObject({
+      cert_file: "/etc/hexr/s.pem", key_ttl_seconds: 900, timeout_ms: 500,
+      key_secrets: { llm_openai: "TEAM_OPENAI_KEY", llm_anthropic: "ANTHROPIC_API_KEY", llm_mistral: "MISTRAL_API_KEY" },
+    });
+  });
+
+  it.each([
+    [{ ...minimal, llm: { vault_spiffe_id: VAULT_SPIFFE_ID } }, "injector config: llm.vault_url is required"],
+    [{ ...minimal, llm: { vault_url: "http://vault:8445", vault_spiffe_id: VAULT_SPIFFE_ID } }, "injector config: llm.vault_url must be an https URL (the vault serves mTLS only)"],
+    [{ ...minimal, llm: { vault_url: "https://vault", vault_spiffe_id: "vault" } }, "injector config: llm.vault_spiffe_id must be a SPIFFE ID"],
+    [{ ...minimal, llm: { vault_url: "https://vault", vault_spiffe_id: VAULT_SPIFFE_ID } }, "injector config: llm.cert_file is required (or tls.cert_file)"],
+    [{ ...minimal, llm: { vault_url: "https://vault", vault_spiffe_id: VAULT_SPIFFE_ID, cert_file: "c", key_file: "k", ca_file: "ca", key_ttl_seconds: 5 } },
+      "injector config: llm.key_ttl_seconds must be an integer from 30 to 86400"],
+    [{ ...minimal, llm: { vault_url: "https://vault", vault_spiffe_id: VAULT_SPIFFE_ID, cert_file: "c", key_file: "k", ca_file: "ca", key_secrets: { aws_s3: "X" } } },
+      'injector config: llm.key_secrets["aws_s3"] is not valid'],
+    [{ ...minimal, llm: { vault_url: "https://vault", vault_spiffe_id: VAULT_SPIFFE_ID, cert_file: "c", key_file: "k", ca_file: "ca", key_secrets: { llm_openai: "my key" } } },
+      'injector config: llm.key_secrets["llm_openai"] is not valid'],
+  ])("rejects llm settings %j naming the field", (raw, message) => {
+    expect(errorOf(raw)).toBe(message);
+  });
+
+  it("gives the agent's proof to the llm exchange only: no cloud exchange acts for the agent", async () => {
+    const identity = await testIdentity();
+    try {
+      const { paths } = identity;
+      const config = parseConfig({
+        ...withIssuer,
+        aws: { role_arns: { "*": ROLE } },
+        gcp: { workload_identity_provider: "projects/1/locations/global/workloadIdentityPools/p/providers/r" },
+        azure: { tenant_id: "t", client_ids: { "*": "c" } },
+        llm: { vault_url: "https://vault", vault_spiffe_id: VAULT_SPIFFE_ID, cert_file: paths.injectorCert, key_file: paths.injectorKey, ca_file: paths.ca },
+      });
+      const exchanges = createExchanges(config, neverMints);
+      expect([...exchanges].map(([provider, exchange]) => [provider, exchange.actsForAgent === true])).toEqual([
+        ["aws", false], ["gcp", false], ["azure", false], ["llm", true],
+      ]);
+      for (const exchange of exchanges.values()) exchange.close?.();
+    } finally {
+      await identity.remove();
+    }
+  });
+
   it.each([
     [{ ...minimal, regions: { aws: ["zz-nowhere-9"] } }, 'injector config: regions.aws[0] is not valid: "zz-nowhere-9"'],
     [{ ...minimal, regions: { aws: ["us-central1"] } }, 'injector config: regions.aws[0] is not valid: "us-central1"'],
     [{ ...minimal, regions: { aws: [] } }, 'injector config: regions.aws must name at least one region, or be "any"'],
     [{ ...minimal, regions: { aws: "all" } }, "injector config: regions.aws must be a list"],
-    [{ ...minimal, regions: { oracle: "any" } }, "injector config: regions.oracle is not a provider (aws, gcp, azure)"],
+    [{ ...minimal, regions: { oracle: "any" } }, "injector config: regions.oracle is not a provider (aws, gcp, azure, llm)"],
     [{ ...minimal, default_regions: { aws: "zz-nowhere-9" } }, "injector config: default_regions.aws must be one of the regions served for aws (regions.aws)"],
     [{ ...minimal, regions: { azure: ["westeurope"] } }, "injector config: default_regions.azure must be one of the regions served for azure (regions.azure)"],
     [{ ...minimal, revocation: { bridge_spiffe_id: BRIDGE_SPIFFE_ID } }, "injector config: revocation.bridge_url is required"],

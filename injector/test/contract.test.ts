@@ -5,7 +5,9 @@ import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CATALOG, DEFAULT_REGIONS, HEADERS, PROVIDERS, REGIONS, type Provider } from "../../contract/index.ts";
+import {
+  CATALOG, CONTRACT, DEFAULT_REGIONS, HEADERS, LLM, PROVIDERS, REGIONS, isKeyService, llmKeySecret, llmProvider, llmProviderOfService, type Provider,
+} from "../../contract/index.ts";
 import { VECTORS, caseName } from "../../contract/vectors.ts";
 import { DEFAULT_SIDECAR_SPIFFE_ID } from "../../support/dev-identity.ts";
 import { startMoto, type MotoServer } from "../../support/moto.ts";
@@ -93,7 +95,7 @@ describe("regions: the grammar (allow-lists lifted)", () => {
 
 describe("regions: the allow-list per provider", () => {
   const catalog = new ServiceCatalog([]);
-  const service = { aws: "aws_s3", gcp: "gcp_bigquery", azure: "azure_storage" } as const;
+  const service: Record<Provider, string> = { aws: "aws_s3", gcp: "gcp_bigquery", azure: "azure_storage", llm: "llm_openai" };
   const ask = (provider: Provider, region: string, config = parseConfig(minimal)) => () =>
     parseTarget(json({ service: service[provider], region }), {}, catalog, config.default_regions, config.regions);
 
@@ -121,6 +123,27 @@ describe("regions: the allow-list per provider", () => {
     // The default region comes from the same list.
     const fromDefault = parseTarget(json({ service: "aws_s3" }), {}, catalog, narrow.default_regions, narrow.regions);
     expect(fromDefault.region).toBe("eu-west-1");
+  });
+});
+
+describe("the LLM section, as contract/index.ts serves it", () => {
+  it("names a vault secret for every API-key service of the catalog, and none for azure_openai's Entra token", () => {
+    const keyServices = CATALOG.filter(isKeyService);
+    expect(keyServices).toEqual(["llm_openai", "llm_anthropic"]);
+    expect(keyServices.map(llmKeySecret)).toEqual(["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]);
+    expect(llmKeySecret("azure_openai")).toBeUndefined();
+    expect(llmProviderOfService("azure_openai")?.name).toBe("azure_openai");
+    expect(llmKeySecret("aws_s3")).toBeUndefined();
+  });
+
+  it("finds providers by their route name and reads every field of the file", () => {
+    expect(llmProvider("anthropic")).toEqual({
+      name: "anthropic", service: "llm_anthropic", authHeader: "x-api-key", authPrefix: "", keySecret: "ANTHROPIC_API_KEY", endpoints: ["/v1/messages"],
+    });
+    expect([llmProvider("mistral"), llmProvider("toString")]).toEqual([undefined, undefined]);
+    expect(Object.keys(LLM.providers)).toEqual(Object.keys(CONTRACT.llm.providers).filter((key) => !key.startsWith("$")));
+    expect([LLM.path, LLM.keyProvider, LLM.keyCredentials]).toEqual(["/v1/llm", "llm", { apiKey: "api_key", models: "models" }]);
+    expect([REGIONS.llm, DEFAULT_REGIONS.llm]).toEqual([["global"], "global"]);
   });
 });
 

@@ -412,7 +412,7 @@ BAD = {
     "role_not_static": ("from hexr import hexr_agent\n@hexr_agent(name='a', tenant='acme-corp', role=pick())\ndef run(): pass\n",
                         '2: error: role must be a string literal, or os.environ.get("HEXR_PROCESS_ROLE", ...) for a role per process'),
     "unknown_service": ("from hexr import hexr_agent\n@hexr_agent(name='a', tenant='acme-corp',\n  resources=['aws_s3', 'aws_s4'])\ndef run(): pass\n",
-                        "3: error: unknown service 'aws_s4' in resources (the catalog: aws_s3, aws_ec2, aws_dynamodb, aws_sqs, aws_lambda, aws_bedrock, gcp_bigquery, gcp_storage, gcp_vertexai, gcp_pubsub, azure_storage, azure_cosmosdb, azure_openai)"),
+                        "3: error: unknown service 'aws_s4' in resources (the catalog: aws_s3, aws_ec2, aws_dynamodb, aws_sqs, aws_lambda, aws_bedrock, gcp_bigquery, gcp_storage, gcp_vertexai, gcp_pubsub, azure_storage, azure_cosmosdb, azure_openai, llm_openai, llm_anthropic)"),
     "resources_not_static": ("from hexr import hexr_agent\n@hexr_agent(name='a', tenant='acme-corp', resources=load())\ndef run(): pass\n",
                              "2: error: resources must be a literal list or dict (or a module-level constant) for hexr build to read it"),
     "resources_a_string": ("from hexr import hexr_agent\n@hexr_agent(name='a', tenant='acme-corp', resources='aws_s3')\ndef run(): pass\n",

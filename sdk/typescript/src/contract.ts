@@ -5,7 +5,8 @@
 export const PROVIDERS = [
   "aws",
   "gcp",
-  "azure"
+  "azure",
+  "llm"
 ] as const;
 
 export const CATALOG = [
@@ -21,7 +22,9 @@ export const CATALOG = [
   "gcp_pubsub",
   "azure_storage",
   "azure_cosmosdb",
-  "azure_openai"
+  "azure_openai",
+  "llm_openai",
+  "llm_anthropic"
 ] as const;
 
 export const AZURE_RESOURCES = {
@@ -33,7 +36,8 @@ export const AZURE_RESOURCES = {
 export const DEFAULT_REGIONS = {
   "aws": "us-east-1",
   "gcp": "us-central1",
-  "azure": "eastus"
+  "azure": "eastus",
+  "llm": "global"
 } as const;
 
 export const REGIONS = {
@@ -175,6 +179,9 @@ export const REGIONS = {
     "israelcentral",
     "southafricanorth",
     "southafricawest"
+  ],
+  "llm": [
+    "global"
   ]
 } as const;
 
@@ -203,6 +210,11 @@ export const GRAMMAR = {
       ".",
       ".."
     ]
+  },
+  "llm_model": {
+    "chars": "A-Za-z0-9._:/@+-",
+    "min": 1,
+    "max": 128
   },
   "agent_spiffe_id": {
     "scheme": "spiffe://",
@@ -258,6 +270,55 @@ export const VAULT = {
   },
   "max_value_bytes": 65536,
   "max_batch_names": 64
+} as const;
+
+export const LLM = {
+  "path": "/v1/llm",
+  "usage_path": "/v1/llm/usage",
+  "key_provider": "llm",
+  "providers": {
+    "openai": {
+      "service": "llm_openai",
+      "auth_header": "authorization",
+      "auth_prefix": "Bearer ",
+      "key_secret": "OPENAI_API_KEY",
+      "endpoints": [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+        "/v1/embeddings"
+      ]
+    },
+    "anthropic": {
+      "service": "llm_anthropic",
+      "auth_header": "x-api-key",
+      "auth_prefix": "",
+      "key_secret": "ANTHROPIC_API_KEY",
+      "endpoints": [
+        "/v1/messages"
+      ]
+    },
+    "azure_openai": {
+      "service": "azure_openai",
+      "auth_header": "authorization",
+      "auth_prefix": "Bearer ",
+      "key_secret": null,
+      "endpoints": [
+        "/openai/deployments/{deployment}/chat/completions",
+        "/openai/deployments/{deployment}/completions",
+        "/openai/deployments/{deployment}/embeddings"
+      ]
+    }
+  },
+  "agent_key_headers": [
+    "authorization",
+    "x-api-key",
+    "api-key"
+  ],
+  "key_credentials": {
+    "api_key": "api_key",
+    "models": "models"
+  }
 } as const;
 
 export const HEADERS = {

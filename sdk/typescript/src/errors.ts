@@ -6,7 +6,7 @@ import { inspect } from "node:util";
 import type { ErrorType } from "./grammar.ts";
 
 /** The contract's error types, plus the SDK's own: a missing optional peer dependency or a bad option. */
-export type HexrErrorType = ErrorType | "MissingDependency" | "ConfigurationError";
+export type HexrErrorType = ErrorType | "MissingDependency" | "ConfigurationError" | "ProviderError";
 
 export interface HexrErrorDetails {
   type?: HexrErrorType;

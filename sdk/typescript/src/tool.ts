@@ -39,6 +39,13 @@ import { awsCredentials, azureADTokenProvider, azureCredential, googleAuthClient
 import { HexrError } from "./errors.ts";
 import { isCatalogService, type CatalogService } from "./grammar.ts";
 
+/** The catalog's cloud services: the llm_* ones are provider API keys, used by the sidecar's LLM route and never handed to an agent (hexrLlm, openaiClient). */
+export type ToolService = Exclude<CatalogService, `llm_${string}`>;
+
+function isToolService(service: string): service is ToolService {
+  return isCatalogService(service) && !service.startsWith("llm_");
+}
+
 type AzureOpenAIOptions = NonNullable<ConstructorParameters<typeof AzureOpenAI>[0]>;
 
 /** What hexrTool returns, per service. */
@@ -80,7 +87,7 @@ export interface ServiceOptions {
   azure_openai: Omit<AzureOpenAIOptions, "apiKey" | "azureADTokenProvider">;
 }
 
-export type ToolOptions<S extends CatalogService> = ServiceOptions[S] & {
+export type ToolOptions<S extends ToolService> = ServiceOptions[S] & {
   /** Region of the credential and the client (default: the contract's default region of the provider). */
   region?: string;
   /** Default: the process's client (hexrClient()). */
@@ -111,7 +118,7 @@ function required(value: string | undefined, what: string, service: string): str
 
 type Factory = (service: string, region: string, options: any, credentialOptions: CredentialOptions) => Promise<unknown>;
 
-const FACTORIES: Record<CatalogService, Factory> = {
+const FACTORIES: Record<ToolService, Factory> = {
   async aws_s3(service, region, options, c) {
     const { S3Client } = await load("@aws-sdk/client-s3", service, () => import("@aws-sdk/client-s3"));
     return new S3Client({ ...options, region, credentials: awsCredentials(service, c) });
@@ -176,10 +183,10 @@ const FACTORIES: Record<CatalogService, Factory> = {
  * denial, 403, or a missing identity, AuthenticationError, surfaces here, as with the Python
  * SDK), and returns a client that re-exchanges by itself whenever its credential needs renewing.
  */
-export async function hexrTool<S extends CatalogService>(service: S, options?: ToolOptions<S>): Promise<ServiceClients[S]>;
+export async function hexrTool<S extends ToolService>(service: S, options?: ToolOptions<S>): Promise<ServiceClients[S]>;
 export async function hexrTool(service: string, options: { region?: string; client?: HexrClient; [option: string]: unknown } = {}): Promise<unknown> {
   const { region, client, ...clientOptions } = options;
-  if (!isCatalogService(service)) {
+  if (!isToolService(service)) {
     throw new HexrError(
       `${String(service).slice(0, 64)} is not in the catalog: hexrTool serves the 13 catalogued services; for another service the sidecar serves, pass awsCredentials(), googleAuthClient() or azureCredential() to its client`,
       { type: "BadRequest", status: 400 },

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { VECTORS, caseName } from "../../../contract/vectors.ts";
 import { CATALOG as PROJECT_CATALOG, CONTRACT, DEFAULT_REGIONS as PROJECT_DEFAULTS } from "../../../contract/index.ts";
 import { GENERATED_FILE, generateContractSource } from "../scripts/generate-contract.ts";
-import { CATALOG, DEFAULT_REGIONS, ERRORS, VAULT } from "../src/contract.ts";
+import { CATALOG, DEFAULT_REGIONS, ERRORS, LLM, VAULT } from "../src/contract.ts";
 import { isCatalogService, isRegion, isServiceName, parseAgentSpiffeId } from "../src/grammar.ts";
 import { checkRequest } from "../src/client.ts";
 import { HexrError } from "../src/errors.ts";
@@ -16,9 +16,10 @@ describe("the generated contract", () => {
     expect(readFileSync(GENERATED_FILE, "utf8") === generateContractSource(), "sdk/typescript/src/contract.ts is stale: run npx tsx sdk/typescript/scripts/generate-contract.ts").toBe(true);
   });
 
-  it("has the project's catalog of 13 services and its default regions", () => {
+  it("has the project's catalog of 13 cloud services and 2 LLM API keys, and its default regions", () => {
     expect([...CATALOG]).toEqual([...PROJECT_CATALOG]);
-    expect(CATALOG).toHaveLength(13);
+    expect(CATALOG.filter((service) => !service.startsWith("llm_"))).toHaveLength(13);
+    expect(CATALOG.filter((service) => service.startsWith("llm_"))).toEqual(["llm_openai", "llm_anthropic"]);
     expect(DEFAULT_REGIONS).toEqual(PROJECT_DEFAULTS);
     for (const service of CATALOG) expect(isCatalogService(service)).toBe(true);
     expect(isCatalogService("aws_kms")).toBe(false);
@@ -28,6 +29,12 @@ describe("the generated contract", () => {
     expect(VAULT).toEqual(JSON.parse(JSON.stringify(CONTRACT.vault, (key, value) => (key.startsWith("$") ? undefined : value))));
     expect([VAULT.secrets_path, VAULT.batch_name, VAULT.max_value_bytes, VAULT.max_batch_names]).toEqual(["/v1/secrets", "_batch", 65536, 64]);
     expect(ERRORS.statuses.BadRequest).toContain(409);
+  });
+
+  it("carries the LLM route: its paths, providers and the fields of an llm_* credential", () => {
+    expect(LLM).toEqual(JSON.parse(JSON.stringify(CONTRACT.llm, (key, value) => (key.startsWith("$") ? undefined : value))));
+    expect(LLM.key_credentials).toEqual({ api_key: "api_key", models: "models" });
+    expect(LLM.providers.openai).toMatchObject({ service: "llm_openai", key_secret: "OPENAI_API_KEY" });
   });
 });
 

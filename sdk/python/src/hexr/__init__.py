@@ -8,6 +8,7 @@
         s3.list_buckets()
 
 Secrets scoped by the same identity: hexr.vault (VaultClient, secrets_batch).
+LLM calls with no key in the agent: hexr_llm(), and hexr.llm (provider clients, usage, cost_tree).
 """
 
 from ._version import __version__
@@ -22,6 +23,7 @@ from .errors import (
     SecretNotFoundError,
 )
 from .identity import FileJwtSource, JwtSource, JwtSvid, WorkloadApiJwtSource
+from .llm import BudgetExceededError, ProviderError, hexr_llm
 from .sidecar import Credential, l1_cache
 from .tool import get_credentials, hexr_tool
 from .vault import VaultClient, secrets_batch
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "hexr_agent",
     "hexr_tool",
+    "hexr_llm",
     "get_credentials",
     "clear_cache",
     "HexrContext",
@@ -48,6 +51,8 @@ __all__ = [
     "MissingDependencyError",
     "AccessDeniedError",
     "SecretNotFoundError",
+    "ProviderError",
+    "BudgetExceededError",
     "VaultClient",
     "secrets_batch",
     "Credential",

@@ -5,7 +5,7 @@ tests/test_contract.py fails while this module is stale."""
 
 from typing import Dict, Tuple
 
-PROVIDERS: Tuple[str, ...] = ('aws', 'gcp', 'azure')
+PROVIDERS: Tuple[str, ...] = ('aws', 'gcp', 'azure', 'llm')
 CATALOG: Tuple[str, ...] = ('aws_s3',
  'aws_ec2',
  'aws_dynamodb',
@@ -18,11 +18,13 @@ CATALOG: Tuple[str, ...] = ('aws_s3',
  'gcp_pubsub',
  'azure_storage',
  'azure_cosmosdb',
- 'azure_openai')
+ 'azure_openai',
+ 'llm_openai',
+ 'llm_anthropic')
 AZURE_RESOURCES: Dict[str, str] = {'azure_storage': 'https://storage.azure.com',
  'azure_cosmosdb': 'https://cosmos.azure.com',
  'azure_openai': 'https://cognitiveservices.azure.com'}
-DEFAULT_REGIONS: Dict[str, str] = {'aws': 'us-east-1', 'gcp': 'us-central1', 'azure': 'eastus'}
+DEFAULT_REGIONS: Dict[str, str] = {'aws': 'us-east-1', 'gcp': 'us-central1', 'azure': 'eastus', 'llm': 'global'}
 REGIONS: Dict[str, Tuple[str, ...]] = {'aws': ('us-east-1',
          'us-east-2',
          'us-west-1',
@@ -155,7 +157,8 @@ REGIONS: Dict[str, Tuple[str, ...]] = {'aws': ('us-east-1',
            'qatarcentral',
            'israelcentral',
            'southafricanorth',
-           'southafricawest')}
+           'southafricawest'),
+ 'llm': ('global',)}
 SERVICE_SEPARATOR: str = '_'
 SERVICE_NAME_FIRST: str = 'abcdefghijklmnopqrstuvwxyz0123456789'
 SERVICE_NAME_REST: str = 'abcdefghijklmnopqrstuvwxyz0123456789_-'
@@ -190,6 +193,9 @@ VAULT_NAME_MIN: int = 1
 VAULT_NAME_MAX: int = 128
 VAULT_MAX_VALUE_BYTES: int = 65536
 VAULT_MAX_BATCH_NAMES: int = 64
+LLM_PATH: str = '/v1/llm'
+LLM_USAGE_PATH: str = '/v1/llm/usage'
+LLM_PROVIDERS: Tuple[str, ...] = ('openai', 'anthropic', 'azure_openai')
 HEADERS: Dict[str, str] = {'prefix': 'x-hexr-',
  'spiffe_id': 'x-hexr-spiffe-id',
  'tenant': 'x-hexr-tenant',

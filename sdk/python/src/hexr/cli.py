@@ -2,6 +2,7 @@
 
     hexr build SOURCE.py [--tenant TENANT] [--trust-domain hexr.local] [--out .hexr] [--uid-base 61000] [--json]
     hexr run --role ROLE [--contexts .hexr/process-contexts] [--jwt-svid-file PATH [--audience AUD]...] -- COMMAND...
+    hexr usage [--agent NAME] [--json] [--sidecar-url URL]
 
 Exit status: 0 done; 2 bad input (the source, the options, a context), nothing written or run;
 1 anything else (not root, no SVID, a file that cannot be written); 127 COMMAND not found.
@@ -16,6 +17,7 @@ from typing import List, Optional
 
 from . import build as B
 from . import launch as L
+from .errors import HexrError
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -74,7 +76,37 @@ def run(argv: List[str]) -> int:
     return 0  # not reached: launch() execs or raises
 
 
-COMMANDS = {"build": build, "run": run}
+def _usage_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hexr usage", description="Prints the sidecar's LLM usage and cost as a tree per agent, role by role "
+                                "(GET /v1/llm/usage with this process's SPIFFE identity: an admin identity sees every identity's, any other its own).")
+    p.add_argument("--agent", metavar="NAME", help="only this agent's identities (the agent segment of the SPIFFE ID)")
+    p.add_argument("--json", action="store_true", help='print {"rows": [...]} as the sidecar answers it, instead of the tree')
+    p.add_argument("--sidecar-url", help="default HEXR_SIDECAR_URL, else http://127.0.0.1:15080")
+    return p
+
+
+def usage(argv: List[str]) -> int:
+    from . import llm
+    from .contract import parse_agent_spiffe_id
+
+    args = _usage_parser().parse_args(argv)
+    try:
+        rows = llm.usage(sidecar_url=args.sidecar_url)
+    except HexrError as error:
+        sys.stderr.write("hexr usage: %s\n" % error)
+        return 1
+    if args.agent is not None:
+        rows = [row for row in rows if getattr(parse_agent_spiffe_id(row.spiffe_id), "agent", None) == args.agent]
+    if args.json:
+        sys.stdout.write(json.dumps({"rows": [row.to_json() for row in rows]}, indent=2) + "\n")
+    elif rows:
+        sys.stdout.write(llm.cost_tree(rows))
+    else:
+        sys.stdout.write("No LLM usage%s.\n" % (" for %s" % args.agent if args.agent else ""))
+    return 0
+
+
+COMMANDS = {"build": build, "run": run, "usage": usage}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -83,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if argv and argv[0] in ("-h", "--help"):
             sys.stdout.write(__doc__.split("\n\n")[1] + "\n")
             return 0
-        sys.stderr.write("usage: hexr {build,run} ...\n%s\n" % __doc__.split("\n\n")[1])
+        sys.stderr.write("usage: hexr {build,run,usage} ...\n%s\n" % __doc__.split("\n\n")[1])
         return 2
     return COMMANDS[argv[0]](argv[1:])
 

@@ -137,7 +137,14 @@ class SidecarClient:
         return self.request("POST", "/exchange", token, body)
 
     def request(
-        self, method: str, path: str, token: str, body: Optional[bytes] = None, *, retry: bool = True
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Optional[bytes] = None,
+        *,
+        retry: bool = True,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Tuple[int, Dict[str, str], bytes]:
         """One request to {HEXR_SIDECAR_URL}{path} (path may carry a query) with the JWT-SVID as
         `Authorization: Bearer`, and a JSON body if one is given. Answers (status, headers with
@@ -145,16 +152,18 @@ class SidecarClient:
 
         retry: send once more, on a fresh connection, when a kept-alive one turns out closed. Off
         for requests that must not be repeated (a vault PUT makes a new version; a DELETE repeated
-        after it succeeded would answer 404)."""
-        headers = {"Authorization": "Bearer " + token}
+        after it succeeded would answer 404).
+
+        headers: more request headers (a provider's own, such as anthropic-version)."""
+        sent = {"Authorization": "Bearer " + token, **(headers or {})}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         target = self._base + path
         for attempt in (1, 2):
             conn = self._connection()
             fresh = conn.sock is None
             try:
-                conn.request(method, target, body=body, headers=headers)
+                conn.request(method, target, body=body, headers=sent)
                 response = conn.getresponse()
                 data = response.read()
                 answer_headers = {k.lower(): v for k, v in response.getheaders()}
