@@ -10,11 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { INJECTOR_SPIFFE_ID, VAULT_SPIFFE_ID, ensureDevIdentity, type DevIdentityPaths } from "../support/dev-identity.ts";
 import { renderComposeEnvoyConfig } from "../stack/compose.ts";
 import { renderSidecarInto, validateEnvoyConfig } from "../stack/envoy.ts";
-import { DEFAULT_PORTS, defaultWasmPath, nativeSidecarValues, withOverrides } from "../stack/index.ts";
+import { DEFAULT_PORTS, LLM_ADMIN_ID, defaultLlmWasmPath, defaultWasmPath, nativeSidecarValues, withOverrides } from "../stack/index.ts";
 import {
   DEFAULT_JWT_MAX_LIFETIME_SECONDS,
   DEFAULT_MTLS_MAX_CONNECTION_SECONDS,
   loadFilterConfiguration,
+  loadLlmSection,
   renderSidecarConfig,
   renderTemplate,
   type FileIdentity,
@@ -115,6 +116,37 @@ describe("envoy --mode validate", () => {
     expect(JSON.stringify(without)).not.toContain("hexr_vault");
     const noVault = { ...nativeValues(withOverrides(loadFilterConfiguration(), { vault: true })), vault: undefined };
     expect(() => renderSidecarInto(path.join(dir, "vault-missing"), "vault-missing", noVault)).toThrow(/no vault/);
+  });
+
+  it("accepts the LLM route: its filter off but on its routes, a cluster per provider (https to real ones), nothing without it", async () => {
+    const filterConfiguration = withOverrides(loadFilterConfiguration(), { llm: { ...loadLlmSection(), admin_spiffe_ids: [LLM_ADMIN_ID] } });
+    const llm = {
+      wasmPath: defaultLlmWasmPath,
+      providers: { openai: "https://api.openai.com", anthropic: "https://api.anthropic.com", azure_openai: "https://acme.openai.azure.com/proxy" },
+    };
+    const withLlm = renderSidecarInto(path.join(dir, "llm"), "llm", { ...nativeValues(filterConfiguration), llm }).configPath;
+    await expect(validateEnvoyConfig(withLlm)).resolves.toMatch(/OK/);
+    const config = parse(await readFile(withLlm, "utf8"));
+    const manager = (config.static_resources.listeners as any[]).find((l) => l.name === "agent_http").filter_chains[0].filters[0].typed_config;
+    const llmFilter = (manager.http_filters as any[]).find((f) => f.name === "hexr.llm");
+    expect(llmFilter.disabled).toBe(true);
+    expect(llmFilter.typed_config.config.vm_config.vm_id).toBe("hexr_exchange");
+    const names = (manager.http_filters as any[]).map((f) => f.name);
+    expect(names.indexOf("hexr.llm")).toBe(names.indexOf("envoy.filters.http.wasm") + 1);
+    const routes = manager.route_config.virtual_hosts[0].routes as any[];
+    const openai = routes.find((route) => route.match.prefix === "/v1/llm/openai/");
+    expect(openai.route).toMatchObject({ cluster: "hexr_llm_openai", prefix_rewrite: "/", host_rewrite_literal: "api.openai.com" });
+    expect(openai.typed_per_filter_config["hexr.llm"]).toBeDefined();
+    expect(openai.typed_per_filter_config["envoy.filters.http.wasm"].disabled).toBe(true);
+    expect(routes.find((route) => route.match.prefix === "/v1/llm/azure_openai/").route.prefix_rewrite).toBe("/proxy/");
+    const cluster = (config.static_resources.clusters as any[]).find((c) => c.name === "hexr_llm_anthropic");
+    expect(cluster.transport_socket.typed_config).toMatchObject({ sni: "api.anthropic.com" });
+    expect(cluster.transport_socket.typed_config.common_tls_context.validation_context.match_typed_subject_alt_names).toEqual([
+      { san_type: "DNS", matcher: { exact: "api.anthropic.com" } },
+    ]);
+
+    expect(JSON.stringify(parse(await readFile(renderNative("no-llm"), "utf8")))).not.toContain("hexr.llm");
+    expect(() => renderSidecarInto(path.join(dir, "llm-missing"), "llm-missing", nativeValues(filterConfiguration))).toThrow(/no LLM upstreams/);
   });
 
   it("is not a formality: the filter's configure step rejects a bad plugin configuration", async () => {

@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { CONTRACT, expandCharClass } from "../contract/index.ts";
 
 const OUTPUT = new URL("../assembly/contract.ts", import.meta.url);
+const LLM_OUTPUT = new URL("../assembly/llm/contract.ts", import.meta.url);
 
 const { grammar, keys, headers, errors } = CONTRACT;
 
@@ -71,20 +72,8 @@ export const KEY_MAX_BYTES = ${keys.max_bytes};
 export const VAULT_SECRETS_PATH = ${str(CONTRACT.vault.secrets_path)};
 export const VAULT_AUDIT_PATH = ${str(CONTRACT.vault.audit_path)};
 
-/** The LLM route (llm/): its paths, and per provider (indexed alike) its service, auth header and endpoints. */
-export const LLM_PATH = ${str(CONTRACT.llm.path)};
-export const LLM_USAGE_PATH = ${str(CONTRACT.llm.usage_path)};
-/** The provider of the services whose credential is an API key: served through the LLM route only. */
+/** The provider of the services whose credential is an API key: served through the LLM route only (llm/). */
 export const LLM_KEY_PROVIDER = ${str(CONTRACT.llm.key_provider)};
-export const LLM_PROVIDERS: string[] = ${list(llmProviders)};
-export const LLM_SERVICES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].service))};
-export const LLM_AUTH_HEADERS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_header))};
-export const LLM_AUTH_PREFIXES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_prefix))};
-/** Each provider's endpoints, "|"-separated; "{deployment}" stands for one path segment. */
-export const LLM_ENDPOINTS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].endpoints.join("|")))};
-export const LLM_AGENT_KEY_HEADERS: string[] = ${list(CONTRACT.llm.agent_key_headers)};
-export const LLM_KEY_FIELD = ${str(CONTRACT.llm.key_credentials.api_key)};
-export const LLM_MODELS_FIELD = ${str(CONTRACT.llm.key_credentials.models)};
 
 /** Indexed like Tier in filter/metrics.ts: the values of the cache header. */
 export const CACHE_TIERS: string[] = ${list(CONTRACT.cache_tiers)};
@@ -102,3 +91,24 @@ export const CHAR_CLASSES: usize = memory.data<u8>([${charTable().join(", ")}]);
 `;
 
 writeFileSync(OUTPUT, source);
+
+// The LLM filter's facts in a file of their own: module-level arrays are built at start even where
+// nothing reads them, so the exchange filter, which never does, does not carry them.
+const llmSource = `// Generated from contract/contract.json by scripts/generate-contract.ts (npm run build). Do not edit.
+
+/** The LLM route (llm/): its paths, and per provider (indexed alike) its service, auth header and endpoints. */
+export const LLM_PATH = ${str(CONTRACT.llm.path)};
+export const LLM_USAGE_PATH = ${str(CONTRACT.llm.usage_path)};
+export const LLM_PROVIDERS: string[] = ${list(llmProviders)};
+export const LLM_SERVICES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].service))};
+export const LLM_AUTH_HEADERS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_header))};
+export const LLM_AUTH_PREFIXES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_prefix))};
+/** Each provider's endpoints, "|"-separated; "{deployment}" stands for one path segment. */
+export const LLM_ENDPOINTS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].endpoints.join("|")))};
+export const LLM_AGENT_KEY_HEADERS: string[] = ${list(CONTRACT.llm.agent_key_headers)};
+export const LLM_KEY_FIELD = ${str(CONTRACT.llm.key_credentials.api_key)};
+export const LLM_MODELS_FIELD = ${str(CONTRACT.llm.key_credentials.models)};
+
+`;
+
+writeFileSync(LLM_OUTPUT, llmSource);

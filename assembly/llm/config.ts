@@ -8,7 +8,7 @@
 //                  "max_tokens": 1000000, "max_cost_usd": 5}],
 //     "admin_spiffe_ids": [...], "max_request_bytes": 1048576, "max_usage_rows": 4096
 //   }
-import { LLM_PROVIDERS } from "../contract";
+import { LLM_PROVIDERS } from "./contract";
 import { Reader } from "../input/config-reader";
 import { parseSpiffeId } from "../input/spiffe-id";
 import { JsonKind, JsonValue, parseJson } from "../util/json";

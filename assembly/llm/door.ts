@@ -15,7 +15,8 @@
 // the credential only; the model is checked when the body is complete, which it always is before
 // the request leaves: Envoy's buffer filter, after this one on the LLM routes, holds the request
 // until then (and sets its content-length, which a stream's usage request may change).
-import { HEADER_SERVICE, HEADER_SPIFFE_ID, LLM_AGENT_KEY_HEADERS, LLM_MODEL_MAX, LLM_AUTH_HEADERS, LLM_AUTH_PREFIXES, LLM_KEY_FIELD, LLM_MODELS_FIELD, LLM_PROVIDERS, LLM_SERVICES } from "../contract";
+import { HEADER_SERVICE, HEADER_SPIFFE_ID, LLM_MODEL_MAX } from "../contract";
+import { LLM_AGENT_KEY_HEADERS, LLM_AUTH_HEADERS, LLM_AUTH_PREFIXES, LLM_KEY_FIELD, LLM_MODELS_FIELD, LLM_PROVIDERS, LLM_SERVICES } from "./contract";
 import { fieldAt, fieldSize, findStringFields } from "../doors/credential-answer";
 import { CredentialDoor, hasSeveralTokens } from "../doors/credential-door";
 import { badRequest, bodyTooLarge, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";

@@ -1,7 +1,7 @@
 // Where an LLM request goes: {LLM_PATH}/{provider}{endpoint}[?query], with the provider and the
 // endpoint from the contract (contract.json "llm"). Anything else is refused before it leaves, so
 // an agent can reach only the provider APIs the route is for (no "..", no other paths).
-import { LLM_ENDPOINTS, LLM_PATH, LLM_PROVIDERS } from "../contract";
+import { LLM_ENDPOINTS, LLM_PATH, LLM_PROVIDERS } from "./contract";
 import { isPathSegment } from "../input/spiffe-id";
 
 const DEPLOYMENT = "{deployment}";

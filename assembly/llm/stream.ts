@@ -5,7 +5,8 @@
 //   body ──── buffered to its end (at most max_request_bytes) ─► LlmDoor.onBody ─► refused, or on
 //             to the provider with the credential (now, or when resolve/ answers)
 //   answer ── passed on untouched, read for usage ─► onLog: recorded once, however it ended
-import { HEADER_PREFIX, LLM_USAGE_PATH } from "../contract";
+import { HEADER_PREFIX } from "../contract";
+import { LLM_USAGE_PATH } from "./contract";
 import { Rejection, ErrorType } from "../filter/errors";
 import { doorBody, doorTrailers } from "../filter/stream";
 import { FilterState } from "../filter/state";
