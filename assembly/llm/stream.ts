@@ -34,7 +34,7 @@ export class LlmStream extends HttpContext {
     if (headers.hasNameWithPrefix(HEADER_PREFIX)) removeHeadersWithPrefix(MapType.HttpRequestHeaders, HEADER_PREFIX);
     if (usage) return new UsageEndpoint(this.state, this.id, this.llm).onHeaders(headers, endOfStream);
     if (route === null) return notFound();
-    const door = new LlmDoor(this.state, this.id, this.llm, route!);
+    const door = new LlmDoor(this.state, this.id, this.llm, route);
     this.door = door;
     return door.onHeaders(headers, endOfStream);
   }
