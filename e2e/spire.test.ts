@@ -206,8 +206,14 @@ describe("each role process", () => {
     });
     children.push(victim);
     await eventually("the writer's token file", async () => existsSync(tokenFile), 30_000);
-    const sleeper = await run("pgrep", ["-u", String(context("writer").unix_uid), "-x", "sleep"]);
-    const victimPid = Number(sleeper.stdout.trim().split("\n")[0]);
+    // The token file comes from the launcher's helper, which starts before the role's command:
+    // the command may not have been exec'd yet.
+    let victimPid = 0;
+    await eventually("the writer's sleep, under the writer's uid", async () => {
+      const sleeper = await run("pgrep", ["-u", String(context("writer").unix_uid), "-x", "sleep"]).catch(() => ({ stdout: "" }));
+      victimPid = Number(sleeper.stdout.trim().split("\n")[0] || 0);
+      return victimPid > 0;
+    }, 30_000);
 
     // The crew's writer left its marker (the folder is sticky, so only it may replace that one): the
     // researcher writes the writer's marker afresh.
