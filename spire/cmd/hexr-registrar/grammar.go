@@ -14,7 +14,7 @@ const (
 )
 
 // providers is contract.json's "providers": a resource is {provider}_{name}[:{scope}].
-var providers = []string{"aws", "gcp", "azure"}
+var providers = []string{"aws", "gcp", "azure", "llm"}
 
 // isPathSegment: 1 to 128 characters of A-Za-z0-9._-, and not "." or "..".
 func isPathSegment(s string) bool {
