@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_VALKEY_USER, type BridgeOptions } from "./server.ts";
 import type { ValkeyNode } from "./valkey-connection.ts";
+import { DEFAULT_METRICS_HOST, DEFAULT_METRICS_PORTS } from "../service/metrics.ts";
 
 export const DEFAULT_PORT = 15090;
 const DEFAULT_VALKEY = "redis://127.0.0.1:6379";
@@ -21,7 +22,10 @@ export const USAGE = `usage: tsx bridge/main.ts [options]
                                                                 (HEXR_BRIDGE_VALKEY_TLS_CA; use rediss:// with --valkey)
   --key-file PATH              AES-256 key file (required)      (HEXR_BRIDGE_KEY_FILE)
   --create-key-file            create the key file with a random key if absent (local development)
-  --command-timeout-ms N       bound on every Valkey command    (HEXR_BRIDGE_COMMAND_TIMEOUT_MS, default ${DEFAULT_COMMAND_TIMEOUT_MS})`;
+  --command-timeout-ms N       bound on every Valkey command    (HEXR_BRIDGE_COMMAND_TIMEOUT_MS, default ${DEFAULT_COMMAND_TIMEOUT_MS})
+  --metrics-port N             serve GET /metrics (Prometheus) over plain HTTP on this port; off unless given
+                                                                (HEXR_BRIDGE_METRICS_PORT; ${DEFAULT_METRICS_PORTS.bridge} by convention, 0 = any free one)
+  --metrics-host ADDRESS       the metrics listener's address   (HEXR_BRIDGE_METRICS_HOST, default ${DEFAULT_METRICS_HOST})`;
 
 export interface CliOptions extends BridgeOptions {
   createKeyFile: boolean;
@@ -46,6 +50,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
       "key-file": { type: "string" },
       "create-key-file": { type: "boolean" },
       "command-timeout-ms": { type: "string" },
+      "metrics-port": { type: "string" },
+      "metrics-host": { type: "string" },
     },
   });
   const required = (flag: string, variable: string): string => {
@@ -58,6 +64,9 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
   if (cluster && valkey) throw new Error("--valkey and --cluster exclude each other");
   const keyFile = required("key-file", "HEXR_BRIDGE_KEY_FILE");
   const valkeyTlsCa = values["valkey-tls-ca"] ?? env.HEXR_BRIDGE_VALKEY_TLS_CA;
+  const metricsPort = values["metrics-port"] ?? env.HEXR_BRIDGE_METRICS_PORT;
+  const metricsHost = values["metrics-host"] ?? env.HEXR_BRIDGE_METRICS_HOST;
+  if (metricsHost !== undefined && (metricsPort === undefined || metricsPort === "")) throw new Error("--metrics-host needs --metrics-port (or HEXR_BRIDGE_METRICS_PORT)");
   return {
     port: integer("--port", values.port ?? env.HEXR_BRIDGE_PORT, DEFAULT_PORT, 0, 65535),
     host: values.host ?? env.HEXR_BRIDGE_HOST ?? "127.0.0.1",
@@ -80,6 +89,9 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv): CliOpti
       1,
       60_000,
     ),
+    ...(metricsPort !== undefined && metricsPort !== ""
+      ? { metrics: { host: metricsHost || DEFAULT_METRICS_HOST, port: integer("--metrics-port", metricsPort, DEFAULT_METRICS_PORTS.bridge, 0, 65535) } }
+      : {}),
   };
 }
 

@@ -10,6 +10,7 @@ async function main(): Promise<void> {
   if (createKeyFile) ensureDevKeyFile(bridgeOptions.keyFile);
   const bridge = await startBridge(bridgeOptions).catch((error: Error) => fail(error.message));
   console.log(`listening on ${bridge.url}`);
+  if (bridge.metricsUrl) console.error(`hexr-bridge: metrics on ${bridge.metricsUrl}`);
 
   const shutdown = () => {
     bridge.close().then(

@@ -12,6 +12,7 @@
 // Every route but /healthz first asks auth/access.ts who the caller is and whether it may
 // (401 / 403 before anything else is read or touched).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { AccessControl } from "./auth/access.ts";
 import type { Caller } from "./auth/callers.ts";
@@ -23,6 +24,7 @@ import type { RevocationLog } from "./revocation-log.ts";
 import type { BlobStore } from "./store.ts";
 import { throttledErrorLog } from "./throttled-log.ts";
 import type { CredentialVault } from "./vault.ts";
+import { NO_BRIDGE_METRICS, operationOf, type BridgeMetrics } from "./metrics.ts";
 
 const MAX_VALUE_BYTES = 16 * 1024;
 const MAX_TTL_MS = 12 * 60 * 60 * 1000;
@@ -51,6 +53,7 @@ export function createRequestHandler(
   revocationLog: RevocationLog,
   access: AccessControl,
   log: Logger,
+  metrics: BridgeMetrics = NO_BRIDGE_METRICS,
 ): Handler {
   const logUnavailable = throttledErrorLog(log);
 
@@ -108,7 +111,9 @@ export function createRequestHandler(
     if (req.method !== "POST") throw methodNotAllowed("POST");
     await access.requireAdmin(req, caller);
     const prefix = await readPrefix(req);
-    sendJson(res, 200, JSON.stringify({ deleted: await store.purge(prefix) }));
+    const deleted = await store.purge(prefix);
+    metrics.purged("purge", deleted);
+    sendJson(res, 200, JSON.stringify({ deleted }));
   };
 
   const revocations = async (req: IncomingMessage, res: ServerResponse, caller: Caller, query: string) => {
@@ -119,7 +124,9 @@ export function createRequestHandler(
         // Purge first, then record: a sidecar that sees the new epoch drops its L1 entries and finds
         // nothing under the prefix left in L2 to refill them from.
         const deleted = await store.purge(prefix);
+        metrics.purged("revocation", deleted);
         const epoch = await revocationLog.record(prefix);
+        metrics.revoked();
         return sendJson(res, 200, JSON.stringify({ epoch, deleted }));
       }
       case "GET": {
@@ -153,9 +160,14 @@ export function createRequestHandler(
   };
 
   return (req, res) => {
+    const started = performance.now();
+    const url = req.url ?? "/";
+    const operation = operationOf(req.method, url.split("?")[0]);
+    res.once("finish", () => metrics.request(operation, res.statusCode, (performance.now() - started) / 1000));
     // access.caller() throws synchronously; new Promise turns that into a rejection like the rest.
     new Promise<void>((resolve) => resolve(route(req, res))).catch((error: unknown) => {
       if (error instanceof ValkeyUnavailableError) {
+        metrics.valkeyError(operation);
         logUnavailable({ reason: error.message, method: req.method }, "request failed: valkey unavailable");
       } else if (!(error instanceof HttpError)) {
         log.error({ reason: error instanceof Error ? error.message : String(error) }, "request failed unexpectedly");

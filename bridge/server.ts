@@ -18,6 +18,8 @@ import { readTlsMaterial, watchTlsFiles, type TlsFiles } from "../spiffe/tls-fil
 import { connectValkey, type ValkeyCredentials, type ValkeyNode, type ValkeyTarget } from "./valkey-connection.ts";
 import { loadValkeyPassword, refuseUrlCredentials } from "./valkey-password.ts";
 import { createVault } from "./vault.ts";
+import { createBridgeMetrics } from "./metrics.ts";
+import { ServiceMetrics, type MetricsListen, type RunningMetrics } from "../service/metrics.ts";
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 250;
 export const DEFAULT_VALKEY_USER = "hexr-bridge";
@@ -55,6 +57,8 @@ export interface BridgeOptions {
   revocationLogLimit?: number;
   /** How often the TLS files are checked for a change; default 30 s. */
   tlsReloadIntervalMs?: number;
+  /** A plain-HTTP listener serving only GET /metrics (Prometheus text); absent: none. */
+  metrics?: MetricsListen;
   logger?: Logger;
 }
 
@@ -62,6 +66,8 @@ export interface RunningBridge {
   port: number;
   /** https://HOST:PORT */
   url: string;
+  /** http://HOST:PORT/metrics, or null without `metrics`. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -86,7 +92,8 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const store = createBlobStore(connection, commandTimeoutMs);
   const revocationLog = createRevocationLog(connection, commandTimeoutMs, logLimit);
   const locks = createExchangeLocks(connection, commandTimeoutMs);
-  const handler = createRequestHandler(createVault(store, cipher, log), store, locks, revocationLog, access, log);
+  const serviceMetrics = ServiceMetrics.create("hexr-bridge", options.metrics ?? null);
+  const handler = createRequestHandler(createVault(store, cipher, log), store, locks, revocationLog, access, log, createBridgeMetrics(serviceMetrics));
   const server = createServer(
     {
       ...tls,
@@ -113,10 +120,13 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     options.tlsReloadIntervalMs,
   );
   const host = options.host ?? "127.0.0.1";
+  let metricsServer: RunningMetrics | null = null;
   try {
+    metricsServer = await serviceMetrics.serve();
     await listen(server, options.port ?? 0, host);
   } catch (error) {
     stopWatching();
+    await metricsServer?.close();
     await connection.close();
     throw error;
   }
@@ -124,8 +134,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   return {
     port,
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    metricsUrl: metricsServer?.url ?? null,
     async close() {
       stopWatching();
+      await metricsServer?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

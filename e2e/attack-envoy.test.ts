@@ -142,10 +142,12 @@ describe("Envoy's admin", () => {
     const scrape = await request(stack.envoy.statsUrl);
     expect(scrape.status).toBe(200);
     expect(scrape.headers["content-type"]).toMatch(/^text\/plain/);
-    // The filter's metrics: Envoy strips the wasmcustom namespace from their Prometheus names.
-    const l3Hits = scrape.text.split("\n").filter((line) => line.startsWith("hexr_cache_hits_tier_L3"));
+    // The filter's metrics: Envoy strips the wasmcustom namespace from their Prometheus names, and
+    // the sidecar's stats_tags turn ".tier.L3" into a label.
+    const l3Hits = scrape.text.split("\n").filter((line) => line.startsWith('hexr_cache_hits{tier="L3"}'));
     expect(l3Hits).toHaveLength(1);
-    expect(l3Hits[0]).toMatch(/^hexr_cache_hits_tier_L3\{\} [1-9]/);
+    expect(l3Hits[0]).toMatch(/^hexr_cache_hits\{tier="L3"\} [1-9]/);
+    expect(scrape.text).not.toMatch(/^hexr_(cache_hits|cache_misses|tool_invocations)_(tier|service)_/m);
     expect(scrape.text.includes("wasmcustom"), "a wasmcustom. name left in Prometheus output").toBe(false);
 
     const attempts: [string, string][] = [

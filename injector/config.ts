@@ -7,6 +7,7 @@ import {
   parseAgentSpiffeId, parseSpiffeId, providerOf, PROVIDERS, REGIONS, type Provider,
 } from "../contract/index.ts";
 import { Fields, readConfigJson } from "../service/config-fields.ts";
+import { DEFAULT_METRICS_PORTS, parseMetricsSection, type MetricsListen } from "../service/metrics.ts";
 import type { JwtSvidSettings } from "../spiffe/jwt-svid.ts";
 import { REGION_RULE } from "./catalog.ts";
 
@@ -151,6 +152,8 @@ export interface InjectorConfig {
   gcp: GcpConfig | null;
   azure: AzureConfig | null;
   llm: LlmConfig | null;
+  /** Plain-HTTP listener serving only GET /metrics (Prometheus text); null = none. */
+  metrics: MetricsListen | null;
   log_level: string;
 }
 
@@ -224,6 +227,7 @@ export function parseConfig(raw: unknown, baseDir: string = process.cwd()): Inje
     gcp: root.has("gcp") ? parseGcp(root.section("gcp")) : null,
     azure: root.has("azure") ? parseAzure(root.section("azure")) : null,
     llm: root.has("llm") ? parseLlm(root.section("llm"), tls) : null,
+    metrics: root.has("metrics") ? parseMetricsSection(root.section("metrics"), DEFAULT_METRICS_PORTS.injector) : null,
     log_level: root.oneOf("log_level", LOG_LEVELS, "info"),
   };
   if (config.trust_domains.length === 0) throw new ConfigError("trust_domains", "must name at least one trust domain");

@@ -11,6 +11,7 @@ import type { InjectorConfig } from "./config.ts";
 import { ExchangeError, denied, internalError, notConfigured } from "./errors.ts";
 import { singleHeader } from "./headers.ts";
 import type { Logger } from "./log.ts";
+import type { InjectorMetrics } from "./metrics.ts";
 import type { OpaClient } from "./opa.ts";
 import type { CloudExchange, IssuedCredentials } from "./providers/provider.ts";
 import type { RevocationCheck } from "./revocations.ts";
@@ -31,6 +32,8 @@ export interface ExchangeDependencies {
   revocations: RevocationCheck;
   exchanges: ReadonlyMap<Provider, CloudExchange>;
   logger: Logger;
+  /** Prometheus counters and histograms (injector/metrics.ts); absent: none. */
+  metrics?: InjectorMetrics;
 }
 
 /** Fields of the exchange log line; none of them can hold a token or a credential. */
@@ -68,6 +71,7 @@ export class ExchangeService {
     }
     log.latency_ms = Math.round((performance.now() - started) * 100) / 100;
     this.deps.logger[log.status >= 500 ? "warn" : "info"](log, "exchange");
+    this.deps.metrics?.exchange(log);
     return reply;
   }
 
@@ -93,7 +97,7 @@ export class ExchangeService {
   private async authorize(authenticated: AuthenticatedRequest, target: ExchangeTarget, log: ExchangeLog): Promise<string[]> {
     const { identity } = authenticated;
     log.decision = "error";
-    const decision = await this.deps.opa.decide({
+    const ask = () => this.deps.opa.decide({
       spiffe_id: identity.spiffeId,
       tenant: identity.tenant,
       agent: identity.agent,
@@ -102,6 +106,7 @@ export class ExchangeService {
       region: target.region,
       revoked_prefixes: this.deps.revocations.prefixes(),
     });
+    const decision = await (this.deps.metrics ? this.deps.metrics.opa(ask) : ask());
     log.decision = decision.allow ? "allow" : "deny";
     log.scopes = decision.scopes;
     if (!decision.allow) throw denied(`policy denied: ${decision.reasons.join("; ") || "no grant"}`);

@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`listening on ${injector.url}\n`);
   if (injector.discoveryUrl) createLogger(injector.config.log_level).info({ url: injector.discoveryUrl }, "oidc discovery listening");
+  if (injector.metricsUrl) createLogger(injector.config.log_level).info({ url: injector.metricsUrl }, "metrics listening");
   const shutDown = () => void injector.close().then(() => process.exit(0));
   process.once("SIGTERM", shutDown);
   process.once("SIGINT", shutDown);

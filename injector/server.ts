@@ -22,6 +22,8 @@ import { SigningKeyStore } from "./oidc/signing-keys.ts";
 import { OpaClient, readOpaToken } from "./opa.ts";
 import { createExchanges } from "./providers/index.ts";
 import { NO_REVOCATIONS, RevocationFollower } from "./revocations.ts";
+import { createInjectorMetrics } from "./metrics.ts";
+import { ServiceMetrics, type RunningMetrics } from "../service/metrics.ts";
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object | null ? DeepPartial<T[K]> | null : T[K] };
 
@@ -48,6 +50,8 @@ export interface RunningInjector {
   signingKeys: SigningKeyStore | null;
   /** The deny-list learned from the bridge's revocation log; null without a revocation section. */
   revocations: RevocationFollower | null;
+  /** e.g. http://127.0.0.1:9464/metrics: Prometheus text; null without a metrics section. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -65,6 +69,9 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
   warnAboutRelaxations(config, logger);
   const revocations = config.revocation ? new RevocationFollower(config.revocation, logger, clock) : null;
   const exchanges = createExchanges(config, tokens, { logger, clock });
+  const serviceMetrics = ServiceMetrics.create("hexr-credential-injector", config.metrics);
+  const metrics = serviceMetrics.enabled ? createInjectorMetrics(serviceMetrics, clock) : undefined;
+  if (metrics && revocations) metrics.follow(revocations);
   const service = new ExchangeService({
     config,
     catalog: new ServiceCatalog(config.extra_services),
@@ -73,6 +80,7 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
     revocations: revocations ?? NO_REVOCATIONS,
     exchanges,
     logger,
+    metrics,
   });
 
   const release = () => {
@@ -81,6 +89,7 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
     for (const exchange of exchanges.values()) exchange.close?.();
   };
   let discovery: http.Server | null = null;
+  let metricsServer: RunningMetrics | null = null;
   try {
     // One read of the log before serving (whatever its outcome: until a read succeeds, exchanges
     // are refused with 503), then it is followed every poll interval.
@@ -89,12 +98,14 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
       const handler = discoveryHandler(config.oidc, signingKeys);
       discovery = await listen(http.createServer((request, response) => void handler(request, response)), config.oidc.discovery_listen);
     }
+    metricsServer = await serviceMetrics.serve();
     const { server, stopWatching } = createServer(config, (request, response) => void route(service, request, response), logger);
     server.once("close", stopWatching);
     server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 5_000;
     await listen(server, config.listen);
     const discoveryServer = discovery;
+    const metricsListener = metricsServer;
     return {
       port: (server.address() as AddressInfo).port,
       url: urlOf(server, config.listen.host, config.tls ? "https" : "http"),
@@ -102,13 +113,15 @@ export async function startInjector(input: InjectorConfigInput, options: StartOp
       discoveryUrl: discoveryServer && config.oidc?.discovery_listen ? urlOf(discoveryServer, config.oidc.discovery_listen.host, "http") : null,
       signingKeys,
       revocations,
+      metricsUrl: metricsListener?.url ?? null,
       async close() {
-        await Promise.all([stop(server), discoveryServer && stop(discoveryServer)]);
+        await Promise.all([stop(server), discoveryServer && stop(discoveryServer), metricsListener?.close()]);
         release();
       },
     };
   } catch (error) {
     if (discovery) await stop(discovery);
+    await metricsServer?.close();
     release();
     throw error;
   }

@@ -97,7 +97,7 @@ function banner(stack: Stack, svid: { cert: string; key: string }): string {
 Hexr local stack is up, everything on 127.0.0.1:
   agent listener  ${envoy.agentUrl}/exchange     agents send their JWT-SVID (Authorization: Bearer)
                   ${envoy.agentMtlsUrl}/exchange    agents present their X.509-SVID (mTLS)
-  Envoy stats     ${envoy.statsUrl}   Prometheus format (the filter's: envoy_wasmcustom_*); nothing else on it
+  Envoy stats     ${envoy.statsUrl}   Prometheus format (the filters': hexr_*); nothing else on it
   Envoy admin     ${relative(envoy.adminSocket)}   a Unix socket, no TCP port:
                   curl -s --unix-socket ${relative(envoy.adminSocket)} 'http://admin/stats?filter=wasmcustom'
   injector ${ports.injector} (mTLS)   bridge ${ports.bridge} (mTLS)   OPA ${ports.opa}   moto (STS, S3) ${ports.moto}   Valkey ${ports.valkey}

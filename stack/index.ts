@@ -103,6 +103,8 @@ export interface StackOptions {
    * serves to the URL given here (in tests and `npm start`, the loopback provider emulator).
    */
   llm?: { providers: LlmUpstreams["providers"]; section?: FilterConfiguration };
+  /** The injector, the bridge and the vault serve Prometheus metrics (GET /metrics) on free loopback ports: Stack.metricsUrls. */
+  metrics?: boolean;
 }
 
 /** Talking to L2 directly (tests, operators): both refuse anyone without these. */
@@ -128,6 +130,8 @@ export interface Stack {
   /** With identity "spire": SPIRE, the services' SVID files, registration. */
   readonly spire: SpireStackIdentity | null;
   readonly l2: L2Access;
+  /** With `metrics`: each service's http://127.0.0.1:PORT/metrics (the vault's null when it does not run); null without. */
+  readonly metricsUrls: { injector: string; bridge: string; vault: string | null } | null;
   /** Another sidecar on free ports, sharing the injector, the bridge and Valkey: a second pod. */
   addSidecar(name: string): Promise<EnvoySidecar>;
   /** Output of every part and sidecar so far, by name. */
@@ -162,6 +166,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
   const { gcpSts: gcpStsPort, entra: entraPort, discovery: discoveryPort, ...ports } = await resolvePorts({
     ...FREE_PORTS, ...options.ports, gcpSts: 0, entra: 0, discovery: 0,
   });
+  const metricsPorts = options.metrics ? await resolvePorts({ injector: 0, bridge: 0, vault: 0 }) : null;
   const keyFile = ensureDevKeyFile(path.join(identity.dir, "l2-bridge.key"));
   const spire = options.identity === "spire" ? await startSpireIdentity({ runDir, options: options.spire ?? {}, logDir }) : null;
   try {
@@ -201,6 +206,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
         keyFile,
         tls: { cert: bridgeSvid.cert, key: bridgeSvid.key, trustBundle: bridgeTrustBundle },
         accessFile,
+        ...(metricsPorts ? { metricsPort: metricsPorts.bridge } : {}),
         logDir,
       }),
       opa: opaPart({ port: ports.opa, auth: policy.opaAuth, dataFiles: [...policy.opaDataFiles, ...(spire ? [spire.grantsFile] : [])], logDir }),
@@ -221,6 +227,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
         callerRules: policy.callerRules,
         ...(runsVault ? { vault: { url: `https://127.0.0.1:${ports.vault}` } } : {}),
         ...(spire ? { svid: spire.injector, jwks: { url: spire.spire.jwksUrl, refreshSeconds: spire.jwksRefreshSeconds } } : {}),
+        ...(metricsPorts ? { metricsPort: metricsPorts.injector } : {}),
         logDir,
       }),
       gcpSts: fakeCloudPart({ name: "gcp-sts", config: clouds.gcpSts, configFile: path.join(runDir, "gcp-sts.json"), logDir }),
@@ -233,6 +240,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
         admins: [VAULT_ADMIN_ID],
         dataDir: vaultDir(runDir),
         configFile: path.join(runDir, "vault.json"),
+        ...(metricsPorts ? { metricsPort: metricsPorts.vault } : {}),
         logDir,
       }) : null,
     };
@@ -289,6 +297,11 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
           : { cert: identity.sidecarCert, key: identity.sidecarKey, ca: identity.ca },
         valkeyAdmin: { username: users.admin.username, password: users.admin.password },
       },
+      metricsUrls: metricsPorts ? {
+        injector: `http://127.0.0.1:${metricsPorts.injector}/metrics`,
+        bridge: `http://127.0.0.1:${metricsPorts.bridge}/metrics`,
+        vault: runsVault ? `http://127.0.0.1:${metricsPorts.vault}/metrics` : null,
+      } : null,
       async addSidecar(name) {
         if (sidecars.some((s) => s.name === name)) throw new Error(`a sidecar named ${name} already exists`);
         const added = sidecar(name, await resolvePorts<SidecarPorts>({ agent: 0, agentMtls: 0, metadata: 0, stats: 0 }));

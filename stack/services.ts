@@ -55,6 +55,8 @@ export interface BridgePartOptions {
   /** The bridge's X.509-SVID and the trust bundle (the dev CA). */
   tls: TlsFiles;
   accessFile: string;
+  /** Serve GET /metrics on this loopback port (--metrics-port); absent: off. */
+  metricsPort?: number;
   logDir?: string;
 }
 
@@ -70,6 +72,7 @@ export function bridgePart(options: BridgePartOptions): Part {
     "--valkey-password-file", options.valkeyPasswordFile,
     ...(options.valkeyTlsCa ? ["--valkey-tls-ca", options.valkeyTlsCa] : []),
     "--key-file", options.keyFile,
+    ...(options.metricsPort !== undefined ? ["--metrics-port", String(options.metricsPort)] : []),
   ]);
   return createPart({
     name: "bridge",
@@ -92,6 +95,8 @@ export interface VaultPartOptions {
   /** SQLite database and key-encryption key files live here (kept across restarts of the vault). */
   dataDir: string;
   configFile: string;
+  /** Serve GET /metrics on this loopback port (the config's `metrics`); absent: off. */
+  metricsPort?: number;
   logDir?: string;
 }
 
@@ -118,6 +123,7 @@ export function vaultPart(options: VaultPartOptions): Part {
     admins: options.admins,
     store: { engine: "sqlite", path: path.join(options.dataDir, "vault.sqlite3") },
     kek: { active: "kek-1", keys: [{ id: "kek-1", file: path.join(options.dataDir, "kek-1.key") }], generate_missing: true },
+    ...(options.metricsPort !== undefined ? { metrics: { host: "127.0.0.1", port: options.metricsPort } } : {}),
   };
   writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
   const { command, args } = typeScriptCommand("vault/main.ts", ["--config", options.configFile]);
@@ -264,6 +270,8 @@ export interface InjectorPartOptions {
   /** Its identity from SPIRE (DevConfigOptions.svid, .jwks); default the dev identity's files. */
   svid?: DevConfigOptions["svid"];
   jwks?: DevConfigOptions["jwks"];
+  /** Serve GET /metrics on this loopback port (the config's `metrics`); absent: off. */
+  metricsPort?: number;
   logDir?: string;
 }
 
@@ -286,6 +294,7 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     svid: options.svid,
     jwks: options.jwks,
   });
+  if (options.metricsPort !== undefined) config.metrics = { host: "127.0.0.1", port: options.metricsPort };
   writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
   const { command, args } = typeScriptCommand("injector/main.ts", ["--config", options.configFile]);
   return createPart({

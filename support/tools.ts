@@ -31,4 +31,11 @@ export const tools = {
   valkeyServer: () => required("valkey-server or redis-server", onPath("valkey-server") ?? onPath("redis-server")),
   motoServer: () => required("moto_server", local(".venv/bin/moto_server")),
   python: () => required("python (.venv)", local(".venv/bin/python")),
+  // The chart's offline checks (deploy/test): Helm from deploy/tools/go.mod, the Kubernetes schemas
+  // and hadolint from .venv, checkov from a virtualenv of its own (.venv-scan: its pins clash with
+  // boto3's in requirements.txt).
+  helm: () => required("helm", local(".tools/bin/helm") ?? onPath("helm")),
+  kubernetesValidate: () => required("kubernetes-validate (.venv)", local(".venv/bin/kubernetes-validate")),
+  hadolint: () => required("hadolint (.venv)", local(".venv/bin/hadolint") ?? onPath("hadolint")),
+  checkov: () => required("checkov (.venv-scan)", local(".venv-scan/bin/checkov")),
 };

@@ -5,6 +5,7 @@
 import path from "node:path";
 import { isPathSegment, isTrustDomain, parseAgentSpiffeId, parseSpiffeId, VAULT } from "../contract/index.ts";
 import { Fields, readConfigJson } from "../service/config-fields.ts";
+import { DEFAULT_METRICS_PORTS, parseMetricsSection, type MetricsListen } from "../service/metrics.ts";
 import type { JwtSvidSettings } from "../spiffe/jwt-svid.ts";
 import type { KmsSettings } from "./crypto/kek-kms.ts";
 
@@ -60,6 +61,8 @@ export interface VaultConfig {
     versions_kept: number;
     max_secrets_per_namespace: number;
   };
+  /** Plain-HTTP listener serving only GET /metrics (Prometheus text); null = none. */
+  metrics: MetricsListen | null;
   log_level: string;
 }
 
@@ -106,11 +109,18 @@ export function parseConfig(raw: unknown, baseDir: string = process.cwd()): Vaul
     store: parseStore(root.section("store", true)),
     kek: parseKek(root.section("kek", true)),
     limits: parseLimits(root.section("limits")),
+    metrics: root.has("metrics") ? parseMetrics(root.section("metrics")) : null,
     log_level: root.oneOf("log_level", LOG_LEVELS, "info"),
   };
   if (config.caller_rules.length === 0) throw new ConfigError("caller_rules", "must have at least one rule: without one, no sidecar may call");
   root.done(README);
   return config;
+}
+
+function parseMetrics(fields: Fields): MetricsListen {
+  const metrics = parseMetricsSection(fields, DEFAULT_METRICS_PORTS.vault);
+  fields.done(README);
+  return metrics;
 }
 
 function parseListen(fields: Fields): VaultConfig["listen"] {

@@ -50,6 +50,7 @@ async function serve(options: { config?: string; port?: string; host?: string })
   if (options.host !== undefined) config.listen.host = options.host;
   const vault = await startVault(config).catch((error: Error) => fail(error.message));
   process.stdout.write(`listening on ${vault.url}\n`);
+  if (vault.metricsUrl) createLogger(config.log_level).info({ url: vault.metricsUrl }, "metrics listening");
   const shutDown = () => {
     vault.close().then(
       () => process.exit(0),

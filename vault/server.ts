@@ -25,6 +25,8 @@ import { auditEntries, SecretService, type Reply, type RequestContext } from "./
 import { openStore } from "./store/open.ts";
 import type { VaultStore } from "./store/store.ts";
 import { readTlsMaterial, watchTlsFiles } from "../spiffe/tls-files.ts";
+import { ServiceMetrics } from "../service/metrics.ts";
+import { createVaultMetrics, NO_VAULT_METRICS, type VaultMetrics } from "./metrics.ts";
 
 export interface StartOptions {
   /** Default: pino on stderr at the configured level. */
@@ -42,6 +44,8 @@ export interface RunningVault {
   config: VaultConfig;
   store: VaultStore;
   keyring: KeyRing;
+  /** http://HOST:PORT/metrics, or null without a metrics section. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -72,12 +76,16 @@ export async function startVault(input: unknown, options: StartOptions = {}): Pr
 }
 
 async function serve(config: VaultConfig, store: VaultStore, keyring: KeyRing, log: Logger, options: StartOptions): Promise<RunningVault> {
+  const serviceMetrics = ServiceMetrics.create("hexr-vault", config.metrics);
+  const metrics = createVaultMetrics(serviceMetrics);
+  const timedStore = metrics.instrument(store);
   const handler = new RequestHandler(
     config,
-    store,
+    timedStore,
     new Authenticator(config, new JwtSvidVerifier(config.jwt, config.trust_domains, { rejected: unauthenticated, unavailable: trustBundleUnavailable })),
-    new SecretService(store, keyring, { versionsKept: config.limits.versions_kept, maxSecrets: config.limits.max_secrets_per_namespace }),
+    new SecretService(timedStore, keyring, { versionsKept: config.limits.versions_kept, maxSecrets: config.limits.max_secrets_per_namespace }),
     log,
+    metrics,
   );
   const files = { cert: config.tls.cert_file, key: config.tls.key_file, trustBundle: config.tls.client_ca_file };
   const server = https.createServer(
@@ -106,6 +114,11 @@ async function serve(config: VaultConfig, store: VaultStore, keyring: KeyRing, l
     stopWatching();
     throw error;
   });
+  const metricsServer = await serviceMetrics.serve().catch(async (error) => {
+    stopWatching();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw error;
+  });
   const anchor = auditAnchor(store, log);
   await anchor.log();
   const timer = setInterval(() => void anchor.log(), AUDIT_ANCHOR_INTERVAL_MS);
@@ -119,9 +132,11 @@ async function serve(config: VaultConfig, store: VaultStore, keyring: KeyRing, l
     config,
     store,
     keyring,
+    metricsUrl: metricsServer?.url ?? null,
     async close() {
       clearInterval(timer);
       stopWatching();
+      await metricsServer?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await handler.drain(DRAIN_MS);
@@ -161,6 +176,7 @@ class RequestHandler {
     private readonly auth: Authenticator,
     private readonly secrets: SecretService,
     private readonly log: Logger,
+    private readonly metrics: VaultMetrics = NO_VAULT_METRICS,
   ) {}
 
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -216,6 +232,7 @@ class RequestHandler {
       ...(failure ? { outcome: failure.outcome } : {}),
       ms: Math.round((performance.now() - started) * 10) / 10,
     };
+    this.metrics.request(context.operation, status, failure?.outcome ?? "ok", (performance.now() - started) / 1000);
     if (status >= 500) this.log.warn(line, "request failed");
     else this.log.info(line, "request");
     send(response, request, reply, failure, body.read);

@@ -100,7 +100,7 @@ export interface TestBridge extends RunningBridge {
   secret: Buffer;
 }
 
-export interface TestBridgeOptions extends Pick<BridgeOptions, "valkey" | "cluster" | "commandTimeoutMs" | "revocationLogLimit" | "valkeyTlsCa"> {
+export interface TestBridgeOptions extends Pick<BridgeOptions, "valkey" | "cluster" | "commandTimeoutMs" | "revocationLogLimit" | "valkeyTlsCa" | "metrics"> {
   /** The Valkey's users: the bridge logs in as hexr-bridge with its password file. */
   users: ValkeyUsers;
   /** Default: fixtureAccess(). */
