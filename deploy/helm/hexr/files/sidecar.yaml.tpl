@@ -448,6 +448,13 @@ static_resources:
         - endpoint:
             address:
               socket_address: { address: "{{ include "hexr.bridge.host" $ }}", port_value: {{ $.Values.bridge.service.port }} }
+    # At most this many connections (HTTP/1.1: one request each); more requests wait for one. A
+    # burst of cold requests would otherwise open a connection per request at once, and the
+    # bridge's TLS handshakes, one after another on its one thread, would outlast connect_timeout:
+    # every L2 call of the burst would fail, and each pod would exchange on its own.
+    circuit_breakers:
+      thresholds:
+      - { max_connections: 8, max_pending_requests: 4096, max_requests: 4096 }
     # Below the bridge's keep-alive timeout (5 min), so Envoy never reuses a connection the bridge
     # is closing; TLS makes a needless reconnect cost a handshake.
     typed_extension_protocol_options:
