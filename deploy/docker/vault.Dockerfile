@@ -31,18 +31,15 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY deploy/docker/vault-runtime-deps.mjs /tmp/vault-runtime-deps.mjs
-# 1. better-sqlite3, pg and @aws-sdk/client-kms are runtime dependencies of the vault (see the script).
-# 2. Install with no package's install script run, then run only better-sqlite3's, from source
+# 1. Install with no package's install script run, then run only better-sqlite3's, from source
 #    (npm_config_build_from_source: prebuild-install downloads no prebuilt binary from GitHub);
 #    node-gyp compiles against the headers that ship with this Node in /usr/local (npm_config_nodedir:
 #    no header tarball from nodejs.org), so the addon matches this Node's ABI, and Debian 12's glibc
 #    as the runtime base has. Both are read from the environment by prebuild-install and node-gyp.
 #    The smoke test after it fails the build if the addon does not load.
-# 3. Create the data folder the runtime mounts a volume on (owned by the service's uid, mode 0700).
+# 2. Create the data folder the runtime mounts a volume on (owned by the service's uid, mode 0700).
 ENV npm_config_nodedir=/usr/local
-RUN node /tmp/vault-runtime-deps.mjs package.json \
- && npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm_config_build_from_source=true npm rebuild better-sqlite3 \
  && node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
  && rm -rf node_modules/better-sqlite3/build/Release/obj node_modules/better-sqlite3/build/Release/obj.target \
