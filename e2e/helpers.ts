@@ -284,12 +284,11 @@ export interface AccessLine {
   [field: string]: unknown;
 }
 
+/** The complete lines of the access log: Envoy may be writing the last one as it is read. */
 export function accessLines(sidecar: EnvoySidecar): AccessLine[] {
-  return sidecar
-    .accessLog()
-    .split("\n")
-    .filter((line) => line.startsWith("{"))
-    .map((line) => JSON.parse(line) as AccessLine);
+  const lines = sidecar.accessLog().split("\n");
+  lines.pop(); // after the last newline: "" or a line still being written
+  return lines.filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as AccessLine);
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
