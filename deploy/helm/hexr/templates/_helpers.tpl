@@ -122,16 +122,49 @@ before the service starts) and one sidecar that keeps them fresh. (dict "root" $
   - { name: spiffe-helper-config, mountPath: /etc/spiffe-helper, readOnly: true }
 {{- end -}}
 {{- define "hexr.spiffeHelper.container" -}}
+{{- $hc := .root.Values.spiffeHelper.healthChecks }}
 - name: svid
   image: {{ include "hexr.image" (dict "root" .root "image" .root.Values.images.spiffeHelper) }}
   imagePullPolicy: {{ .root.Values.images.spiffeHelper.pullPolicy }}
   args: ["-config", "/etc/spiffe-helper/helper.conf"]
   securityContext: {{- include "hexr.containerSecurityContext" .root | nindent 4 }}
+  {{- if $hc.enabled }}
+  # spiffe-helper's health listener (health_checks in helper.conf, daemon mode only): ready once the
+  # SVID files are written, not live when writing them failed. The NetworkPolicies open this port to
+  # no one: only the kubelet probes it.
+  ports:
+  - { name: svid-health, containerPort: {{ $hc.port }} }
+  livenessProbe:
+    httpGet: { path: {{ $hc.livenessPath }}, port: svid-health }
+    periodSeconds: 10
+    timeoutSeconds: 2
+    failureThreshold: 3
+  readinessProbe:
+    httpGet: { path: {{ $hc.readinessPath }}, port: svid-health }
+    periodSeconds: 5
+    timeoutSeconds: 2
+    failureThreshold: 3
+  {{- end }}
   resources: {{- toYaml (dict "requests" (dict "cpu" "10m" "memory" "16Mi") "limits" (dict "cpu" "100m" "memory" "64Mi")) | nindent 4 }}
   volumeMounts:
   - { name: spiffe-workload-api, mountPath: {{ .root.Values.spire.workloadApi.mountPath }}, readOnly: true }
   - { name: svid, mountPath: /run/hexr/svid }
   - { name: spiffe-helper-config, mountPath: /etc/spiffe-helper, readOnly: true }
+{{- end -}}
+
+{{/* spiffe-helper's health_checks block for helper.conf (HCL; spiffe-helper >= 0.9, pinned 0.10.0:
+cmd/spiffe-helper/config, pkg/health). The listener runs in daemon mode only, so the init container
+(-daemon-mode=false) sharing this file opens nothing. */}}
+{{- define "hexr.spiffeHelper.healthChecks" -}}
+{{- $hc := .Values.spiffeHelper.healthChecks -}}
+{{- if $hc.enabled -}}
+health_checks {
+  listener_enabled = true
+  bind_port = {{ $hc.port }}
+  liveness_path = {{ $hc.livenessPath | quote }}
+  readiness_path = {{ $hc.readinessPath | quote }}
+}
+{{- end -}}
 {{- end -}}
 
 {{/* Tenants granted in opa.tenants, sorted. */}}
@@ -316,4 +349,35 @@ needs a rollout. (dict "root" $ "volumes" (list "opa-token" ...)) — each /secr
 {{- range .volumes }}
   - { name: {{ . }}, mountPath: /secrets-in/{{ . }}, readOnly: true }
 {{- end }}
+{{- end -}}
+
+{{/* ------------------------------------------------------------------------------------------
+Istio mode helpers.
+------------------------------------------------------------------------------------------- */}}
+{{/* The namespaces agent pods run in (sidecar.namespaces, else the release's), as JSON: objects that
+select workloads (EnvoyFilter, the bootstrap ConfigMap a pod mounts) act only in their own namespace. */}}
+{{- define "hexr.istio.agentNamespaces" -}}
+{{- toJson (.Values.sidecar.namespaces | default (list .Release.Namespace)) -}}
+{{- end -}}
+
+{{/* The sidecar Service's host, as VirtualServices and Istio's virtual hosts name it. */}}
+{{- define "hexr.istio.sidecarHost" -}}{{ include "hexr.fullname" . }}-sidecar.{{ .Release.Namespace }}.svc.{{ .Values.sidecar.istio.clusterDomain }}{{- end -}}
+
+{{/* The plain-Envoy sidecar's stats_config (stats_tags), taken from files/sidecar.yaml.tpl (generated
+from envoy/sidecar.yaml), as JSON {"stats_config": {...}}: one source for both modes. */}}
+{{- define "hexr.istio.statsConfig" -}}
+{{- $block := regexFind "(?m)^stats_config:(\n[ ]+.*)+" (.Files.Get "files/sidecar.yaml.tpl") -}}
+{{- $parsed := fromYaml $block -}}
+{{- if or (not $block) (not $parsed.stats_config) (not $parsed.stats_config.stats_tags) -}}
+{{- fail "files/sidecar.yaml.tpl has no stats_config.stats_tags block" -}}
+{{- end -}}
+{{- toJson (dict "stats_config" (dict "stats_tags" $parsed.stats_config.stats_tags)) -}}
+{{- end -}}
+
+{{/* The pod annotations an agent needs under Istio for the filters' stats (see deploy/README.md):
+the bootstrap override (stats_tags) and the proxy's stats inclusion (istio-proxy drops wasmcustom.*
+stats by default). As JSON {annotation: value}. */}}
+{{- define "hexr.istio.podAnnotations" -}}
+{{- $proxy := dict "proxyStatsMatcher" (dict "inclusionPrefixes" (list "wasmcustom.hexr_")) -}}
+{{- toJson (dict "sidecar.istio.io/bootstrapOverride" (printf "%s-istio-bootstrap" (include "hexr.fullname" .)) "proxy.istio.io/config" (toJson $proxy)) -}}
 {{- end -}}
