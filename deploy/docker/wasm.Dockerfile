@@ -7,7 +7,7 @@
 #   docker build -f deploy/docker/wasm.Dockerfile --build-arg FILTER=llm      -t REGISTRY/hexr/llm-filter:0.1.0 .
 # Base images are pinned by version tag here; pin them by digest (tag@sha256:...) at release.
 
-FROM node:24.19.0-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund

