@@ -11,6 +11,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FileJwtSvidSource, HexrClient, anthropicClient, azureOpenaiClient } from "../sdk/typescript/src/index.ts";
 import { mintJwtSvid } from "../support/dev-identity.ts";
 import { expectedUsage, startLlmProvider, type Fault, type LlmProvider, type RecordedCall } from "../support/llm-provider.ts";
 import { projectRoot, tools } from "../support/tools.ts";
@@ -319,6 +320,40 @@ describe("the providers' own clients, unchanged, pointed at the sidecar", () => 
     expect(results.anthropic_stream.usage.output_tokens).toBeGreaterThan(0);
     expect(stdout).not.toContain(OPENAI_KEY);
     expect(stdout).not.toContain(ANTHROPIC_KEY);
+  });
+});
+
+describe("the Hexr SDK's provider clients (TypeScript), against the stack", () => {
+  it("anthropicClient streams a message and azureOpenaiClient chats: the real key or Entra token upstream, every call metered", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "hexr-llm-clients-"));
+    const clientOf = (id: string) => {
+      const file = path.join(dir, `${id.split("/").slice(-2).join("-")}.jwt`);
+      writeFileSync(file, tokens.get(id)!, { mode: 0o600 });
+      return new HexrClient({ sidecarUrl: stack.envoy.agentUrl, identity: new FileJwtSvidSource(file) });
+    };
+    const researcher = clientOf(RESEARCHER);
+    const azureCaller = clientOf(AZURE_CALLER);
+    try {
+      const anthropic = await anthropicClient({ client: researcher, maxRetries: 0 });
+      let message: Awaited<ReturnType<ReturnType<typeof anthropic.messages.stream>["finalMessage"]>> | undefined;
+      const streamed = await recorded(RESEARCHER, "anthropic", "claude-sonnet-4-5", async () => {
+        message = await anthropic.messages.stream({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: "ts sdk stream" }] }).finalMessage();
+      });
+      expect(message!.usage.output_tokens).toBeGreaterThan(0);
+      expect(streamed.output_tokens).toBe(message!.usage.output_tokens);
+      expect(lastCall().headers["x-api-key"]).toBe(ANTHROPIC_KEY);
+
+      const azure = await azureOpenaiClient({ client: azureCaller, maxRetries: 0 });
+      const answer = await azure.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "ts sdk azure" }] });
+      expect(answer.usage?.prompt_tokens).toBeGreaterThan(0);
+      const upstream = lastCall().headers;
+      expect(upstream["api-key"], "the placeholder never reaches Azure").toBeUndefined();
+      expect(jwtClaims(String(upstream.authorization).replace(/^Bearer /, ""))?.aud).toBe("https://cognitiveservices.azure.com");
+    } finally {
+      researcher.close();
+      azureCaller.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

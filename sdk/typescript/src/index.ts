@@ -16,7 +16,7 @@ export { WorkloadApiJwtSvidSource, type WorkloadApiOptions } from "./workload-ap
 export { isServiceName, isCatalogService, isRegion, isSecretName, parseAgentSpiffeId, type CatalogService, type Provider, type AgentSpiffeId } from "./grammar.ts";
 export { SPAN_NAME, INSTRUMENTATION_NAME, VAULT_SPAN_PREFIX } from "./telemetry.ts";
 export {
-  hexrLlm, openaiClient, llmUsage, costTree, svidFetch, llmErrorFromAnswer, BudgetExceededError, ProviderError, LLM_PROVIDERS, PLACEHOLDER_KEY,
+  hexrLlm, openaiClient, azureOpenaiClient, anthropicClient, llmUsage, costTree, svidFetch, llmErrorFromAnswer, BudgetExceededError, ProviderError, LLM_PROVIDERS, PLACEHOLDER_KEY,
   ANTHROPIC_VERSION, DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_AZURE_API_VERSION, DEFAULT_LLM_TIMEOUT_MS,
-  type HexrLlmOptions, type LlmProvider, type OpenAIClientOptions, type UsageRow,
+  type HexrLlmOptions, type LlmProvider, type OpenAIClientOptions, type AzureOpenAIClientOptions, type AnthropicClientOptions, type UsageRow,
 } from "./llm.ts";

@@ -2,6 +2,7 @@
 //
 //   const answer = await hexrLlm({ provider: "openai", model: "gpt-4o", prompt: "Generate a status report" });
 //   const openai = await openaiClient();          // the `openai` package's OpenAI, pointed at the sidecar
+//   (and azureOpenaiClient(), anthropicClient(): the packages' AzureOpenAI and Anthropic)
 //   for await (const chunk of await openai.chat.completions.create({ model: "gpt-4o", messages, stream: true })) ...
 //
 // The wire (contract.json "llm", through src/contract.ts): POST {sidecar}/v1/llm/{provider}{endpoint}
@@ -21,7 +22,9 @@
 // (anthropic-version) and minutes, not the exchange's 10 s; the identity and the sidecar are the
 // HexrClient's, as for the vault.
 import { SpanKind, SpanStatusCode, trace, type Attributes, type Span } from "@opentelemetry/api";
-import type { ClientOptions, OpenAI } from "openai";
+import type { Anthropic, ClientOptions as AnthropicOptions } from "@anthropic-ai/sdk";
+import type { AzureOpenAI, ClientOptions, OpenAI } from "openai";
+import type { AzureClientOptions } from "openai/azure";
 import { currentAgent } from "./agent.ts";
 import { hexrClient, type HexrClient } from "./client.ts";
 import { ERRORS, LLM } from "./contract.ts";
@@ -347,10 +350,17 @@ export function svidFetch(client: () => HexrClient, inner: Fetch = globalThis.fe
   };
 }
 
-export type OpenAIClientOptions = Omit<ClientOptions, "apiKey" | "baseURL" | "adminAPIKey" | "workloadIdentity"> & {
+/** Options every provider client factory takes: the HexrClient whose identity and sidecar it uses. */
+interface SidecarClientOptions {
   /** Default: the process's HexrClient (hexrClient(), read at each request; its sidecar URL at construction). */
   client?: HexrClient;
-};
+}
+
+export type OpenAIClientOptions = Omit<ClientOptions, "apiKey" | "baseURL" | "adminAPIKey" | "workloadIdentity"> & SidecarClientOptions;
+
+export type AzureOpenAIClientOptions = Omit<AzureClientOptions, "apiKey" | "baseURL" | "endpoint" | "azureADTokenProvider" | "adminAPIKey" | "workloadIdentity"> & SidecarClientOptions;
+
+export type AnthropicClientOptions = Omit<AnthropicOptions, "apiKey" | "authToken" | "baseURL" | "credentials" | "config" | "profile"> & SidecarClientOptions;
 
 /**
  * The `openai` package's OpenAI, sending every request to the sidecar's /v1/llm/openai/v1 with a
@@ -361,21 +371,9 @@ export type OpenAIClientOptions = Omit<ClientOptions, "apiKey" | "baseURL" | "ad
  */
 export async function openaiClient(options: OpenAIClientOptions = {}): Promise<OpenAI> {
   const { client, fetch: inner, ...rest } = options;
-  for (const refused of ["apiKey", "baseURL", "adminAPIKey", "workloadIdentity"]) {
-    if (refused in rest) throw invalid(`${refused} is the sidecar's to set: the client goes to the sidecar, which adds the provider's key`);
-  }
-  let openai: typeof import("openai");
-  try {
-    openai = await import("openai");
-  } catch (error) {
-    const code = (error as { code?: string }).code;
-    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") {
-      throw new HexrError("openaiClient needs the optional peer dependency openai: npm install openai", { type: "MissingDependency" });
-    }
-    throw error;
-  }
-  const current = () => client ?? hexrClient();
-  await current().jwtSvid(); // no identity rejects here, not as a retried connection error later
+  refuseSidecarOptions(rest, ["apiKey", "baseURL", "adminAPIKey", "workloadIdentity"]);
+  const openai = await importPeer(() => import("openai"), "openaiClient", "openai");
+  const current = await currentClient(client);
   return new openai.OpenAI({
     ...rest,
     // PLACEHOLDER_KEY: openai insists on a key; svidFetch replaces the header, the sidecar adds the real one.
@@ -383,6 +381,76 @@ export async function openaiClient(options: OpenAIClientOptions = {}): Promise<O
     baseURL: llmUrl(current(), `${LLM.path}/openai/v1`),
     fetch: svidFetch(current, inner),
   });
+}
+
+/**
+ * The `openai` package's AzureOpenAI, sending every request to the sidecar's /v1/llm/azure_openai
+ * (the sidecar knows the Azure resource and sets its Entra token): `model` (or `deployment`) is the
+ * deployment. apiVersion defaults to DEFAULT_AZURE_API_VERSION. The same dependency, identity and
+ * errors as openaiClient. (hexrTool("azure_openai") is the other way: straight to Azure with an
+ * Entra token of the agent's.)
+ */
+export async function azureOpenaiClient(options: AzureOpenAIClientOptions = {}): Promise<AzureOpenAI> {
+  const { client, fetch: inner, apiVersion = DEFAULT_AZURE_API_VERSION, ...rest } = options;
+  refuseSidecarOptions(rest, ["apiKey", "baseURL", "endpoint", "azureADTokenProvider", "adminAPIKey", "workloadIdentity"]);
+  const openai = await importPeer(() => import("openai"), "azureOpenaiClient", "openai");
+  const current = await currentClient(client);
+  return new openai.AzureOpenAI({
+    ...rest,
+    apiVersion,
+    // PLACEHOLDER_KEY travels as api-key, which the sidecar strips.
+    apiKey: PLACEHOLDER_KEY,
+    endpoint: llmUrl(current(), `${LLM.path}/azure_openai`),
+    fetch: svidFetch(current, inner),
+  });
+}
+
+/**
+ * The `@anthropic-ai/sdk` package's Anthropic, sending every request to the sidecar's
+ * /v1/llm/anthropic with a fresh JWT-SVID: messages, streamed or not. `@anthropic-ai/sdk` is an
+ * optional peer dependency (HexrError MissingDependency if absent). Errors of calls are the
+ * package's own (PermissionDeniedError for the sidecar's 403, RateLimitError for its 429).
+ */
+export async function anthropicClient(options: AnthropicClientOptions = {}): Promise<Anthropic> {
+  const { client, fetch: inner, ...rest } = options;
+  refuseSidecarOptions(rest, ["apiKey", "authToken", "baseURL", "credentials", "config", "profile"]);
+  const anthropic = await importPeer(() => import("@anthropic-ai/sdk"), "anthropicClient", "@anthropic-ai/sdk");
+  const current = await currentClient(client);
+  return new anthropic.Anthropic({
+    ...rest,
+    // PLACEHOLDER_KEY: the package insists on a key. It travels as x-api-key or authorization (by
+    // release); svidFetch overwrites authorization, the sidecar strips x-api-key.
+    apiKey: PLACEHOLDER_KEY,
+    baseURL: llmUrl(current(), `${LLM.path}/anthropic`),
+    fetch: svidFetch(current, inner),
+  });
+}
+
+/** The key and the endpoint are the sidecar's: a caller's own would bypass it or leak a key to it. */
+function refuseSidecarOptions(options: object, refused: readonly string[]): void {
+  for (const name of refused) {
+    if (name in options) throw invalid(`${name} is the sidecar's to set: the client goes to the sidecar, which adds the provider's key`);
+  }
+}
+
+/** An optional peer dependency, or HexrError MissingDependency naming the package to install. */
+async function importPeer<T>(load: () => Promise<T>, caller: string, pkg: string): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") {
+      throw new HexrError(`${caller} needs the optional peer dependency ${pkg}: npm install ${pkg}`, { type: "MissingDependency" });
+    }
+    throw error;
+  }
+}
+
+/** The HexrClient a provider client uses, read at each request; no identity rejects here, not as a retried connection error later. */
+async function currentClient(client: HexrClient | undefined): Promise<() => HexrClient> {
+  const current = () => client ?? hexrClient();
+  await current().jwtSvid();
+  return current;
 }
 
 // ---- usage ----------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import { trace } from "@opentelemetry/api";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import {
   AccessDeniedError, AuthenticationError, BudgetExceededError, CredentialError, HexrClient, HexrError, LLM_PROVIDERS, NoJwtSvidSource,
-  PLACEHOLDER_KEY, ProviderError, costTree, hexrAgent, hexrLlm, llmUsage, openaiClient, type UsageRow,
+  DEFAULT_AZURE_API_VERSION, PLACEHOLDER_KEY, ProviderError, anthropicClient, azureOpenaiClient, costTree, hexrAgent,
+  hexrLlm, llmUsage, openaiClient, type UsageRow,
 } from "../src/index.ts";
 import { fixedIdentity, unsignedJwt } from "./helpers.ts";
 
@@ -318,6 +319,67 @@ describe("openaiClient", () => {
     const openai = await openaiClient({ client, maxRetries: 0 });
     const { PermissionDeniedError } = await import("openai");
     await expect(openai.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: PROMPT }] })).rejects.toBeInstanceOf(PermissionDeniedError);
+  });
+});
+
+describe("azureOpenaiClient", () => {
+  it("chat completions to a deployment, plain and streamed, with the GA api-version and only the placeholder key", async () => {
+    const first = as(WRITER);
+    const azure = await azureOpenaiClient({ client, maxRetries: 0 });
+    const completion = await azure.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: PROMPT }] });
+    expect(completion.choices[0].message.content).toBe(REPLY);
+    const second = as(WRITER); // rotated
+    const chunks = [];
+    for await (const chunk of await azure.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: PROMPT }], stream: true })) chunks.push(chunk);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(REPLY);
+    const [plain, streamed] = llmRequests();
+    expect(plain).toMatchObject({ path: `/v1/llm/azure_openai/openai/deployments/gpt-4o/chat/completions?api-version=${DEFAULT_AZURE_API_VERSION}`, sub: WRITER, n: first });
+    expect(plain.keyHeaders).toEqual({ "api-key": PLACEHOLDER_KEY });
+    expect(streamed).toMatchObject({ n: second });
+  });
+
+  it("takes another apiVersion and a fixed deployment; refuses a key, an endpoint or a token provider", async () => {
+    const azure = await azureOpenaiClient({ client, maxRetries: 0, apiVersion: "2025-01-01-preview", deployment: "reports" });
+    await azure.chat.completions.create({ model: "ignored-for-the-deployment", messages: [{ role: "user", content: PROMPT }] });
+    expect(llmRequests()[0].path).toBe("/v1/llm/azure_openai/openai/deployments/reports/chat/completions?api-version=2025-01-01-preview");
+    for (const refused of [{ apiKey: "k" }, { endpoint: "https://x.openai.azure.com" }, { baseURL: "https://x" }, { azureADTokenProvider: async () => "t" }]) {
+      await expect(azureOpenaiClient({ client, ...refused } as never)).rejects.toThrow(/sidecar/);
+    }
+  });
+});
+
+describe("anthropicClient", () => {
+  it("messages through the sidecar with the current JWT-SVID and only the placeholder key", async () => {
+    const first = as(EDITOR);
+    const anthropic = await anthropicClient({ client, maxRetries: 0 });
+    const message = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: PROMPT }] });
+    expect(message.content[0]).toMatchObject({ type: "text", text: REPLY });
+    expect(message.usage.input_tokens).toBe(10);
+    const second = as(EDITOR);
+    await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: PROMPT }] });
+    const [one, two] = llmRequests();
+    // The package sends its own anthropic-version (newer than hexrLlm's ANTHROPIC_VERSION).
+    expect(one).toMatchObject({ path: "/v1/llm/anthropic/v1/messages", sub: EDITOR, n: first, anthropicVersion: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) });
+    // The placeholder (as x-api-key or authorization, by the package's release), never a real key.
+    for (const value of Object.values(one.keyHeaders)) expect(value).toBe(PLACEHOLDER_KEY);
+    expect(two.n).toBe(second);
+  });
+
+  it("refuses a key, a token, another endpoint or credentials; maps the sidecar's 429 to the package's RateLimitError", async () => {
+    for (const refused of [{ apiKey: "sk-ant" }, { authToken: "t" }, { baseURL: "https://api.anthropic.com" }, { credentials: {} }, { profile: "p" }]) {
+      await expect(anthropicClient({ client, ...refused } as never)).rejects.toThrow(/sidecar/);
+    }
+    fake.budgetExhausted = true;
+    const anthropic = await anthropicClient({ client, maxRetries: 0 });
+    const { RateLimitError } = await import("@anthropic-ai/sdk");
+    await expect(anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: PROMPT }] })).rejects.toBeInstanceOf(RateLimitError);
+  });
+
+  it("no identity: AuthenticationError before any request", async () => {
+    const nobody = new HexrClient({ sidecarUrl: fake.url, identity: new NoJwtSvidSource() });
+    await expect(anthropicClient({ client: nobody })).rejects.toBeInstanceOf(AuthenticationError);
+    await expect(azureOpenaiClient({ client: nobody })).rejects.toBeInstanceOf(AuthenticationError);
+    expect(fake.requests).toEqual([]);
   });
 });
 
