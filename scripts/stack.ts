@@ -12,7 +12,9 @@ import { spireTools } from "../stack/spire.ts";
 import { projectRoot } from "../support/tools.ts";
 import { issueX509Svid } from "../support/dev-identity.ts";
 import { startLlmProvider, type LlmProvider } from "../support/llm-provider.ts";
-import { DEFAULT_PORTS, DEMO_AGENT_ID, LLM_ADMIN_ID, LLM_EMULATOR_PORT, METADATA_AGENT_ID, startStack, type Stack, type StackPorts } from "../stack/index.ts";
+import {
+  DEFAULT_PORTS, DEMO_AGENT_ID, LLM_ADMIN_ID, LLM_EMULATOR_KEYS, LLM_EMULATOR_PORT, METADATA_AGENT_ID, llmEmulatorProviders, startStack, type Stack, type StackPorts,
+} from "../stack/index.ts";
 import { stockSdkEnvironment } from "../stack/sdk-env.ts";
 
 const runDir = path.join(projectRoot, ".run", "stack");
@@ -25,8 +27,6 @@ const DEMO_AGENTS = [
   { name: "smart-agent", source: "examples/python/vault/smart_agent.py", uidBase: 61200, tenant: "acme-corp" },
   { name: "cost-auditor", source: "examples/python/llm/cost_report.py", uidBase: 61300, tenant: "hexr-system" },
 ];
-/** The keys the emulator accepts: the ones the samples store in the vault, as the guides write them. */
-const EMULATED_KEYS = { openai: ["sk-proj-..."], anthropic: ["sk-ant-..."] };
 
 async function portsInUse(ports: StackPorts & { llmEmulator: number }): Promise<string[]> {
   const checks = await Promise.all(Object.entries(ports).map(async ([name, port]) => ((await canConnect(port)) ? `${name} (${port})` : "")));
@@ -84,7 +84,7 @@ Ctrl-C stops everything.
 function llmSection(stack: Stack): string {
   return `The LLM route: ${stack.envoy.agentUrl}/v1/llm/{openai,anthropic,azure_openai}/... with the caller's SVID and no key, to the
 loopback provider emulator on 127.0.0.1:${LLM_EMULATOR_PORT} (no real provider is reachable from here; it accepts the keys the
-samples store: ${Object.values(EMULATED_KEYS).flat().join(", ")}). Usage: ${stack.envoy.agentUrl}/v1/llm/usage, Prometheus hexr_llm_* on the stats listener.`;
+samples store: ${Object.values(LLM_EMULATOR_KEYS).flat().join(", ")}). Usage: ${stack.envoy.agentUrl}/v1/llm/usage, Prometheus hexr_llm_* on the stats listener.`;
 }
 
 function banner(stack: Stack, svid: { cert: string; key: string }): string {
@@ -145,8 +145,8 @@ async function main(): Promise<void> {
   const devIdentity = process.argv.includes("--dev-identity");
   const started = Date.now();
   let stack: Stack;
-  const provider: LlmProvider = await startLlmProvider({ keys: EMULATED_KEYS, port: LLM_EMULATOR_PORT });
-  const llm = { providers: { openai: provider.url, anthropic: provider.url, azure_openai: provider.url } };
+  const provider: LlmProvider = await startLlmProvider({ keys: LLM_EMULATOR_KEYS, port: LLM_EMULATOR_PORT });
+  const llm = { providers: llmEmulatorProviders(provider.url) };
   if (devIdentity) {
     console.log("starting Valkey, the bridge, OPA, moto, the injector and Envoy (dev identity) ...");
     stack = await startStack({ ports: DEFAULT_PORTS, runDir, logFiles: true, llm });

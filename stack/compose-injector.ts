@@ -1,6 +1,7 @@
 // The injector's and OPA's side of docker-compose.yml's setup step (stack/compose-setup.ts): the
 // OPA token in .dev/opa/ (the token 0600 for the injector, its hash 0644 for the opa container's
-// own user) and the injector's configuration for the compose network, with every file path
+// own user) and the injector's configuration for the compose network (its `llm` section reads
+// llm_* keys from the vault service), with every file path
 // relative to the configuration's own directory so the same file works in the container (/app)
 // and on the host.
 import path from "node:path";
@@ -10,6 +11,7 @@ import { ensureOpaToken } from "../support/opa.ts";
 import { projectRoot } from "../support/tools.ts";
 import { OPA_FILES, RENDERED_DIR, SERVICES } from "./compose.ts";
 import { DEFAULT_PORTS } from "./defaults.ts";
+import { injectorLlmSection } from "./services.ts";
 
 /** The configuration setup writes to .run/compose/injector.json (it also makes sure the OPA token exists). */
 export async function composeInjectorConfig(identityDir: string): Promise<InjectorConfig> {
@@ -22,6 +24,8 @@ export async function composeInjectorConfig(identityDir: string): Promise<Inject
     identityDir,
     opaTokenFile: opaAuth.tokenFile,
     bridgeUrl: `https://${SERVICES.bridge}:${DEFAULT_PORTS.bridge}`,
+    // llm_* API keys from the vault, as the agent (injector/providers/llm.ts), as npm start's injector reads them.
+    llm: injectorLlmSection({ url: `https://${SERVICES.vault}:${DEFAULT_PORTS.vault}` }),
   });
   injector.listen.host = "0.0.0.0";
   const relative = (file: string) => path.relative(out, file);
@@ -34,6 +38,14 @@ export async function composeInjectorConfig(identityDir: string): Promise<Inject
   if (injector.jwt.jwks_file) injector.jwt.jwks_file = relative(injector.jwt.jwks_file);
   if (injector.oidc) injector.oidc.signing_keys_dir = relative(injector.oidc.signing_keys_dir);
   if (injector.opa.token_file) injector.opa.token_file = relative(injector.opa.token_file);
+  if (injector.llm) {
+    injector.llm = {
+      ...injector.llm,
+      cert_file: relative(injector.llm.cert_file),
+      key_file: relative(injector.llm.key_file),
+      ca_file: relative(injector.llm.ca_file),
+    };
+  }
   if (injector.revocation) {
     injector.revocation = {
       ...injector.revocation,

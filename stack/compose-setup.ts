@@ -1,7 +1,7 @@
 // The `setup` service of docker-compose.yml (run once before the others, in the project's
-// directory): dev identity material, the L2 key, the bridge's X.509-SVID and Valkey's users into
-// .dev/, then Envoy's, the injector's and the bridge's configuration for the compose network into
-// .run/compose/.
+// directory): dev identity material, the L2 key, the bridge's and the vault's X.509-SVIDs and
+// Valkey's users into .dev/, then Envoy's (the vault door and the LLM route on), the injector's,
+// the bridge's and the vault's configuration for the compose network into .run/compose/.
 //   node --import tsx stack/compose-setup.ts
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -10,9 +10,9 @@ import { defaultDevIdentityDir, ensureDevIdentity, issueServiceSvid } from "../s
 import { projectRoot } from "../support/tools.ts";
 import { valkeyUsers } from "../support/valkey.ts";
 import { devBridgeAccess } from "./bridge-access.ts";
-import { BRIDGE_FILES, RENDERED_DIR, renderComposeEnvoyConfig } from "./compose.ts";
+import { BRIDGE_FILES, RENDERED_DIR, VAULT_FILES, composeFilterConfiguration, renderComposeEnvoyConfig } from "./compose.ts";
 import { composeInjectorConfig } from "./compose-injector.ts";
-import { loadFilterConfiguration } from "./render.ts";
+import { composeVaultConfig } from "./compose-vault.ts";
 
 const identity = await ensureDevIdentity(defaultDevIdentityDir);
 ensureDevKeyFile(path.join(projectRoot, BRIDGE_FILES.keyFile));
@@ -29,10 +29,13 @@ const injector = await composeInjectorConfig(identity.dir);
 const relative = (file: string) => path.relative(out, file);
 writeFileSync(path.join(out, "injector.json"), JSON.stringify(injector, null, 2) + "\n");
 
-const access = devBridgeAccess({ jwksFile: relative(identity.jwks), filterConfiguration: loadFilterConfiguration() });
+const access = devBridgeAccess({ jwksFile: relative(identity.jwks), filterConfiguration: composeFilterConfiguration() });
 writeFileSync(path.join(projectRoot, BRIDGE_FILES.accessFile), JSON.stringify(access, null, 2) + "\n");
 
+// The vault's configuration (and its X.509-SVID): stack/compose-vault.ts.
+writeFileSync(path.join(projectRoot, VAULT_FILES.configFile), JSON.stringify(await composeVaultConfig(identity), null, 2) + "\n");
+
 console.log(
-  `wrote ${RENDERED_DIR}/envoy.yaml, ${RENDERED_DIR}/injector.json and ${BRIDGE_FILES.accessFile}; ` +
+  `wrote ${RENDERED_DIR}/envoy.yaml, ${RENDERED_DIR}/injector.json, ${BRIDGE_FILES.accessFile} and ${VAULT_FILES.configFile}; ` +
     `identity material and Valkey users in ${path.relative(projectRoot, identity.dir)}/`,
 );

@@ -2,11 +2,13 @@
 // the native stack, rendered with the services' compose names and the paths the containers mount.
 // docker-compose.yml runs stack/compose-setup.ts once to write them; e2e/compose.test.ts checks
 // that the two stay consistent.
-import { BRIDGE_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, INJECTOR_SPIFFE_ID } from "../support/dev-identity.ts";
-import { DEFAULT_PORTS } from "./defaults.ts";
-import { loadFilterConfiguration, renderSidecarConfig, type SidecarValues } from "./render.ts";
+import path from "node:path";
+import { BRIDGE_SPIFFE_ID, DEV_AUDIENCE, DEV_ISSUER, DEV_TRUST_DOMAIN, INJECTOR_SPIFFE_ID, VAULT_SPIFFE_ID } from "../support/dev-identity.ts";
+import { DEFAULT_PORTS, LLM_EMULATOR_PORT, llmEmulatorProviders } from "./defaults.ts";
+import { stackFilterConfiguration } from "./index.ts";
+import { loadLlmSection, renderSidecarConfig, type FilterConfiguration, type SidecarValues } from "./render.ts";
 
-/** Where the project is mounted in the Node containers (setup, bridge, injector). */
+/** Where the project is mounted in the Node containers (setup, bridge, injector, vault, llm-provider). */
 export const APP_DIR = "/app";
 /** Written by the setup service, relative to the project root. */
 export const RENDERED_DIR = ".run/compose";
@@ -64,12 +66,41 @@ export const OPA_IN_CONTAINER = {
 } as const;
 
 /** Compose service names, which are also their host names on the compose network. */
-export const SERVICES = { injector: "injector", bridge: "bridge", opa: "opa", moto: "moto", valkey: "valkey" } as const;
+export const SERVICES = {
+  injector: "injector", bridge: "bridge", opa: "opa", moto: "moto", valkey: "valkey", vault: "vault", llmProvider: "llm-provider",
+} as const;
+
+/**
+ * Hexr Vault's files: its configuration (written by setup, relative paths in it relative to its own
+ * directory) and its X.509-SVID (svids/vault.pem: the dev CA's, URI SAN VAULT_SPIFFE_ID, DNS
+ * `vault`), relative to the project root; its SQLite store and KEK file in a named volume that
+ * only the vault container mounts (not the working tree, which every project container mounts).
+ */
+export const VAULT_FILES = {
+  configFile: `${RENDERED_DIR}/vault.json`,
+  tlsCert: ".dev/svids/vault.pem",
+  tlsKey: ".dev/svids/vault-key.pem",
+  dataVolume: "vault-data",
+  dataDirInContainer: "/var/lib/hexr-vault",
+} as const;
+
+/** The LLM provider emulator (support/llm-provider.ts) on the compose network: stack/compose-llm-provider.ts. */
+export const LLM_PROVIDER_URL = `http://${SERVICES.llmProvider}:${LLM_EMULATOR_PORT}`;
+
+/**
+ * The filter configuration the compose sidecar runs: the native stack's (stackFilterConfiguration),
+ * with the vault door on and the LLM route's section (envoy/llm-filter.json), as `npm start` runs it.
+ */
+export function composeFilterConfiguration(): FilterConfiguration {
+  return stackFilterConfiguration({ vault: true, llmSection: loadLlmSection() });
+}
 
 export interface ComposeFiles {
   /** Directory holding the dev identity files (ca.pem, jwks.json, ...). */
   identityDir: string;
   wasmPath: string;
+  /** The LLM filter's module; default llm_filter.wasm beside `wasmPath` (both are in build/). */
+  llmWasmPath?: string;
   /** In the container, Envoy's stdout: `docker compose logs envoy` shows the access log. */
   accessLogPath: string;
 }
@@ -78,6 +109,7 @@ export interface ComposeFiles {
 export const CONTAINER_FILES: ComposeFiles = {
   identityDir: ENVOY_MOUNTS.identity.container,
   wasmPath: `${ENVOY_MOUNTS.wasm.container}/exchange_filter.wasm`,
+  llmWasmPath: `${ENVOY_MOUNTS.wasm.container}/llm_filter.wasm`,
   accessLogPath: "/dev/stdout",
 };
 
@@ -101,7 +133,7 @@ export function composeSidecarValues(files: ComposeFiles = CONTAINER_FILES): Sid
     bridgePort: DEFAULT_PORTS.bridge,
     bridgeSpiffeId: BRIDGE_SPIFFE_ID,
     wasmPath: files.wasmPath,
-    filterConfiguration: loadFilterConfiguration(),
+    filterConfiguration: composeFilterConfiguration(),
     jwtIssuer: DEV_ISSUER,
     jwtAudience: DEV_AUDIENCE,
     identity: {
@@ -113,6 +145,12 @@ export function composeSidecarValues(files: ComposeFiles = CONTAINER_FILES): Sid
       listenerKey: identity("listener-key.pem"),
       sidecarCert: identity("sidecar.pem"),
       sidecarKey: identity("sidecar-key.pem"),
+    },
+    // The vault door: the vault's certificate checked by its SPIFFE ID (it also names `vault`).
+    vault: { host: SERVICES.vault, port: DEFAULT_PORTS.vault, sni: SERVICES.vault, spiffeId: VAULT_SPIFFE_ID },
+    llm: {
+      wasmPath: files.llmWasmPath ?? path.posix.join(path.posix.dirname(files.wasmPath), "llm_filter.wasm"),
+      providers: llmEmulatorProviders(LLM_PROVIDER_URL),
     },
   };
 }

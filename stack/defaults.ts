@@ -70,5 +70,13 @@ export const VAULT_ADMIN_ID = "spiffe://hexr.local/agent/hexr-system/vault-audit
 /** `npm start`'s loopback LLM provider emulator (support/llm-provider.ts): no real provider is reachable from here. */
 export const LLM_EMULATOR_PORT = 15470;
 
+/** The keys the emulator accepts in the local stack: the ones the samples store in the vault, as the guides write them. */
+export const LLM_EMULATOR_KEYS: Readonly<{ openai: string[]; anthropic: string[] }> = { openai: ["sk-proj-..."], anthropic: ["sk-ant-..."] };
+
+/** The LLM route's upstreams in the local stack: every provider it serves goes to the emulator at `baseUrl`. */
+export function llmEmulatorProviders(baseUrl: string): { openai: string; anthropic: string; azure_openai: string } {
+  return { openai: baseUrl, anthropic: baseUrl, azure_openai: baseUrl };
+}
+
 /** The identity that may read every identity's LLM usage from the sidecars (filter `llm.admin_spiffe_ids`). */
 export const LLM_ADMIN_ID = "spiffe://hexr.local/agent/hexr-system/cost-auditor/main";

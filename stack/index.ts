@@ -42,7 +42,9 @@ import {
 export type { EnvoySidecar } from "./envoy.ts";
 export type { Part } from "./part.ts";
 export type { SpireStackIdentity, SpireStackOptions } from "./spire-identity.ts";
-export { DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, LLM_ADMIN_ID, LLM_EMULATOR_PORT, METADATA_AGENT_ID, VAULT_ADMIN_ID, type StackPorts } from "./defaults.ts";
+export {
+  DEFAULT_PORTS, FREE_PORTS, DEMO_AGENT_ID, LLM_ADMIN_ID, LLM_EMULATOR_KEYS, LLM_EMULATOR_PORT, METADATA_AGENT_ID, VAULT_ADMIN_ID, llmEmulatorProviders, type StackPorts,
+} from "./defaults.ts";
 
 export const defaultWasmPath = path.join(projectRoot, "build", "exchange_filter.wasm");
 export const defaultLlmWasmPath = path.join(projectRoot, "build", "llm_filter.wasm");
@@ -179,8 +181,10 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
 
   async function assemble(spire: SpireStackIdentity | null): Promise<Stack> {
     const runsVault = options.vault ?? true;
-    const llmSection = options.llm ? { admin_spiffe_ids: [LLM_ADMIN_ID], ...(options.llm.section ?? loadLlmSection()) } : undefined;
-    const configured = withOverrides({ ...loadFilterConfiguration(), ...(runsVault ? { vault: true } : {}), ...(llmSection ? { llm: llmSection } : {}) }, options.filterOverrides);
+    const configured = withOverrides(
+      stackFilterConfiguration({ vault: runsVault, llmSection: options.llm ? (options.llm.section ?? loadLlmSection()) : undefined }),
+      options.filterOverrides,
+    );
     const llm: LlmUpstreams | undefined = options.llm ? { wasmPath: defaultLlmWasmPath, providers: options.llm.providers } : undefined;
     const filterConfiguration = spire ? withRegisteredGrants(configured, spire.grantsFile) : configured;
 
@@ -236,7 +240,7 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
         port: ports.vault,
         tls: spire ? spire.vault : { ...(await issueServiceSvid("vault", identity.dir)), bundle: identity.ca },
         jwks: spire ? { url: spire.spire.jwksUrl, refreshSeconds: spire.jwksRefreshSeconds } : { file: identity.jwks },
-        callerRules: [{ ...sidecarRule(), tenants: [...sidecarRule().tenants, "hexr-system"] }, ...(options.bridgeCallers ?? [])],
+        callerRules: stackVaultCallerRules(options.bridgeCallers),
         admins: [VAULT_ADMIN_ID],
         dataDir: vaultDir(runDir),
         configFile: path.join(runDir, "vault.json"),
@@ -328,6 +332,28 @@ async function startStackOnce(options: StackOptions): Promise<Stack> {
       },
     };
   }
+}
+
+/**
+ * The filter configuration of a stack's sidecars (before a caller's overrides): envoy/exchange-filter.json,
+ * with the vault door when the stack runs the vault, and the LLM route's section (its admin the
+ * stack's cost auditor, LLM_ADMIN_ID) when it runs the LLM route. docker-compose's setup renders the same.
+ */
+export function stackFilterConfiguration(input: { vault: boolean; llmSection?: FilterConfiguration }): FilterConfiguration {
+  return {
+    ...loadFilterConfiguration(),
+    ...(input.vault ? { vault: true } : {}),
+    ...(input.llmSection ? { llm: { admin_spiffe_ids: [LLM_ADMIN_ID], ...input.llmSection } } : {}),
+  };
+}
+
+/**
+ * Who may call a stack's vault besides the injector (vaultPart adds its rule): the dev sidecar for
+ * its tenant and for hexr-system (the vault's and the LLM route's admins), and any extra callers.
+ */
+export function stackVaultCallerRules(extra: CallerRule[] = []): CallerRule[] {
+  const sidecar = sidecarRule();
+  return [{ ...sidecar, tenants: [...sidecar.tenants, "hexr-system"] }, ...extra];
 }
 
 /** Starts the parts side by side; fails only once each has started or failed, so none is left starting. */

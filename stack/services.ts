@@ -108,10 +108,14 @@ export interface VaultPartOptions {
  */
 export const VAULT_INJECTOR_CALLER_RULE = { spiffe_id: INJECTOR_SPIFFE_ID, tenants: ["*"] } as const;
 
-/** Hexr Vault on loopback (vault/): HTTPS, callers restricted by their certificates; SQLite and a key file. */
-export function vaultPart(options: VaultPartOptions): Part {
-  const config = {
-    listen: { host: "127.0.0.1", port: options.port },
+/**
+ * The stack's vault configuration (vault/README.md): the given callers plus the injector
+ * (VAULT_INJECTOR_CALLER_RULE), the dev trust domain and JWT-SVID settings, SQLite and a generated
+ * KEK file in `dataDir`. On `host`, default 127.0.0.1 (docker-compose's setup: 0.0.0.0).
+ */
+export function stackVaultConfig(options: Omit<VaultPartOptions, "configFile" | "logDir"> & { host?: string }) {
+  return {
+    listen: { host: options.host ?? "127.0.0.1", port: options.port },
     tls: { cert_file: options.tls.cert, key_file: options.tls.key, client_ca_file: options.tls.bundle },
     trust_domains: [DEV_TRUST_DOMAIN],
     caller_rules: [...options.callerRules, { ...VAULT_INJECTOR_CALLER_RULE, tenants: [...VAULT_INJECTOR_CALLER_RULE.tenants] }],
@@ -125,7 +129,11 @@ export function vaultPart(options: VaultPartOptions): Part {
     kek: { active: "kek-1", keys: [{ id: "kek-1", file: path.join(options.dataDir, "kek-1.key") }], generate_missing: true },
     ...(options.metricsPort !== undefined ? { metrics: { host: "127.0.0.1", port: options.metricsPort } } : {}),
   };
-  writeFileSync(options.configFile, JSON.stringify(config, null, 2) + "\n");
+}
+
+/** Hexr Vault on loopback (vault/): HTTPS, callers restricted by their certificates; SQLite and a key file. */
+export function vaultPart(options: VaultPartOptions): Part {
+  writeFileSync(options.configFile, JSON.stringify(stackVaultConfig(options), null, 2) + "\n");
   const { command, args } = typeScriptCommand("vault/main.ts", ["--config", options.configFile]);
   return createPart({
     name: "vault",
@@ -275,6 +283,14 @@ export interface InjectorPartOptions {
   logDir?: string;
 }
 
+/**
+ * The injector's `llm` section for a stack's vault: llm_* API keys read from it as the agent, the
+ * vault's certificate checked by its SPIFFE ID (default the dev one), with the injector's own SVID.
+ */
+export function injectorLlmSection(vault: { url: string; spiffeId?: string }): NonNullable<InjectorConfigInput["llm"]> {
+  return { vault_url: vault.url, vault_spiffe_id: vault.spiffeId ?? VAULT_SPIFFE_ID };
+}
+
 /** The injector with its dev configuration (injector/config.dev.json) pointed at this stack. */
 export async function injectorPart(options: InjectorPartOptions): Promise<Part> {
   const config = await devInjectorConfig({
@@ -290,7 +306,7 @@ export async function injectorPart(options: InjectorPartOptions): Promise<Part> 
     gcp: options.gcp,
     azure: options.azure,
     callerRules: options.callerRules,
-    llm: options.vault ? { vault_url: options.vault.url, vault_spiffe_id: options.vault.spiffeId ?? VAULT_SPIFFE_ID } : undefined,
+    llm: options.vault ? injectorLlmSection(options.vault) : undefined,
     svid: options.svid,
     jwks: options.jwks,
   });

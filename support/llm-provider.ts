@@ -28,8 +28,10 @@ export interface LlmProviderOptions {
   acceptsAzureToken?: (token: string) => boolean;
   /** Models each family serves; others get the provider's own "model not found" error. Azure: deployment names. Defaults: DEFAULT_MODELS. */
   models?: { openai?: string[]; anthropic?: string[]; azure_openai?: string[] };
-  /** 0 / undefined = a free port on 127.0.0.1. */
+  /** 0 / undefined = a free port. */
   port?: number;
+  /** The address to listen on; default 127.0.0.1 (docker-compose's emulator: 0.0.0.0, on the compose network only). */
+  host?: string;
 }
 
 export interface RecordedCall {
@@ -80,7 +82,7 @@ export type Fault =
   | "error-500";
 
 export interface LlmProvider {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (http://HOST:PORT with another `host` than 0.0.0.0) */
   url: string;
   port: number;
   calls: RecordedCall[];
@@ -867,11 +869,12 @@ export async function startLlmProvider(options: LlmProviderOptions): Promise<Llm
   const server = createServer((request, response) => void handle(request, response).catch(() => response.destroy()));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", resolve);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve);
   });
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    // On every interface it is reachable on loopback too.
+    url: `http://${options.host === undefined || options.host === "0.0.0.0" ? "127.0.0.1" : options.host}:${port}`,
     port,
     calls,
     injectFault: (fault) => void faults.push(fault),
