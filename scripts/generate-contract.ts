@@ -29,12 +29,23 @@ function charTable(): number[] {
 
 const str = (value: string) => JSON.stringify(value);
 const bytesOf = (text: string) => [...Buffer.from(text, "utf8")].join(", ");
-const list = (values: readonly string[]) => `[${values.map(str).join(", ")}]`;
+/**
+ * A list of names as one UTF-8 string with "," between them, split into strings at start
+ * (util/ascii.ts, namesOf): as string literals (UTF-16, a header each) they would take twice the
+ * bytes and more.
+ */
+const list = (values: readonly string[]) => {
+  if (values.length == 0) return "[]";
+  if (values.some((value) => value.includes(",")) || values.join("") == "") throw new Error(`not a list of names: ${values}`);
+  const joined = values.join(",");
+  return `namesOf(memory.data<u8>([${bytesOf(joined)}]), ${Buffer.byteLength(joined)})`;
+};
 const azureServices = Object.keys(CONTRACT.azure_resources).filter((key) => !key.startsWith("$"));
 const headerConstant = (name: string) => "HEADER_" + name.toUpperCase();
 const llmProviders = Object.keys(CONTRACT.llm.providers);
 
 const source = `// Generated from contract/contract.json by scripts/generate-contract.ts (npm run build). Do not edit.
+import { namesOf } from "./util/ascii";
 
 export const PROVIDERS: string[] = ${list(CONTRACT.providers)};
 export const CATALOG: string[] = ${list(CONTRACT.catalog)};
@@ -95,6 +106,7 @@ writeFileSync(OUTPUT, source);
 // The LLM filter's facts in a file of their own: module-level arrays are built at start even where
 // nothing reads them, so the exchange filter, which never does, does not carry them.
 const llmSource = `// Generated from contract/contract.json by scripts/generate-contract.ts (npm run build). Do not edit.
+import { namesOf } from "../util/ascii";
 
 /** The LLM route (llm/): its paths, and per provider (indexed alike) its service, auth header and endpoints. */
 export const LLM_PATH = ${str(CONTRACT.llm.path)};

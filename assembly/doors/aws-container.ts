@@ -7,12 +7,16 @@
 //      the local allow-list; key = cred:{spiffe-id}:{service}:{region}
 //   3. resolve/: L1 → L2 → L3, answered in this very callback on an L1 hit (a GET has no body)
 //   4. 200 {"AccessKeyId","SecretAccessKey","Token","Expiration"}, or {"code","message"}
-import { badRequest, credentialError, errorTypeName, ErrorType, escapeJson, Rejection, unauthenticated } from "../filter/errors";
+import { badRequest, credentialError, ErrorType, errorTypeName, escapeJson, Rejection, serviceNotAllowed, severalTokens, unauthenticated } from "../filter/errors";
 import { Tier } from "../filter/metrics";
+import { FilterState } from "../filter/state";
 import { isRegion, providerOf } from "../input/catalog";
-import { Header, HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
+import { CredentialRequest } from "../input/credential-request";
+import { AwsContainerDoorConfig } from "../input/door-config";
+import { HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
 import { bytesEqualAt } from "../util/ascii";
+import { message } from "../util/message";
 import { beginAnswer, beginCredentialHeaders, findStringFields, finishAnswer, writeField, writeText } from "./credential-answer";
 import { CredentialDoor, hasSeveralTokens } from "./credential-door";
 import { decodedQueryValue, findQueryValue } from "./query";
@@ -25,29 +29,34 @@ const MAX_QUERY_VALUE = 64;
 export class AwsContainerDoor extends CredentialDoor {
   private headers: HeaderPairs | null = null;
 
+  constructor(state: FilterState, contextId: u32, private readonly door: AwsContainerDoorConfig) {
+    super(state, contextId);
+  }
+
   // ---- 1. the request ----
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "GET")) {
-      return this.reject(new Rejection(405, ErrorType.BadRequest, "use GET for the container credentials endpoint"));
+      return this.reject(new Rejection(405, ErrorType.BadRequest, message("use GET for the container credentials endpoint")));
     }
-    if (hasSeveralTokens(headers)) return this.reject(unauthenticated("send exactly one authorization header"));
-    const unverified = this.verifyCaller();
-    if (unverified !== null) return this.reject(unverified);
+    if (hasSeveralTokens(headers)) return this.reject(severalTokens());
+    const resolved = this.verifyCaller();
+    const identity = resolved.identity;
+    if (identity === null) return this.reject(unauthenticated(resolved.reason));
     this.headers = headers;
     headers.find(":path");
     const path = headers.foundAt;
     const size = headers.foundSize;
 
     // ---- 2. which credential ----
-    let request = this.recentForPath(path, size);
+    let request = this.recentForPath(identity, path, size);
     if (request === null) {
       const config = this.state.config;
-      let service = config.awsContainer!.service;
+      let service = this.door.service;
       if (findQueryValue(path, size, "service")) {
         const named = decodedQueryValue(MAX_QUERY_VALUE);
         if (named === null || providerOf(named) != "aws" || !config.services.includes(named)) {
-          return this.reject(badRequest("'service' must name an AWS service of the catalog"));
+          return this.reject(badRequest(message("'service' must name an AWS service of the catalog")));
         }
         service = named;
       }
@@ -55,14 +64,14 @@ export class AwsContainerDoor extends CredentialDoor {
       if (findQueryValue(path, size, "region")) {
         const named = decodedQueryValue(MAX_QUERY_VALUE);
         if (named === null || !isRegion(named) || !config.servesRegion("aws", named)) {
-          return this.reject(badRequest("'region' is not a region served for aws"));
+          return this.reject(badRequest(message("'region' is not a region served for aws")));
         }
         region = named;
       }
-      if (!config.resources.allows(this.identity!.spiffe, service)) {
-        return this.reject(credentialError(403, "the service is not in this agent's resources"));
+      if (!config.resources.allows(identity.spiffe, service)) {
+        return this.reject(serviceNotAllowed());
       }
-      request = this.newRequestForPath(service, region, path, size);
+      request = this.newRequestForPath(identity, service, region, path, size);
     }
 
     // ---- 3. resolve: L1 → L2 → L3 ----
@@ -81,9 +90,9 @@ export class AwsContainerDoor extends CredentialDoor {
     return token;
   }
 
-  serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
+  serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void {
     if (!findStringFields(body, FIELDS)) {
-      this.reject(credentialError(502, "the credential for this service is not an AWS credential"));
+      this.reject(credentialError(502, message("the credential for this service is not an AWS credential")));
       return;
     }
     beginAnswer(body.byteLength + 64);
@@ -96,16 +105,14 @@ export class AwsContainerDoor extends CredentialDoor {
     writeText("\",\"Expiration\":\"");
     writeField(3);
     writeText("\"}");
-    beginCredentialHeaders("application/json", this.asked!, tier, expiresAt, 0);
+    beginCredentialHeaders("application/json", request, tier, expiresAt, 0);
     this.answered();
     sendLocalResponseWithReplyHeaders(200, "hexr_credential", finishAnswer());
   }
 
   /** The shape of the ECS agent's errors, which the SDKs quote in their exception. */
   reject(rejection: Rejection): Action {
-    const json = "{\"code\":\"" + errorTypeName(rejection.type) + "\",\"message\":\"" + escapeJson(rejection.message) + "\"}";
-    const headers = [new Header("content-type", "application/json")];
-    if (rejection.status == 405) headers.push(new Header("allow", "GET"));
-    return this.reply(rejection.status, "hexr_exchange_rejected", Uint8Array.wrap(String.UTF8.encode(json)), this.addKnownHeaders(headers));
+    const json = message("{\"code\":\"") + errorTypeName(rejection.type) + message("\",\"message\":\"") + escapeJson(rejection.message) + "\"}";
+    return this.refuseWith(rejection, Uint8Array.wrap(String.UTF8.encode(json)), "application/json", "GET");
   }
 }

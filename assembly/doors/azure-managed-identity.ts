@@ -8,12 +8,15 @@
 //      the local allow-list; key = cred:{spiffe-id}:{service}:{azure default region}
 //   3. resolve/: L1 → L2 → L3, answered in this very callback on an L1 hit
 //   4. 200 {"access_token","expires_on","resource","token_type"}, or {"error","error_description"}
-import { badRequest, credentialError, ErrorType, escapeJson, Rejection, unauthenticated } from "../filter/errors";
+import { badRequest, credentialError, ErrorType, escapeJson, Rejection, serviceNotAllowed, unauthenticated } from "../filter/errors";
 import { Tier } from "../filter/metrics";
+import { FilterState } from "../filter/state";
+import { CredentialRequest } from "../input/credential-request";
 import { AzureManagedIdentityDoorConfig } from "../input/door-config";
-import { Header, HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
+import { HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
 import { bytesEqualAt } from "../util/ascii";
+import { message } from "../util/message";
 import { beginAnswer, beginCredentialHeaders, findStringFields, finishAnswer, writeDecimal, writeField, writeText } from "./credential-answer";
 import { CredentialDoor } from "./credential-door";
 import { decodedQueryValue, findQueryValue } from "./query";
@@ -25,34 +28,39 @@ const MAX_RESOURCE = 256;
 const IDENTITY_SELECTORS: string[] = ["client_id", "mi_res_id", "object_id", "principal_id"];
 
 export class AzureManagedIdentityDoor extends CredentialDoor {
+  constructor(state: FilterState, contextId: u32, private readonly door: AzureManagedIdentityDoorConfig) {
+    super(state, contextId);
+  }
+
   // ---- 1. the request ----
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "GET")) {
-      return this.reject(new Rejection(405, ErrorType.BadRequest, "use GET for the managed identity endpoint"));
+      return this.reject(new Rejection(405, ErrorType.BadRequest, message("use GET for the managed identity endpoint")));
     }
-    const door = this.state.config.azureManagedIdentity!;
+    const door = this.door;
     const presented = headers.occurrences("x-identity-header");
-    if (presented == 0) return this.reject(badRequest("the X-IDENTITY-HEADER header is required"));
+    if (presented == 0) return this.reject(badRequest(message("the X-IDENTITY-HEADER header is required")));
     if (presented > 1 || !secretEquals(headers.foundAt, headers.foundSize, door.identityHeader)) {
-      return this.reject(unauthenticated("the X-IDENTITY-HEADER header is not this endpoint's"));
+      return this.reject(unauthenticated(message("the X-IDENTITY-HEADER header is not this endpoint's")));
     }
-    const unverified = this.verifyCaller();
-    if (unverified !== null) return this.reject(unverified);
+    const resolved = this.verifyCaller();
+    const identity = resolved.identity;
+    if (identity === null) return this.reject(unauthenticated(resolved.reason));
     headers.find(":path");
     const path = headers.foundAt;
     const size = headers.foundSize;
-    let request = this.recentForPath(path, size);
+    let request = this.recentForPath(identity, path, size);
     if (request === null) {
       // ---- 2. which credential ----
       const rejection = this.checkQuery(path, size);
       if (rejection !== null) return this.reject(rejection);
       const service = serviceOfResource(door, path, size);
-      if (service === null) return this.reject(new Rejection(400, ErrorType.BadRequest, "'resource' is not a resource this sidecar serves tokens for"));
-      if (!this.state.config.resources.allows(this.identity!.spiffe, service)) {
-        return this.reject(credentialError(403, "the service is not in this agent's resources"));
+      if (service === null) return this.reject(new Rejection(400, ErrorType.BadRequest, message("'resource' is not a resource this sidecar serves tokens for")));
+      if (!this.state.config.resources.allows(identity.spiffe, service)) {
+        return this.reject(serviceNotAllowed());
       }
-      request = this.newRequestForPath(service, this.state.config.defaultRegion("azure"), path, size);
+      request = this.newRequestForPath(identity, service, this.state.config.defaultRegion("azure"), path, size);
     }
 
     // ---- 3. resolve: L1 → L2 → L3 ----
@@ -60,27 +68,26 @@ export class AzureManagedIdentityDoor extends CredentialDoor {
   }
 
   private checkQuery(path: usize, size: i32): Rejection | null {
-    if (!findQueryValue(path, size, "api-version")) return badRequest("'api-version' is required (" + API_VERSION + ")");
+    if (!findQueryValue(path, size, "api-version")) return badRequest(message("'api-version' is required (") + API_VERSION + ")");
     const version = decodedQueryValue(16);
-    if (version === null || version != API_VERSION) return badRequest("'api-version' must be " + API_VERSION);
+    if (version === null || version != API_VERSION) return badRequest(message("'api-version' must be ") + API_VERSION);
     for (let i = 0; i < IDENTITY_SELECTORS.length; i++) {
       if (findQueryValue(path, size, IDENTITY_SELECTORS[i])) {
-        return badRequest("this endpoint serves one identity: '" + IDENTITY_SELECTORS[i] + "' cannot pick another");
+        return badRequest(message("this endpoint serves one identity: '") + IDENTITY_SELECTORS[i] + message("' cannot pick another"));
       }
     }
-    if (!findQueryValue(path, size, "resource")) return badRequest("'resource' is required");
+    if (!findQueryValue(path, size, "resource")) return badRequest(message("'resource' is required"));
     return null;
   }
 
   // ---- 4. the answer ----
 
-  serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
+  serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void {
     if (!findStringFields(body, FIELDS) || expiresAt <= 0) {
-      this.reject(credentialError(502, "the credential for this service is not an Entra ID access token"));
+      this.reject(credentialError(502, message("the credential for this service is not an Entra ID access token")));
       return;
     }
-    const request = this.asked!;
-    const resource = resourceOfService(this.state.config.azureManagedIdentity!, request.service);
+    const resource = resourceOfService(this.door, request.service);
     beginAnswer(body.byteLength + 128 + resource.length);
     writeText("{\"access_token\":\"");
     writeField(0);
@@ -96,19 +103,17 @@ export class AzureManagedIdentityDoor extends CredentialDoor {
 
   /** The OAuth error shape that MSAL and azure-identity read from managed-identity endpoints. */
   reject(rejection: Rejection): Action {
-    const json = "{\"error\":\"" + oauthError(rejection.status) + "\",\"error_description\":\"" + escapeJson(rejection.message) + "\"}";
-    const headers = [new Header("content-type", "application/json")];
-    if (rejection.status == 405) headers.push(new Header("allow", "GET"));
-    return this.reply(rejection.status, "hexr_exchange_rejected", Uint8Array.wrap(String.UTF8.encode(json)), this.addKnownHeaders(headers));
+    const json = message("{\"error\":\"") + oauthError(rejection.status) + message("\",\"error_description\":\"") + escapeJson(rejection.message) + "\"}";
+    return this.refuseWith(rejection, Uint8Array.wrap(String.UTF8.encode(json)), "application/json", "GET");
   }
 }
 
 function oauthError(status: u32): string {
-  if (status == 400 || status == 405) return "invalid_request";
-  if (status == 401) return "unauthorized_client";
-  if (status == 403) return "access_denied";
-  if (status == 429 || status == 503 || status == 504) return "temporarily_unavailable";
-  return "server_error";
+  if (status == 400 || status == 405) return message("invalid_request");
+  if (status == 401) return message("unauthorized_client");
+  if (status == 403) return message("access_denied");
+  if (status == 429 || status == 503 || status == 504) return message("temporarily_unavailable");
+  return message("server_error");
 }
 
 /** Compares every byte whatever differs first, so the time taken tells nothing about the secret. */

@@ -2,10 +2,10 @@
 // protocol, and answers resolve/ as its Requester. Each protocol says how a credential and a
 // refusal look on its wire (serve, reject); the resolution itself is the same for every door.
 import { HEADER_REGION, HEADER_SERVICE, HEADER_SPIFFE_ID } from "../contract";
-import { Rejection, unauthenticated } from "../filter/errors";
+import { Rejection, svidExpired } from "../filter/errors";
 import { Tier } from "../filter/metrics";
 import { CredentialRequest, copyOf, RecentRequest } from "../input/credential-request";
-import { Identity, resolveIdentity } from "../input/identity";
+import { Identity, IdentityResult, resolveIdentity } from "../input/identity";
 import { Header, HeaderPairs } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
 import { resolveCredential } from "../resolve/resolve";
@@ -19,26 +19,24 @@ export abstract class CredentialDoor extends Door implements Requester {
   /** What was asked, once known (for the answer's headers, and so for the access log). */
   protected asked: CredentialRequest | null = null;
 
-  /** The caller's verified identity, or the reason there is none (answered by the caller). */
-  protected verifyCaller(): Rejection | null {
+  /** The caller's verified identity, kept for this request, or the reason there is none (for the caller to refuse). */
+  protected verifyCaller(): IdentityResult {
     const resolved = resolveIdentity(this.state.config.identity);
-    if (resolved.identity === null) return unauthenticated(resolved.reason);
     this.identity = resolved.identity;
-    return null;
+    return resolved;
   }
 
   /**
    * The request the path at path[0, size) built last time for this identity, if it is the same
    * path: a stock SDK asks with the same URL every time.
    */
-  protected recentForPath(path: usize, size: i32): CredentialRequest | null {
+  protected recentForPath(identity: Identity, path: usize, size: i32): CredentialRequest | null {
     const recent = this.state.recentPathRequest;
-    return recent !== null && recent.matchesAt(this.identity!, path, size) ? recent.request : null;
+    return recent !== null && recent.matchesAt(identity, path, size) ? recent.request : null;
   }
 
-  /** A new request for `service` in `region`, remembered for the path it was read from. */
-  protected newRequestForPath(service: string, region: string, path: usize, size: i32): CredentialRequest {
-    const identity = this.identity!;
+  /** A new request of `identity` for `service` in `region`, remembered for the path it was read from. */
+  protected newRequestForPath(identity: Identity, service: string, region: string, path: usize, size: i32): CredentialRequest {
     const request = new CredentialRequest(identity, service, region, credentialKey(identity.spiffe.uri, service, region));
     this.state.recentPathRequest = new RecentRequest(identity, copyOf(path, size), request);
     return request;
@@ -49,10 +47,21 @@ export abstract class CredentialDoor extends Door implements Requester {
     this.asked = request;
     const identity = request.identity;
     const nowMs = nowMilliseconds();
-    if (identity.notAfter >= 0 && nowMs / 1000 >= identity.notAfter) return this.reject(unauthenticated("the JWT-SVID has expired"));
+    if (identity.notAfter >= 0 && nowMs / 1000 >= identity.notAfter) return this.reject(svidExpired());
     resolveCredential(this.state.worker, request, this, nowMs / 1000);
     if (!this.isAnswered) this.startWaiting(nowMs);
     return Action.Pause;
+  }
+
+  /**
+   * A refusal in this door's protocol: `body` as `contentType` (and `extra`, if any), with the
+   * method it takes on a 405.
+   */
+  protected refuseWith(rejection: Rejection, body: Uint8Array, contentType: string, method: string, extra: Header | null = null): Action {
+    const headers = [new Header("content-type", contentType)];
+    if (extra !== null) headers.push(extra);
+    if (rejection.status == 405) headers.push(new Header("allow", method));
+    return this.reply(rejection.status, "hexr_exchange_rejected", body, this.addKnownHeaders(headers));
   }
 
   /** Names who asked for what on a refusal too, once known (the access log reads these headers). */
@@ -77,7 +86,7 @@ export abstract class CredentialDoor extends Door implements Requester {
     return null;
   }
 
-  abstract serve(body: Uint8Array, tier: Tier, expiresAt: i64): void;
+  abstract serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void;
 
   refuse(rejection: Rejection): void {
     this.reject(rejection);

@@ -8,14 +8,18 @@
 //      or its token, which is a credential of gce_metadata.service like any other
 //   3. resolve/: L1 → L2 → L3, answered in this very callback on an L1 hit
 //   4. every answer carries `Metadata-Flavor: Google` (the Node client refuses any other)
-import { credentialError, ErrorType, Rejection } from "../filter/errors";
+import { credentialError, ErrorType, Rejection, serviceNotAllowed, unauthenticated } from "../filter/errors";
 import { Tier } from "../filter/metrics";
+import { FilterState } from "../filter/state";
 import { GCE_METADATA_PREFIX } from "../input/config";
+import { CredentialRequest } from "../input/credential-request";
 import { GceMetadataDoorConfig } from "../input/door-config";
+import { Identity } from "../input/identity";
 import { addReplyHeader, Header, HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
-import { nowMilliseconds } from "../util/clock";
 import { bytesEqualAt } from "../util/ascii";
+import { nowMilliseconds } from "../util/clock";
+import { message } from "../util/message";
 import { beginAnswer, beginCredentialHeaders, findStringFields, finishAnswer, writeDecimal, writeField, writeText } from "./credential-answer";
 import { CredentialDoor } from "./credential-door";
 import { findQueryValue, pathLength } from "./query";
@@ -31,28 +35,33 @@ const SERVICE_ACCOUNTS = V1 + "/instance/service-accounts";
 const MAX_PATH = 256;
 
 export class GceMetadataDoor extends CredentialDoor {
+  constructor(state: FilterState, contextId: u32, private readonly door: GceMetadataDoorConfig) {
+    super(state, contextId);
+  }
+
   // ---- 1. the request ----
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "GET")) {
-      return this.reject(new Rejection(405, ErrorType.BadRequest, "use GET for the metadata server"));
+      return this.reject(new Rejection(405, ErrorType.BadRequest, message("use GET for the metadata server")));
     }
     if (headers.occurrences(FLAVOR) != 1 || !bytesEqualAt(headers.foundAt, headers.foundSize, GOOGLE)) {
-      return this.reject(new Rejection(403, ErrorType.AuthenticationError, "missing required header: Metadata-Flavor: Google"));
+      return this.reject(new Rejection(403, ErrorType.AuthenticationError, message("missing required header: Metadata-Flavor: Google")));
     }
-    const unverified = this.verifyCaller();
-    if (unverified !== null) return this.reject(unverified);
+    const resolved = this.verifyCaller();
+    const identity = resolved.identity;
+    if (identity === null) return this.reject(unauthenticated(resolved.reason));
     headers.find(":path");
     const path = headers.foundAt;
     const size = headers.foundSize;
-    const recent = this.recentForPath(path, size);
+    const recent = this.recentForPath(identity, path, size);
     if (recent !== null) return this.resolve(recent);
 
     // ---- 2. the path ----
     const length = pathLength(path, size);
     if (length > MAX_PATH) return this.notFound();
     const name = String.UTF8.decodeUnsafe(path, <usize>length);
-    const config = this.state.config.gceMetadata!;
+    const config = this.door;
     if (name == "/") return this.text("computeMetadata/\n");
     if (isDirectory(name, V1)) return this.text("instance/\nproject/\nuniverse/\n");
     if (isDirectory(name, V1 + "/instance")) return this.text("service-accounts/\n");
@@ -61,11 +70,11 @@ export class GceMetadataDoor extends CredentialDoor {
     if (name == V1 + "/project/numeric-project-id" && config.numericProjectId.length > 0) return this.text(config.numericProjectId);
     if (name == V1 + "/universe/universe-domain") return this.text(config.universeDomain);
     if (!name.startsWith(SERVICE_ACCOUNTS + "/")) return this.notFound();
-    return this.serviceAccount(name.substring(SERVICE_ACCOUNTS.length + 1), config, path, size);
+    return this.serviceAccount(name.substring(SERVICE_ACCOUNTS.length + 1), identity, config, path, size);
   }
 
   /** instance/service-accounts/{default or the configured email}/...: the one account this identity has. */
-  private serviceAccount(rest: string, config: GceMetadataDoorConfig, path: usize, size: i32): Action {
+  private serviceAccount(rest: string, identity: Identity, config: GceMetadataDoorConfig, path: usize, size: i32): Action {
     const slash = rest.indexOf("/");
     const account = slash < 0 ? rest : rest.substring(0, slash);
     if (account != "default" && account != config.serviceAccountEmail) return this.notFound();
@@ -78,26 +87,25 @@ export class GceMetadataDoor extends CredentialDoor {
     if (item == "aliases") return this.text("default\n");
     if (item == "scopes") return this.text(listing(config.scopes));
     if (item == "identity") {
-      return this.reject(new Rejection(404, ErrorType.BadRequest, "identity tokens are not served by this sidecar"));
+      return this.reject(new Rejection(404, ErrorType.BadRequest, message("identity tokens are not served by this sidecar")));
     }
     if (item != "token") return this.notFound();
     // The token is the credential of the configured service, whatever ?scopes= asks: its reach is
     // what policy granted this identity for that service.
-    const identity = this.identity!;
     const state = this.state;
     if (!state.config.resources.allows(identity.spiffe, config.service)) {
-      return this.reject(credentialError(403, "the service is not in this agent's resources"));
+      return this.reject(serviceNotAllowed());
     }
 
     // ---- 3. resolve: L1 → L2 → L3 ----
-    return this.resolve(this.newRequestForPath(config.service, state.config.defaultRegion("gcp"), path, size));
+    return this.resolve(this.newRequestForPath(identity, config.service, state.config.defaultRegion("gcp"), path, size));
   }
 
   // ---- 4. the answers ----
 
-  serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
+  serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void {
     if (!findStringFields(body, FIELDS) || expiresAt <= 0) {
-      this.reject(credentialError(502, "the credential for this service is not a Google access token"));
+      this.reject(credentialError(502, message("the credential for this service is not a Google access token")));
       return;
     }
     const remaining = expiresAt - nowMilliseconds() / 1000;
@@ -107,7 +115,7 @@ export class GceMetadataDoor extends CredentialDoor {
     writeText("\",\"expires_in\":");
     writeDecimal(remaining > 0 ? remaining : 0);
     writeText(",\"token_type\":\"Bearer\"}");
-    beginCredentialHeaders(JSON_TYPE, this.asked!, tier, expiresAt, 1);
+    beginCredentialHeaders(JSON_TYPE, request, tier, expiresAt, 1);
     addReplyHeader(FLAVOR, GOOGLE);
     this.answered();
     sendLocalResponseWithReplyHeaders(200, "hexr_credential", finishAnswer());
@@ -115,14 +123,12 @@ export class GceMetadataDoor extends CredentialDoor {
 
   /** The metadata server's own way: a short plain-text reason. */
   reject(rejection: Rejection): Action {
-    const headers = [new Header("content-type", TEXT), new Header(FLAVOR, GOOGLE)];
-    if (rejection.status == 405) headers.push(new Header("allow", "GET"));
     const body = Uint8Array.wrap(String.UTF8.encode(rejection.message + "\n"));
-    return this.reply(rejection.status, "hexr_exchange_rejected", body, this.addKnownHeaders(headers));
+    return this.refuseWith(rejection, body, TEXT, "GET", new Header(FLAVOR, GOOGLE));
   }
 
   private notFound(): Action {
-    return this.reject(new Rejection(404, ErrorType.BadRequest, "not found: this metadata server serves the default service account, project and universe"));
+    return this.reject(new Rejection(404, ErrorType.BadRequest, message("not found: this metadata server serves the default service account, project and universe")));
   }
 
   private text(value: string): Action {

@@ -11,18 +11,19 @@
 // changed. The service and region live in the body, so the filter makes the injector request
 // itself, over the same mTLS cluster the router would use. (Envoy's buffer filter, after this one
 // on the exchange route, keeps the router from starting an upstream request meanwhile.)
-import { badRequest, bodyTooLarge, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
+import { bodyTooLarge, credentialError, ErrorType, invalidContentLength, notJsonMediaType, Rejection, serviceNotAllowed, severalTokens, unauthenticated } from "../filter/errors";
 import { Tier } from "../filter/metrics";
 import { isProviderKeyService } from "../input/catalog";
 import { CredentialRequest, RecentRequest } from "../input/credential-request";
 import { IdentitySource } from "../input/identity";
-import { Header, HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
+import { HeaderPairs, sendLocalResponseWithReplyHeaders } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
 import { credentialKey } from "../tiers/keys";
 import { bytesEqualAt, decimalAt, isJsonMediaTypeAt } from "../util/ascii";
+import { message } from "../util/message";
 import { beginCredentialHeaders } from "./credential-answer";
 import { CredentialDoor, hasSeveralTokens } from "./credential-door";
-import { parseHexrRequest } from "./hexr-request";
+import { emptyBody, parseHexrRequest } from "./hexr-request";
 
 export class HexrJsonDoor extends CredentialDoor {
   /** The request headers as read in the headers callback (Envoy lets them be read only there). */
@@ -33,20 +34,20 @@ export class HexrJsonDoor extends CredentialDoor {
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     const config = this.state.config;
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) {
-      return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST for " + config.exchangePath));
+      return this.reject(new Rejection(405, ErrorType.BadRequest, message("use POST for ") + config.exchangePath));
     }
     if (!headers.find("content-type") || !isJsonMediaTypeAt(headers.foundAt, headers.foundSize)) {
-      return this.reject(new Rejection(415, ErrorType.BadRequest, "the request body must be application/json"));
+      return this.reject(notJsonMediaType());
     }
     if (headers.find("content-length")) {
       const declared = decimalAt(headers.foundAt, headers.foundSize);
-      if (declared < 0) return this.reject(badRequest("invalid content-length"));
+      if (declared < 0) return this.reject(invalidContentLength());
       if (declared > <i64>config.maxBodyBytes) return this.reject(bodyTooLarge());
     }
-    if (endOfStream) return this.reject(badRequest("the request body is empty; send {\"service\": ...}"));
-    if (hasSeveralTokens(headers)) return this.reject(unauthenticated("send exactly one authorization header"));
-    const unverified = this.verifyCaller();
-    if (unverified !== null) return this.reject(unverified);
+    if (endOfStream) return this.reject(emptyBody());
+    if (hasSeveralTokens(headers)) return this.reject(severalTokens());
+    const resolved = this.verifyCaller();
+    if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
     // The token is copied out only if the injector is called (agentToken): an L1 hit never needs it.
     this.headers = headers;
     this.expectsBody = true;
@@ -57,25 +58,26 @@ export class HexrJsonDoor extends CredentialDoor {
 
   onBody(body: ArrayBuffer | null): Action {
     this.expectsBody = false;
+    if (body === null) return this.reject(emptyBody());
     const identity = this.identity!;
     const state = this.state;
     const recent = state.recentRequest;
     let request: CredentialRequest;
-    if (recent !== null && body !== null && recent.matches(identity, body)) {
+    if (recent !== null && recent.matches(identity, body)) {
       request = recent.request;
     } else {
-      const parsed = parseHexrRequest(body, state.config);
-      if (parsed.rejection !== null) return this.reject(parsed.rejection!);
-      const asked = parsed.request!;
+      const asked = parseHexrRequest(body, state.config);
+      const rejection = asked.rejection;
+      if (rejection !== null) return this.reject(rejection);
       if (isProviderKeyService(asked.service)) {
-        return this.reject(credentialError(403, "an LLM provider key is used by the sidecar's LLM route, never handed out"));
+        return this.reject(credentialError(403, message("an LLM provider key is used by the sidecar's LLM route, never handed out")));
       }
       if (!state.config.resources.allows(identity.spiffe, asked.service)) {
-        return this.reject(credentialError(403, "the service is not in this agent's resources"));
+        return this.reject(serviceNotAllowed());
       }
       const key = credentialKey(identity.spiffe.uri, asked.service, asked.region);
       request = new CredentialRequest(identity, asked.service, asked.region, key);
-      state.recentRequest = new RecentRequest(identity, body!, request);
+      state.recentRequest = new RecentRequest(identity, body, request);
     }
 
     // ---- 3. resolve: L1 → L2 → L3 ----
@@ -90,22 +92,21 @@ export class HexrJsonDoor extends CredentialDoor {
    */
   agentToken(): ArrayBuffer | null {
     const headers = this.headers;
-    if (headers === null || this.identity!.source == IdentitySource.Static) return null;
+    const identity = this.identity;
+    if (headers === null || identity === null || identity.source == IdentitySource.Static) return null;
     return headers.value("authorization");
   }
 
   // Every answer names who asked for what and from which tier, so that the sidecar's access log can
   // record it (%RESP(x-hexr-...)%) without the filter calling into Envoy once more per request.
 
-  serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
-    beginCredentialHeaders("application/json", this.asked!, tier, expiresAt, 0);
+  serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void {
+    beginCredentialHeaders("application/json", request, tier, expiresAt, 0);
     this.answered();
     sendLocalResponseWithReplyHeaders(200, "hexr_credential", body);
   }
 
   reject(rejection: Rejection): Action {
-    const headers = [new Header("content-type", "application/json")];
-    if (rejection.status == 405) headers.push(new Header("allow", "POST"));
-    return this.reply(rejection.status, "hexr_exchange_rejected", rejection.body(), this.addKnownHeaders(headers));
+    return this.refuseWith(rejection, rejection.body(), "application/json", "POST");
   }
 }

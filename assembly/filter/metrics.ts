@@ -3,6 +3,7 @@
 import { CACHE_TIERS } from "../contract";
 import { defineMetric, incrementMetric, recordMetric } from "../proxy-wasm/host";
 import { MetricType } from "../proxy-wasm/types";
+import { message } from "../util/message";
 
 /** Where an answer came from, in the contract's order (contract.json, cache_tiers). */
 export const enum Tier { L1, L2, L3, L1Stale }
@@ -32,17 +33,17 @@ export class Metrics {
 
   constructor(services: string[]) {
     for (let i = 0; i < services.length; i++) {
-      this.invocations.set(services[i], this.counter("hexr_tool_invocations.service." + services[i]));
+      this.invocations.set(services[i], this.counter(message("hexr_tool_invocations.service.") + services[i]));
     }
     for (let tier = Tier.L1; tier <= Tier.L3; tier++) {
-      this.hits[tier] = this.counter("hexr_cache_hits.tier." + tierName(tier));
-      this.misses[tier] = this.counter("hexr_cache_misses.tier." + tierName(tier));
+      this.hits[tier] = this.counter(message("hexr_cache_hits.tier.") + tierName(tier));
+      this.misses[tier] = this.counter(message("hexr_cache_misses.tier.") + tierName(tier));
     }
-    this.durationId = defineMetric(MetricType.Histogram, "hexr_request_duration_ms");
-    this.coalescedSlot = this.counter("hexr_coalesced_requests");
-    this.refreshesSlot = this.counter("hexr_refresh_ahead_exchanges");
-    this.staleSlot = this.counter("hexr_stale_served");
-    this.evictedSlot = this.counter("hexr_l1_evictions");
+    this.durationId = defineMetric(MetricType.Histogram, message("hexr_request_duration_ms"));
+    this.coalescedSlot = this.counter(message("hexr_coalesced_requests"));
+    this.refreshesSlot = this.counter(message("hexr_refresh_ahead_exchanges"));
+    this.staleSlot = this.counter(message("hexr_stale_served"));
+    this.evictedSlot = this.counter(message("hexr_l1_evictions"));
   }
 
   private counter(name: string): i32 {

@@ -1,15 +1,16 @@
 // The plugin (root) context of one worker: configuration, and the tick that runs the work no single
 // request owns — waking waiters, polling the revocation log, evicting expired L1 entries, collecting
 // garbage.
-import { log, setTickPeriodMilliseconds } from "../proxy-wasm/host";
-import { HttpContext, RootContext } from "../proxy-wasm/context";
-import { LogLevel } from "../proxy-wasm/types";
 import { PROVIDERS } from "../input/catalog";
 import { FilterConfig, parseConfig } from "../input/config";
+import { HttpContext, RootContext } from "../proxy-wasm/context";
+import { log, setTickPeriodMilliseconds } from "../proxy-wasm/host";
+import { LogLevel } from "../proxy-wasm/types";
 import { prepareClaims, sweepForgottenFailures } from "../resolve/claims";
 import { RevocationPoller } from "../revocation/poller";
 import { evictExpiredKeys } from "../tiers/stored-keys";
 import { nowMilliseconds } from "../util/clock";
+import { message } from "../util/message";
 import { collectAfterStream, collectNow } from "./collection";
 import { Metrics } from "./metrics";
 import { FilterState } from "./state";
@@ -22,29 +23,29 @@ export class FilterRoot extends RootContext {
 
   onConfigure(configuration: ArrayBuffer): bool {
     const result = parseConfig(configuration);
-    if (result.config === null) {
+    const config = result.config;
+    if (config === null) {
       // Envoy rejects the plugin when configure fails, so a bad config never reaches a request.
-      log(LogLevel.Critical, "hexr exchange filter: invalid plugin configuration: " + result.error);
+      log(LogLevel.Critical, message("hexr exchange filter: invalid plugin configuration: ") + result.error);
       return false;
     }
-    const config = result.config!;
     const idleTickMs = idleTickPeriod(config);
     const metrics = new Metrics(config.services);
     this.state = new FilterState(config, metrics, idleTickMs);
     const revocation = config.revocation;
-    this.poller = revocation !== null ? new RevocationPoller(revocation, config.l2!, metrics, this.state.worker.revocations) : null;
+    this.poller = revocation !== null ? new RevocationPoller(revocation, metrics, this.state.worker.revocations) : null;
     prepareClaims();
     this.nextEvictionMs = nowMilliseconds() + config.evictionIntervalSeconds * 1000;
     setTickPeriodMilliseconds(idleTickMs);
     for (let i = 0; i < config.anyRegion.length; i++) {
       if (config.anyRegion[i]) {
-        log(LogLevel.Warn, "hexr exchange filter: regions." + PROVIDERS[i] + " is \"any\"; every region named stays in L1 (load tests only)");
+        log(LogLevel.Warn, message("hexr exchange filter: regions.") + PROVIDERS[i] + message(" is \"any\"; every region named stays in L1 (load tests only)"));
       }
     }
     if (config.debugTrapPath !== null) {
-      log(LogLevel.Warn, "hexr exchange filter: debug_trap_path is set; requests to it trap the VM (tests only)");
+      log(LogLevel.Warn, message("hexr exchange filter: debug_trap_path is set; requests to it trap the VM (tests only)"));
     }
-    log(LogLevel.Info, "hexr exchange filter configured for " + config.exchangePath);
+    log(LogLevel.Info, message("hexr exchange filter configured for ") + config.exchangePath);
     return true;
   }
 

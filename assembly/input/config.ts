@@ -2,9 +2,10 @@
 // Envoy rejects a bad one at load time. Every field has a default that suits the local stack.
 import { DEFAULT_REGIONS, REGIONS_AT, REGIONS_SIZE, VAULT_AUDIT_PATH, VAULT_SECRETS_PATH } from "../contract";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
+import { message } from "../util/message";
 import { AllowList } from "./allowlist";
 import { CATALOG, isRegion, isServiceName, PROVIDERS } from "./catalog";
-import { Reader } from "./config-reader";
+import { itemName, Reader } from "./config-reader";
 import {
   AwsContainerDoorConfig, AzureManagedIdentityDoorConfig, GceMetadataDoorConfig, readAwsContainerDoor,
   readAzureManagedIdentityDoor, readGceMetadataDoor,
@@ -27,6 +28,8 @@ export class RevocationConfig {
     public maxLogStalenessMs: i64,
     /** How long a revoked identity is refused outright (the longest JWT-SVID lifetime). */
     public refuseSeconds: i64,
+    /** L2's bridge: it purges Valkey and keeps the log every sidecar polls. */
+    public bridge: UpstreamConfig,
   ) {}
 }
 
@@ -111,155 +114,161 @@ export class ConfigResult {
   constructor(public config: FilterConfig | null, public error: string) {}
 }
 
-const KNOWN_FIELDS: string[] = [
-  "exchange_path", "max_body_bytes", "identity_sources", "jwt_metadata_namespace", "jwt_payload_key",
-  "static_spiffe_id", "trust_domains", "jwt_issuers", "jwt_audiences", "default_regions", "extra_services", "resources",
-  "refresh_buffer_seconds", "refresh_ahead_percent", "eviction_interval_seconds", "coalesce_poll_ms", "metrics_flush_ms",
-  "debug_trap_path", "injector", "l2", "revocation", "regions", "max_keys_per_identity", "max_keys",
-  "aws_container", "gce_metadata", "azure_managed_identity", "vault",
-  // The LLM filter's own section (llm/config.ts), in the same configuration so both filters of a
-  // sidecar share one identity, injector, L2 and revocation setup.
-  "llm",
-];
-
 export function parseConfig(bytes: ArrayBuffer): ConfigResult {
   const config = new FilterConfig();
   if (bytes.byteLength == 0) return new ConfigResult(config, "");
   const parsed = parseJson(String.UTF8.decode(bytes));
   const root = parsed.value;
-  if (root === null) return new ConfigResult(null, "configuration is not valid JSON: " + parsed.error);
-  if (root.kind != JsonKind.Object) return new ConfigResult(null, "configuration must be a JSON object");
-  for (let i = 0; i < root.keys.length; i++) {
-    if (!KNOWN_FIELDS.includes(root.keys[i])) return new ConfigResult(null, "unknown field '" + root.keys[i] + "'");
-  }
+  if (root === null) return new ConfigResult(null, message("configuration is not valid JSON: ") + parsed.error);
+  if (root.kind != JsonKind.Object) return new ConfigResult(null, message("configuration must be a JSON object"));
 
-  const read = new Reader();
-  config.exchangePath = read.string(root.member("exchange_path"), "exchange_path", config.exchangePath);
-  if (!config.exchangePath.startsWith("/")) read.fail("exchange_path", "must start with '/'");
-  config.maxBodyBytes = <i32>read.integer(root.member("max_body_bytes"), "max_body_bytes", config.maxBodyBytes, 64, 65536);
-  config.refreshBufferSeconds = read.integer(root.member("refresh_buffer_seconds"), "refresh_buffer_seconds", config.refreshBufferSeconds, 0, 43200);
-  config.refreshAheadPercent = read.integer(root.member("refresh_ahead_percent"), "refresh_ahead_percent", config.refreshAheadPercent, 0, 90);
-  config.evictionIntervalSeconds = read.integer(root.member("eviction_interval_seconds"), "eviction_interval_seconds", config.evictionIntervalSeconds, 1, 3600);
-  config.coalescePollMs = read.integer(root.member("coalesce_poll_ms"), "coalesce_poll_ms", config.coalescePollMs, 1, 1000);
-  config.metricsFlushMs = read.integer(root.member("metrics_flush_ms"), "metrics_flush_ms", config.metricsFlushMs, 10, 60000);
-  config.maxKeysPerIdentity = read.integer(root.member("max_keys_per_identity"), "max_keys_per_identity", config.maxKeysPerIdentity, 2, 1_000_000);
-  config.maxKeys = read.integer(root.member("max_keys"), "max_keys", config.maxKeys, 16, 100_000_000);
-  const trapPath = root.member("debug_trap_path");
-  if (trapPath !== null) config.debugTrapPath = read.string(trapPath, "debug_trap_path", "");
+  // Every field is read (a field no reader asks for is unknown: refused before any other problem).
+  // The field names are message()s: they serve to find a field and to name it in an error.
+  const read = new Reader(root);
+  const exchangePath = message("exchange_path");
+  config.exchangePath = read.stringField(root, exchangePath, config.exchangePath);
+  if (!config.exchangePath.startsWith("/")) read.fail(exchangePath, message("must start with '/'"));
+  config.maxBodyBytes = <i32>read.integerField(root, message("max_body_bytes"), config.maxBodyBytes, 64, 65536);
+  config.refreshBufferSeconds = read.integerField(root, message("refresh_buffer_seconds"), config.refreshBufferSeconds, 0, 43200);
+  config.refreshAheadPercent = read.integerField(root, message("refresh_ahead_percent"), config.refreshAheadPercent, 0, 90);
+  config.evictionIntervalSeconds = read.integerField(root, message("eviction_interval_seconds"), config.evictionIntervalSeconds, 1, 3600);
+  config.coalescePollMs = read.integerField(root, message("coalesce_poll_ms"), config.coalescePollMs, 1, 1000);
+  config.metricsFlushMs = read.integerField(root, message("metrics_flush_ms"), config.metricsFlushMs, 10, 60000);
+  config.maxKeysPerIdentity = read.integerField(root, message("max_keys_per_identity"), config.maxKeysPerIdentity, 2, 1_000_000);
+  config.maxKeys = read.integerField(root, message("max_keys"), config.maxKeys, 16, 100_000_000);
+  const trapPathField = message("debug_trap_path");
+  const trapPath = read.member(root, trapPathField);
+  if (trapPath !== null) config.debugTrapPath = read.string(trapPath, trapPathField, "");
   readIdentity(root, config.identity, read);
-  readServedRegions(root.member("regions"), config, read);
-  readRegions(root.member("default_regions"), config, read);
-  for (let i = 0; i < PROVIDERS.length; i++) {
-    if (!config.servesRegion(PROVIDERS[i], config.defaultRegions[i])) {
-      read.fail("default_regions." + PROVIDERS[i], "must be one of the regions served for " + PROVIDERS[i]);
-    }
-  }
-  readExtraServices(root.member("extra_services"), config, read);
-  readResources(root.member("resources"), config, read);
-  config.awsContainer = readAwsContainerDoor(root.member("aws_container"), config.services, read);
-  config.gceMetadata = readGceMetadataDoor(root.member("gce_metadata"), config.services, read);
-  config.azureManagedIdentity = readAzureManagedIdentityDoor(root.member("azure_managed_identity"), config.services, read);
-  config.vault = readSwitch(root.member("vault"), "vault", read);
-  readInjector(root.member("injector"), config, read);
-  readL2(root.member("l2"), config, read);
-  readRevocation(root.member("revocation"), config, read);
+  readServedRegions(root, config, read);
+  readRegions(root, config, read);
+  readExtraServices(root, config, read);
+  readResources(root, config, read);
+  config.awsContainer = readAwsContainerDoor(root, config.services, read);
+  config.gceMetadata = readGceMetadataDoor(root, config.services, read);
+  config.azureManagedIdentity = readAzureManagedIdentityDoor(root, config.services, read);
+  config.vault = readSwitch(root, message("vault"), read);
+  readInjector(root, config, read);
+  readL2(root, config, read);
+  readRevocation(root, config, read);
   checkDoorPaths(config, read);
+  // The LLM filter's own section (llm/config.ts), in the same configuration so both filters of a
+  // sidecar share one identity, injector, L2 and revocation setup.
+  read.member(root, "llm");
+  const unknown = read.unknownField();
+  if (unknown !== null) return new ConfigResult(null, message("unknown field '") + unknown + "'");
   return read.error.length > 0 ? new ConfigResult(null, read.error) : new ConfigResult(config, "");
 }
 
 function readIdentity(root: JsonValue, identity: IdentitySettings, read: Reader): void {
-  const namespace = read.string(root.member("jwt_metadata_namespace"), "jwt_metadata_namespace", "envoy.filters.http.jwt_authn");
-  const payloadKey = read.string(root.member("jwt_payload_key"), "jwt_payload_key", "jwt_payload");
+  const namespace = read.stringField(root, message("jwt_metadata_namespace"), "envoy.filters.http.jwt_authn");
+  const payloadKey = read.stringField(root, message("jwt_payload_key"), "jwt_payload");
   identity.jwtPayloadPath = jwtPayloadPath(namespace, payloadKey);
-  identity.jwtIssuers = read.strings(root.member("jwt_issuers"), "jwt_issuers");
-  identity.jwtAudiences = read.strings(root.member("jwt_audiences"), "jwt_audiences");
-  identity.trustDomains = read.strings(root.member("trust_domains"), "trust_domains");
-  const sourcesValue = root.member("identity_sources");
+  identity.jwtIssuers = read.stringsField(root, message("jwt_issuers"));
+  identity.jwtAudiences = read.stringsField(root, message("jwt_audiences"));
+  const trustDomainsField = message("trust_domains");
+  identity.trustDomains = read.stringsField(root, trustDomainsField);
+  const sourcesField = message("identity_sources");
+  const sourcesValue = read.member(root, sourcesField);
   if (sourcesValue !== null) {
-    const names = read.strings(sourcesValue, "identity_sources");
+    const names = read.strings(sourcesValue, sourcesField);
     const sources = new Array<IdentitySource>();
     for (let i = 0; i < names.length; i++) {
       const source = identitySourceNamed(names[i]);
       if (source >= 0) sources.push(<IdentitySource>source);
-      else read.fail("identity_sources[" + i.toString() + "]", "must be one of mtls, jwt, static");
+      else read.fail(itemName(sourcesField, i), message("must be one of mtls, jwt, static"));
     }
-    if (sources.length == 0) read.fail("identity_sources", "must name at least one source");
+    if (sources.length == 0) read.fail(sourcesField, message("must name at least one source"));
     identity.sources = sources;
   }
-  const staticValue = root.member("static_spiffe_id");
+  const staticField = message("static_spiffe_id");
+  const staticValue = read.member(root, staticField);
   if (staticValue !== null) {
-    const id = read.string(staticValue, "static_spiffe_id", "");
-    if (parseSpiffeId(id) === null) read.fail("static_spiffe_id", "must be spiffe://{trust-domain}/agent/{tenant}/{agent}/{role}");
+    const id = read.string(staticValue, staticField, "");
+    if (parseSpiffeId(id) === null) read.fail(staticField, message("must be spiffe://{trust-domain}/agent/{tenant}/{agent}/{role}"));
     identity.staticSpiffeId = id;
   }
   // No trust domain is accepted unless named: an identity verified against some other domain's
   // bundle (a misconfigured validator, a second jwt_authn provider) must not pass by default.
   const verified = identity.sources.includes(IdentitySource.Mtls) || identity.sources.includes(IdentitySource.Jwt);
   if (verified && identity.trustDomains.length == 0) {
-    read.fail("trust_domains", "must name the trust domains whose identities are accepted");
+    read.fail(trustDomainsField, message("must name the trust domains whose identities are accepted"));
   }
-  if (identity.sources.includes(IdentitySource.Static) && identity.staticSpiffeId === null) {
-    read.fail("static_spiffe_id", "is required when identity_sources contains static");
+  if (identity.sources.includes(IdentitySource.Static) && identity.staticSpiffeId.length == 0) {
+    read.fail(staticField, message("is required when identity_sources contains static"));
   }
 }
 
-function readRegions(value: JsonValue | null, config: FilterConfig, read: Reader): void {
-  if (value === null) return;
-  if (value.kind != JsonKind.Object) {
-    read.fail("default_regions", "must be an object of provider to region");
-    return;
-  }
-  for (let i = 0; i < value.keys.length; i++) {
-    const provider = value.keys[i];
-    const field = "default_regions." + provider;
-    const index = PROVIDERS.indexOf(provider);
-    if (index < 0) {
-      read.fail(field, "is not a provider (aws, gcp, azure)");
-      continue;
+/** `default_regions`: provider → the region of an exchange that names none; each one served. */
+function readRegions(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const name = message("default_regions");
+  const value = read.member(root, name);
+  if (value !== null && value.kind != JsonKind.Object) {
+    read.fail(name, message("must be an object of provider to region"));
+  } else if (value !== null) {
+    for (let i = 0; i < value.keys.length; i++) {
+      const field = name + "." + value.keys[i];
+      const index = providerIndex(value.keys[i], field, read);
+      if (index < 0) continue;
+      const region = read.string(value.items[i], field, "");
+      if (isRegionIn(region, field, read)) config.defaultRegions[index] = region;
     }
-    const region = read.string(value.items[i], field, "");
-    if (!isRegion(region)) read.fail(field, "is not a region (see the region grammar in contract/contract.json)");
-    else config.defaultRegions[index] = region;
   }
+  for (let i = 0; i < PROVIDERS.length; i++) {
+    if (!config.servesRegion(PROVIDERS[i], config.defaultRegions[i])) {
+      read.fail(name + "." + PROVIDERS[i], message("must be one of the regions served for ") + PROVIDERS[i]);
+    }
+  }
+}
+
+/** The provider's index in PROVIDERS, or -1 once `field` is failed for naming none. */
+function providerIndex(provider: string, field: string, read: Reader): i32 {
+  const index = PROVIDERS.indexOf(provider);
+  if (index < 0) read.fail(field, message("is not a provider (aws, gcp, azure)"));
+  return index;
+}
+
+/** Whether `region` is a region by the contract's grammar; `field` is failed if not. */
+function isRegionIn(region: string, field: string, read: Reader): bool {
+  if (isRegion(region)) return true;
+  read.fail(field, message("is not a region (see the region grammar in contract/contract.json)"));
+  return false;
 }
 
 /**
  * `regions`: provider → the regions exchanges may name (a narrower list than the contract's), or
  * "any" (no allow-list: every key one identity names stays in L1, so only for load tests).
  */
-function readServedRegions(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+function readServedRegions(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const name = message("regions");
+  const value = read.member(root, name);
   if (value === null) return;
   if (value.kind != JsonKind.Object) {
-    read.fail("regions", "must be an object of provider to a list of regions, or \"any\"");
+    read.fail(name, message("must be an object of provider to a list of regions, or \"any\""));
     return;
   }
   for (let i = 0; i < value.keys.length; i++) {
-    const provider = value.keys[i];
-    const field = "regions." + provider;
-    const index = PROVIDERS.indexOf(provider);
-    if (index < 0) {
-      read.fail(field, "is not a provider (aws, gcp, azure)");
-      continue;
-    }
+    const field = name + "." + value.keys[i];
+    const index = providerIndex(value.keys[i], field, read);
+    if (index < 0) continue;
     const item = value.items[i];
     if (item.kind == JsonKind.String && item.text == "any") {
       config.anyRegion[index] = true;
       continue;
     }
     const regions = read.strings(item, field);
-    if (regions.length == 0) read.fail(field, "must name at least one region, or be \"any\"");
-    for (let j = 0; j < regions.length; j++) {
-      if (!isRegion(regions[j])) read.fail(field + "[" + j.toString() + "]", "is not a region (see the region grammar in contract/contract.json)");
-    }
+    if (regions.length == 0) read.fail(field, message("must name at least one region, or be \"any\""));
+    for (let j = 0; j < regions.length; j++) isRegionIn(regions[j], itemName(field, j), read);
     config.servedRegions[index] = regions;
   }
 }
 
-function readExtraServices(value: JsonValue | null, config: FilterConfig, read: Reader): void {
-  const extras = read.strings(value, "extra_services");
+function readExtraServices(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const field = message("extra_services");
+  const extras = read.stringsField(root, field);
   for (let i = 0; i < extras.length; i++) {
     if (!isServiceName(extras[i])) {
-      read.fail("extra_services[" + i.toString() + "]", "must be {aws|gcp|azure}_{name} (see the service grammar in contract/contract.json)");
+      read.fail(itemName(field, i), message("must be {aws|gcp|azure}_{name} (see the service grammar in contract/contract.json)"));
     } else if (!config.services.includes(extras[i])) {
       config.services.push(extras[i]);
     }
@@ -278,18 +287,20 @@ function countSlashes(text: string): i32 {
   return count;
 }
 
-function readResources(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+function readResources(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const name = message("resources");
+  const value = read.member(root, name);
   if (value === null) return;
   if (value.kind != JsonKind.Object) {
-    read.fail("resources", "must be an object of \"{tenant}/{agent}[/{role}]\" to a list of services");
+    read.fail(name, message("must be an object of \"{tenant}/{agent}[/{role}]\" to a list of services"));
     return;
   }
   for (let i = 0; i < value.keys.length; i++) {
     const key = value.keys[i];
-    const field = "resources." + key;
+    const field = name + "." + key;
     const depth = countSlashes(key) + 1;
     if (depth < 2 || depth > 3 || key.includes("//") || key.startsWith("/") || key.endsWith("/")) {
-      read.fail(field, "key must be {tenant}/{agent} or {tenant}/{agent}/{role}");
+      read.fail(field, message("key must be {tenant}/{agent} or {tenant}/{agent}/{role}"));
       continue;
     }
     const resources = read.strings(value.items[i], field);
@@ -297,7 +308,7 @@ function readResources(value: JsonValue | null, config: FilterConfig, read: Read
     for (let j = 0; j < resources.length; j++) {
       const service = serviceOfResource(resources[j]);
       if (!config.services.includes(service)) {
-        read.fail(field + "[" + j.toString() + "]", "names a service that is not in the catalog or extra_services");
+        read.fail(itemName(field, j), message("names a service that is not in the catalog or extra_services"));
       }
       services.push(service);
     }
@@ -305,60 +316,80 @@ function readResources(value: JsonValue | null, config: FilterConfig, read: Read
   }
 }
 
-function readUpstream(value: JsonValue, field: string, fallback: UpstreamConfig, read: Reader): UpstreamConfig {
-  const cluster = read.string(value.member("cluster"), field + ".cluster", fallback.cluster);
-  const authority = read.string(value.member("authority"), field + ".authority", cluster);
-  const timeoutMs = <u32>read.integer(value.member("timeout_ms"), field + ".timeout_ms", fallback.timeoutMs, 1, 60000);
+/** The fields every upstream section has; `read` is in that section. */
+function readUpstream(value: JsonValue, fallback: UpstreamConfig, read: Reader): UpstreamConfig {
+  const cluster = read.stringField(value, message("cluster"), fallback.cluster);
+  const authority = read.stringField(value, message("authority"), cluster);
+  const timeoutMs = <u32>read.integerField(value, message("timeout_ms"), fallback.timeoutMs, 1, 60000);
   return new UpstreamConfig(cluster, authority, timeoutMs);
 }
 
-function readInjector(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+function readInjector(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const name = message("injector");
+  const value = read.member(root, name);
   if (value === null) return;
   if (value.kind != JsonKind.Object) {
-    read.fail("injector", "must be an object {cluster, authority, path, timeout_ms}");
+    read.fail(name, message("must be an object {cluster, authority, path, timeout_ms}"));
     return;
   }
-  config.injector = readUpstream(value, "injector", config.injector, read);
-  config.injectorPath = read.string(value.member("path"), "injector.path", config.injectorPath);
-  if (!config.injectorPath.startsWith("/")) read.fail("injector.path", "must start with '/'");
+  read.section = name + ".";
+  config.injector = readUpstream(value, config.injector, read);
+  const pathField = message("path");
+  config.injectorPath = read.stringField(value, pathField, config.injectorPath);
+  if (!config.injectorPath.startsWith("/")) read.fail(pathField, message("must start with '/'"));
+  read.section = "";
 }
 
-function readL2(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+function readL2(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const name = message("l2");
+  const value = read.member(root, name);
   if (value === null || value.kind == JsonKind.Null) return;
   if (value.kind != JsonKind.Object) {
-    read.fail("l2", "must be an object {cluster, authority, timeout_ms} or null");
+    read.fail(name, message("must be an object {cluster, authority, timeout_ms} or null"));
     return;
   }
-  if (value.member("cluster") === null) read.fail("l2.cluster", "is required");
-  config.l2 = readUpstream(value, "l2", new UpstreamConfig("", "", 50), read);
+  read.section = name + ".";
+  const cluster = message("cluster");
+  if (read.member(value, cluster) === null) read.fail(cluster, message("is required"));
+  config.l2 = readUpstream(value, new UpstreamConfig("", "", 50), read);
+  read.section = "";
 }
 
-function readRevocation(value: JsonValue | null, config: FilterConfig, read: Reader): void {
+function readRevocation(root: JsonValue, config: FilterConfig, read: Reader): void {
+  const section = message("revocation");
+  const value = read.member(root, section);
   if (value === null || value.kind == JsonKind.Null) return;
   if (value.kind != JsonKind.Object) {
-    read.fail("revocation", "must be an object {path, admin_spiffe_ids, poll_interval_ms} or null");
+    read.fail(section, message("must be an object {path, admin_spiffe_ids, poll_interval_ms} or null"));
     return;
   }
   // Revocations travel through L2: the bridge purges Valkey and keeps the log every sidecar polls.
-  if (config.l2 === null) read.fail("revocation", "needs l2 (revocations are shared through the bridge)");
-  const path = read.string(value.member("path"), "revocation.path", "/revoke");
-  if (!path.startsWith("/") || path == config.exchangePath) read.fail("revocation.path", "must start with '/' and differ from exchange_path");
-  const admins = read.strings(value.member("admin_spiffe_ids"), "revocation.admin_spiffe_ids");
-  if (admins.length == 0) read.fail("revocation.admin_spiffe_ids", "must name at least one admin SPIFFE ID");
+  const bridge = config.l2;
+  if (bridge === null) read.fail(section, message("needs l2 (revocations are shared through the bridge)"));
+  read.section = section + ".";
+  const pathField = message("path");
+  const path = read.stringField(value, pathField, "/revoke");
+  if (!path.startsWith("/") || path == config.exchangePath) read.fail(pathField, message("must start with '/' and differ from exchange_path"));
+  const adminsField = message("admin_spiffe_ids");
+  const admins = read.stringsField(value, adminsField);
+  if (admins.length == 0) read.fail(adminsField, message("must name at least one admin SPIFFE ID"));
   for (let i = 0; i < admins.length; i++) {
-    if (parseSpiffeId(admins[i]) === null) read.fail("revocation.admin_spiffe_ids[" + i.toString() + "]", "must be an agent SPIFFE ID");
+    if (parseSpiffeId(admins[i]) === null) read.fail(itemName(adminsField, i), message("must be an agent SPIFFE ID"));
   }
-  const pollMs = read.integer(value.member("poll_interval_ms"), "revocation.poll_interval_ms", 1000, 100, 60000);
-  const stalenessMs = read.integer(value.member("max_log_staleness_ms"), "revocation.max_log_staleness_ms", 30000, 1000, 3_600_000);
-  if (stalenessMs < pollMs) read.fail("revocation.max_log_staleness_ms", "must be at least poll_interval_ms");
-  const refuseSeconds = read.integer(value.member("deny_seconds"), "revocation.deny_seconds", 3600, 1, 604_800);
-  config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs, refuseSeconds);
+  const pollMs = read.integerField(value, message("poll_interval_ms"), 1000, 100, 60000);
+  const stalenessField = message("max_log_staleness_ms");
+  const stalenessMs = read.integerField(value, stalenessField, 30000, 1000, 3_600_000);
+  if (stalenessMs < pollMs) read.fail(stalenessField, message("must be at least poll_interval_ms"));
+  const refuseSeconds = read.integerField(value, message("deny_seconds"), 3600, 1, 604_800);
+  read.section = "";
+  if (bridge !== null) config.revocation = new RevocationConfig(path, admins, pollMs, stalenessMs, refuseSeconds, bridge);
 }
 
 /** true, false, or absent (false). */
-function readSwitch(value: JsonValue | null, field: string, read: Reader): bool {
+function readSwitch(root: JsonValue, field: string, read: Reader): bool {
+  const value = read.member(root, field);
   if (value === null || value.kind == JsonKind.Null) return false;
-  if (value.kind != JsonKind.Bool) read.fail(field, "must be true or false");
+  if (value.kind != JsonKind.Bool) read.fail(field, message("must be true or false"));
   return value.boolean;
 }
 
@@ -368,19 +399,19 @@ function checkDoorPaths(config: FilterConfig, read: Reader): void {
   const revocation = config.revocation;
   if (revocation !== null) taken.push(revocation.path);
   const aws = config.awsContainer;
-  if (aws !== null) {
-    if (taken.includes(aws.path) || isGcePath(aws.path)) read.fail("aws_container.path", "must differ from every other door's path");
-    taken.push(aws.path);
-  }
+  if (aws !== null) claimDoorPath(taken, aws.path, message("aws_container.path"), read);
   const azure = config.azureManagedIdentity;
-  if (azure !== null) {
-    if (taken.includes(azure.path) || isGcePath(azure.path)) read.fail("azure_managed_identity.path", "must differ from every other door's path");
-    taken.push(azure.path);
-  }
+  if (azure !== null) claimDoorPath(taken, azure.path, message("azure_managed_identity.path"), read);
   if (!config.vault) return;
   for (let i = 0; i < taken.length; i++) {
-    if (isVaultPath(taken[i])) read.fail("vault", "the vault's paths (" + VAULT_SECRETS_PATH + ", " + VAULT_AUDIT_PATH + ") must differ from every other door's path");
+    if (isVaultPath(taken[i])) read.fail(message("vault"), message("the vault's paths (") + VAULT_SECRETS_PATH + ", " + VAULT_AUDIT_PATH + message(") must differ from every other door's path"));
   }
+}
+
+/** Takes `path` for a door; `field` is failed if another door has it, or the GCE door's paths do. */
+function claimDoorPath(taken: string[], path: string, field: string, read: Reader): void {
+  if (taken.includes(path) || isGcePath(path)) read.fail(field, message("must differ from every other door's path"));
+  taken.push(path);
 }
 
 /** `path` is one of the vault's paths or under one (doors/vault.ts forwards those). */

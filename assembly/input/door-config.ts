@@ -4,8 +4,9 @@
 // name) comes from here, never from the request beyond the few query parameters each door reads.
 import { AZURE_RESOURCE_SERVICES, AZURE_RESOURCES } from "../contract";
 import { JsonKind, JsonValue } from "../util/json";
+import { message } from "../util/message";
 import { providerOf } from "./catalog";
-import { Reader } from "./config-reader";
+import { itemName, Reader } from "./config-reader";
 
 export class AwsContainerDoorConfig {
   path: string = "/v1/aws/credentials";
@@ -35,86 +36,106 @@ export class AzureManagedIdentityDoorConfig {
 /** The shortest X-IDENTITY-HEADER accepted: it is a shared secret, not a label. */
 const MIN_IDENTITY_HEADER = 16;
 
-export function readAwsContainerDoor(value: JsonValue | null, services: string[], read: Reader): AwsContainerDoorConfig | null {
-  if (!isSection(value, "aws_container", read)) return null;
+export function readAwsContainerDoor(root: JsonValue, services: string[], read: Reader): AwsContainerDoorConfig | null {
+  const section = sectionOf(root, message("aws_container"), read);
+  if (section === null) return null;
   const door = new AwsContainerDoorConfig();
-  const section = value!;
-  door.path = readPath(section, "aws_container.path", door.path, read);
-  door.service = readService(section, "aws_container.service", door.service, "aws", services, read);
+  door.path = readPath(section, door.path, read);
+  door.service = readService(section, door.service, "aws", services, read);
+  read.section = "";
   return door;
 }
 
-export function readGceMetadataDoor(value: JsonValue | null, services: string[], read: Reader): GceMetadataDoorConfig | null {
-  if (!isSection(value, "gce_metadata", read)) return null;
+export function readGceMetadataDoor(root: JsonValue, services: string[], read: Reader): GceMetadataDoorConfig | null {
+  const section = sectionOf(root, message("gce_metadata"), read);
+  if (section === null) return null;
   const door = new GceMetadataDoorConfig();
-  const section = value!;
-  door.service = readService(section, "gce_metadata.service", door.service, "gcp", services, read);
-  door.projectId = read.string(section.member("project_id"), "gce_metadata.project_id", "");
-  if (!isPlainText(door.projectId, false)) read.fail("gce_metadata.project_id", "is required: letters, digits, '-', '.', ':'");
-  const numeric = section.member("numeric_project_id");
+  door.service = readService(section, door.service, "gcp", services, read);
+  const projectId = message("project_id");
+  door.projectId = read.stringField(section, projectId, "");
+  if (!isPlainText(door.projectId, false)) read.fail(projectId, message("is required: letters, digits, '-', '.', ':'"));
+  const numericField = message("numeric_project_id");
+  const numeric = read.member(section, numericField);
   if (numeric !== null) {
-    door.numericProjectId = read.string(numeric, "gce_metadata.numeric_project_id", "");
-    if (!isDigits(door.numericProjectId)) read.fail("gce_metadata.numeric_project_id", "must be digits");
+    door.numericProjectId = read.string(numeric, numericField, "");
+    if (!isDigits(door.numericProjectId)) read.fail(numericField, message("must be digits"));
   }
-  door.serviceAccountEmail = read.string(section.member("service_account_email"), "gce_metadata.service_account_email", door.serviceAccountEmail);
-  if (!isPlainText(door.serviceAccountEmail, true)) read.fail("gce_metadata.service_account_email", "must be an email address or 'default'");
-  door.universeDomain = read.string(section.member("universe_domain"), "gce_metadata.universe_domain", door.universeDomain);
-  if (!isPlainText(door.universeDomain, false)) read.fail("gce_metadata.universe_domain", "must be a domain name");
-  const scopes = section.member("scopes");
+  const email = message("service_account_email");
+  door.serviceAccountEmail = read.stringField(section, email, door.serviceAccountEmail);
+  if (!isPlainText(door.serviceAccountEmail, true)) read.fail(email, message("must be an email address or 'default'"));
+  const universe = message("universe_domain");
+  door.universeDomain = read.stringField(section, universe, door.universeDomain);
+  if (!isPlainText(door.universeDomain, false)) read.fail(universe, message("must be a domain name"));
+  const scopes = read.member(section, "scopes");
   if (scopes !== null) {
-    door.scopes = read.strings(scopes, "gce_metadata.scopes");
+    door.scopes = read.strings(scopes, "scopes");
     for (let i = 0; i < door.scopes.length; i++) {
-      if (!isPlainText(door.scopes[i], false)) read.fail("gce_metadata.scopes[" + i.toString() + "]", "must be a scope URL");
+      if (!isPlainText(door.scopes[i], false)) read.fail(itemName("scopes", i), message("must be a scope URL"));
     }
   }
+  read.section = "";
   return door;
 }
 
-export function readAzureManagedIdentityDoor(value: JsonValue | null, services: string[], read: Reader): AzureManagedIdentityDoorConfig | null {
-  if (!isSection(value, "azure_managed_identity", read)) return null;
+export function readAzureManagedIdentityDoor(root: JsonValue, services: string[], read: Reader): AzureManagedIdentityDoorConfig | null {
+  const section = sectionOf(root, message("azure_managed_identity"), read);
+  if (section === null) return null;
   const door = new AzureManagedIdentityDoorConfig();
-  const section = value!;
-  door.path = readPath(section, "azure_managed_identity.path", door.path, read);
-  door.identityHeader = read.string(section.member("identity_header"), "azure_managed_identity.identity_header", "");
+  door.path = readPath(section, door.path, read);
+  const identityHeader = message("identity_header");
+  door.identityHeader = read.stringField(section, identityHeader, "");
   if (door.identityHeader.length < MIN_IDENTITY_HEADER || !isPlainText(door.identityHeader, false)) {
-    read.fail("azure_managed_identity.identity_header", "is required: a secret of at least 16 letters, digits, '-', '.', ':'");
+    read.fail(identityHeader, message("is required: a secret of at least 16 letters, digits, '-', '.', ':'"));
   }
-  const extra = section.member("resources");
-  if (extra === null) return door;
+  readAzureResources(section, door, services, read);
+  read.section = "";
+  return door;
+}
+
+/** Entra ID resources beyond the contract's, each for a configured azure service. */
+function readAzureResources(section: JsonValue, door: AzureManagedIdentityDoorConfig, services: string[], read: Reader): void {
+  const name = message("resources");
+  const extra = read.member(section, name);
+  if (extra === null) return;
   if (extra.kind != JsonKind.Object) {
-    read.fail("azure_managed_identity.resources", "must be an object of service to Entra ID resource URL");
-    return door;
+    read.fail(name, message("must be an object of service to Entra ID resource URL"));
+    return;
   }
   for (let i = 0; i < extra.keys.length; i++) {
-    const field = "azure_managed_identity.resources." + extra.keys[i];
+    const field = name + "." + extra.keys[i];
     const service = extra.keys[i];
-    if (providerOf(service) != "azure" || !services.includes(service)) read.fail(field, "must name an azure service of the catalog or extra_services");
+    if (providerOf(service) != "azure" || !services.includes(service)) read.fail(field, message("must name an azure service of the catalog or extra_services"));
     const resource = read.string(extra.items[i], field, "");
     if (!resource.startsWith("https://") || resource.endsWith("/") || !isPlainText(resource, false)) {
-      read.fail(field, "must be an https:// resource URL without a trailing '/'");
+      read.fail(field, message("must be an https:// resource URL without a trailing '/'"));
     }
     door.resources.push(resource);
     door.resourceServices.push(service);
   }
-  return door;
 }
 
-function isSection(value: JsonValue | null, field: string, read: Reader): bool {
-  if (value === null || value.kind == JsonKind.Null) return false;
-  if (value.kind == JsonKind.Object) return true;
-  read.fail(field, "must be an object or null");
-  return false;
+/** The door's section `name` of `root` when it is there (an object), and then `read` is in it; null when closed. */
+function sectionOf(root: JsonValue, name: string, read: Reader): JsonValue | null {
+  const value = read.member(root, name);
+  if (value === null || value.kind == JsonKind.Null) return null;
+  if (value.kind == JsonKind.Object) {
+    read.section = name + ".";
+    return value;
+  }
+  read.fail(name, message("must be an object or null"));
+  return null;
 }
 
-function readPath(section: JsonValue, field: string, fallback: string, read: Reader): string {
-  const path = read.string(section.member("path"), field, fallback);
-  if (!path.startsWith("/") || path.includes("?")) read.fail(field, "must start with '/' and have no query");
+function readPath(section: JsonValue, fallback: string, read: Reader): string {
+  const field = message("path");
+  const path = read.stringField(section, field, fallback);
+  if (!path.startsWith("/") || path.includes("?")) read.fail(field, message("must start with '/' and have no query"));
   return path;
 }
 
-function readService(section: JsonValue, field: string, fallback: string, provider: string, services: string[], read: Reader): string {
-  const service = read.string(section.member("service"), field, fallback);
-  if (providerOf(service) != provider || !services.includes(service)) read.fail(field, "must name a " + provider + " service of the catalog or extra_services");
+function readService(section: JsonValue, fallback: string, provider: string, services: string[], read: Reader): string {
+  const service = read.stringField(section, "service", fallback);
+  if (providerOf(service) != provider || !services.includes(service)) read.fail("service", message("must name a ") + provider + message(" service of the catalog or extra_services"));
   return service;
 }
 

@@ -2,6 +2,7 @@
 // JWT-SVID that jwt_authn verified, whose `iss`, `aud` and `exp` the filter checks again), or the
 // configured static one. Nothing a client can set in a header is ever consulted.
 import { getProperty, propertyPath } from "../proxy-wasm/host";
+import { message } from "../util/message";
 import { claimsFingerprint, FINGERPRINT, readJwtClaims } from "./jwt-claims";
 import { parseSpiffeId, SpiffeId } from "./spiffe-id";
 
@@ -34,7 +35,8 @@ export class IdentitySettings {
   /** Accepted `iss` values and `aud` values of JWT-SVIDs; empty: that claim is not checked again. */
   jwtIssuers: string[] = [];
   jwtAudiences: string[] = [];
-  staticSpiffeId: string | null = null;
+  /** The listener's own identity for the static source; "" when not configured. */
+  staticSpiffeId: string = "";
   /** The trust domains accepted (required with the mtls or jwt source). */
   trustDomains: string[] = [];
   // The last verified claim this worker resolved (a certificate's URI SAN, or the fingerprint of a
@@ -67,39 +69,43 @@ export function resolveIdentity(settings: IdentitySettings): IdentityResult {
     const claim = getProperty(source == IdentitySource.Mtls ? PEER_URI_SAN : settings.jwtPayloadPath);
     if (claim === null || claim.byteLength == 0) continue;
     if (source == IdentitySource.Mtls) {
-      if (isRecent(settings, source, changetype<usize>(claim), claim.byteLength)) return settings.recentResult!;
+      const recent = rememberedResult(settings, source, changetype<usize>(claim), claim.byteLength);
+      if (recent !== null) return recent;
       return remember(settings, source, claim, evaluate(String.UTF8.decode(claim), source, settings));
     }
     const size = claimsFingerprint(claim);
-    if (size >= 0 && isRecent(settings, source, FINGERPRINT, size)) return settings.recentResult!;
+    const recent = size >= 0 ? rememberedResult(settings, source, FINGERPRINT, size) : null;
+    if (recent !== null) return recent;
     const result = evaluateJwt(claim, settings);
     if (size < 0) return result;
     const fingerprint = new ArrayBuffer(size);
     memory.copy(changetype<usize>(fingerprint), FINGERPRINT, <usize>size);
     return remember(settings, source, fingerprint, result);
   }
-  return new IdentityResult(null, "no verified SPIFFE identity (present an X.509-SVID or a JWT-SVID)");
+  return new IdentityResult(null, message("no verified SPIFFE identity (present an X.509-SVID or a JWT-SVID)"));
 }
 
 function staticIdentity(settings: IdentitySettings): IdentityResult {
   let result = settings.staticResult;
-  if (result === null) settings.staticResult = result = evaluate(settings.staticSpiffeId!, IdentitySource.Static, settings);
+  if (result === null) settings.staticResult = result = evaluate(settings.staticSpiffeId, IdentitySource.Static, settings);
   return result;
 }
 
 /** The verified payload's claims: `sub` the identity, `iss` and `aud` among the accepted, `exp` present. */
 function evaluateJwt(payload: ArrayBuffer, settings: IdentitySettings): IdentityResult {
   const claims = readJwtClaims(payload);
-  if (claims === null || claims.sub === null) return new IdentityResult(null, "the verified JWT-SVID has no subject");
+  const subject = claims !== null ? claims.sub : null;
+  if (claims === null || subject === null) return new IdentityResult(null, message("the verified JWT-SVID has no subject"));
   const issuers = settings.jwtIssuers;
-  if (issuers.length > 0 && (claims.iss === null || !issuers.includes(claims.iss!))) {
-    return new IdentityResult(null, "the JWT-SVID's issuer is not accepted");
+  const issuer = claims.iss;
+  if (issuers.length > 0 && (issuer === null || !issuers.includes(issuer))) {
+    return new IdentityResult(null, message("the JWT-SVID's issuer is not accepted"));
   }
   if (settings.jwtAudiences.length > 0 && !anyOf(claims.aud, settings.jwtAudiences)) {
-    return new IdentityResult(null, "the JWT-SVID's audience is not accepted");
+    return new IdentityResult(null, message("the JWT-SVID's audience is not accepted"));
   }
-  if (claims.exp <= 0) return new IdentityResult(null, "the JWT-SVID has no expiry");
-  const result = evaluate(claims.sub!, IdentitySource.Jwt, settings);
+  if (claims.exp <= 0) return new IdentityResult(null, message("the JWT-SVID has no expiry"));
+  const result = evaluate(subject, IdentitySource.Jwt, settings);
   const identity = result.identity;
   if (identity !== null) identity.notAfter = <i64>claims.exp;
   return result;
@@ -113,18 +119,20 @@ function anyOf(values: string[], accepted: string[]): bool {
 function evaluate(claim: string, source: IdentitySource, settings: IdentitySettings): IdentityResult {
   const spiffe = parseSpiffeId(claim);
   if (spiffe === null) {
-    return new IdentityResult(null, "the verified identity is not an agent SPIFFE ID");
+    return new IdentityResult(null, message("the verified identity is not an agent SPIFFE ID"));
   }
   if (settings.trustDomains.length > 0 && !settings.trustDomains.includes(spiffe.trustDomain)) {
-    return new IdentityResult(null, "the verified identity belongs to a trust domain that is not accepted");
+    return new IdentityResult(null, message("the verified identity belongs to a trust domain that is not accepted"));
   }
   return new IdentityResult(new Identity(spiffe, source), "");
 }
 
-function isRecent(settings: IdentitySettings, source: IdentitySource, claim: usize, size: i32): bool {
+/** The result remembered for this very claim, if it is the last one evaluated. */
+function rememberedResult(settings: IdentitySettings, source: IdentitySource, claim: usize, size: i32): IdentityResult | null {
   const recent = settings.recentClaim;
-  return recent !== null && settings.recentSource == source && recent.byteLength == size &&
+  const same = recent !== null && settings.recentSource == source && recent.byteLength == size &&
     memory.compare(claim, changetype<usize>(recent), <usize>size) == 0;
+  return same ? settings.recentResult : null;
 }
 
 function remember(settings: IdentitySettings, source: IdentitySource, claim: ArrayBuffer, result: IdentityResult): IdentityResult {

@@ -8,10 +8,11 @@
 //                  "max_tokens": 1000000, "max_cost_usd": 5}],
 //     "admin_spiffe_ids": [...], "max_request_bytes": 1048576, "max_usage_rows": 4096
 //   }
-import { LLM_PROVIDERS } from "./contract";
-import { Reader } from "../input/config-reader";
+import { itemName, Reader } from "../input/config-reader";
 import { parseSpiffeId } from "../input/spiffe-id";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
+import { message } from "../util/message";
+import { LLM_PROVIDERS } from "./contract";
 
 /** A model's prices in nano-USD per token (= USD per million tokens × 1000). */
 export class Price {
@@ -62,47 +63,46 @@ export class LlmConfigResult {
   constructor(public config: LlmConfig | null, public error: string) {}
 }
 
-const KNOWN_FIELDS: string[] = ["providers", "prices", "budgets", "admin_spiffe_ids", "max_request_bytes", "max_usage_rows"];
-
 /** The "llm" section of the plugin configuration (the rest is the exchange filter's: input/config.ts). */
 export function parseLlmConfig(bytes: ArrayBuffer): LlmConfigResult {
   const parsed = parseJson(String.UTF8.decode(bytes));
   const root = parsed.value;
-  if (root === null || root.kind != JsonKind.Object) return new LlmConfigResult(null, "configuration is not a JSON object");
+  if (root === null || root.kind != JsonKind.Object) return new LlmConfigResult(null, message("configuration is not a JSON object"));
   const section = root.member("llm");
-  if (section === null || section.kind != JsonKind.Object) return new LlmConfigResult(null, "field 'llm' must be an object (the LLM filter's section)");
-  for (let i = 0; i < section.keys.length; i++) {
-    if (!KNOWN_FIELDS.includes(section.keys[i])) return new LlmConfigResult(null, "unknown field 'llm." + section.keys[i] + "'");
-  }
+  if (section === null || section.kind != JsonKind.Object) return new LlmConfigResult(null, message("field 'llm' must be an object (the LLM filter's section)"));
+  // Every field of the section is read: one no reader asks for is unknown, refused before any other problem.
   const config = new LlmConfig();
-  const read = new Reader();
-  readProviders(section.member("providers"), config, read);
-  readPrices(section.member("prices"), config, read);
-  readBudgets(section.member("budgets"), config, read);
-  config.adminSpiffeIds = read.strings(section.member("admin_spiffe_ids"), "llm.admin_spiffe_ids");
+  const read = new Reader(section);
+  read.section = message("llm.");
+  readProviders(read.member(section, message("providers")), config, read);
+  readPrices(read.member(section, message("prices")), config, read);
+  readBudgets(read.member(section, message("budgets")), config, read);
+  config.adminSpiffeIds = read.stringsField(section, message("admin_spiffe_ids"));
   for (let i = 0; i < config.adminSpiffeIds.length; i++) {
-    if (parseSpiffeId(config.adminSpiffeIds[i]) === null) read.fail("llm.admin_spiffe_ids[" + i.toString() + "]", "must be an agent SPIFFE ID");
+    if (parseSpiffeId(config.adminSpiffeIds[i]) === null) read.fail(itemName(message("admin_spiffe_ids"), i), message("must be an agent SPIFFE ID"));
   }
-  config.maxRequestBytes = <i32>read.integer(section.member("max_request_bytes"), "llm.max_request_bytes", config.maxRequestBytes, 1024, 16_777_216);
-  config.maxUsageRows = <i32>read.integer(section.member("max_usage_rows"), "llm.max_usage_rows", config.maxUsageRows, 1, 100_000);
+  config.maxRequestBytes = <i32>read.integerField(section, message("max_request_bytes"), config.maxRequestBytes, 1024, 16_777_216);
+  config.maxUsageRows = <i32>read.integerField(section, message("max_usage_rows"), config.maxUsageRows, 1, 100_000);
+  const unknown = read.unknownField();
+  if (unknown !== null) return new LlmConfigResult(null, message("unknown field 'llm.") + unknown + "'");
   return read.error.length > 0 ? new LlmConfigResult(null, read.error) : new LlmConfigResult(config, "");
 }
 
 function readProviders(value: JsonValue | null, config: LlmConfig, read: Reader): void {
   for (let i = 0; i < LLM_PROVIDERS.length; i++) config.models[i] = [];
   if (value === null || value.kind != JsonKind.Object || value.keys.length == 0) {
-    read.fail("llm.providers", "must name at least one provider (" + LLM_PROVIDERS.join(", ") + ")");
+    read.fail(message("providers"), message("must name at least one provider (") + LLM_PROVIDERS.join(", ") + ")");
     return;
   }
   for (let i = 0; i < value.keys.length; i++) {
     const name = value.keys[i];
-    const field = "llm.providers." + name;
+    const field = message("providers.") + name;
     const index = LLM_PROVIDERS.indexOf(name);
     const provider = value.items[i];
     if (index < 0) {
-      read.fail(field, "is not a provider of the LLM route (" + LLM_PROVIDERS.join(", ") + ")");
+      read.fail(field, message("is not a provider of the LLM route (") + LLM_PROVIDERS.join(", ") + ")");
     } else if (provider.kind != JsonKind.Object) {
-      read.fail(field, "must be an object {models?}");
+      read.fail(field, message("must be an object {models?}"));
     } else {
       config.served[index] = true;
       config.models[index] = read.strings(provider.member("models"), field + ".models");
@@ -113,14 +113,14 @@ function readProviders(value: JsonValue | null, config: LlmConfig, read: Reader)
 function readPrices(value: JsonValue | null, config: LlmConfig, read: Reader): void {
   if (value === null) return;
   if (value.kind != JsonKind.Object) {
-    read.fail("llm.prices", "must be an object of model to {input, cached_input?, cache_write?, output} in USD per million tokens");
+    read.fail(message("prices"), message("must be an object of model to {input, cached_input?, cache_write?, output} in USD per million tokens"));
     return;
   }
   for (let i = 0; i < value.keys.length; i++) {
-    const field = "llm.prices." + value.keys[i];
+    const field = message("prices.") + value.keys[i];
     const entry = value.items[i];
     if (entry.kind != JsonKind.Object) {
-      read.fail(field, "must be an object {input, cached_input?, cache_write?, output}");
+      read.fail(field, message("must be an object {input, cached_input?, cache_write?, output}"));
       continue;
     }
     const input = nanoUsdPerToken(entry.member("input"), field + ".input", -1, read);
@@ -136,44 +136,44 @@ function readPrices(value: JsonValue | null, config: LlmConfig, read: Reader): v
 function nanoUsdPerToken(value: JsonValue | null, field: string, fallback: i64, read: Reader): i64 {
   if (value === null && fallback >= 0) return fallback;
   if (value === null || value.kind != JsonKind.Number || value.number < 0 || value.number > 1_000_000) {
-    read.fail(field, "must be a price in USD per million tokens (0 to 1000000)");
+    read.fail(field, message("must be a price in USD per million tokens (0 to 1000000)"));
     return 0;
   }
   const nanos = Math.round(value.number * 1000);
-  if (Math.abs(nanos - value.number * 1000) > 1e-6) read.fail(field, "must have at most 3 decimals");
+  if (Math.abs(nanos - value.number * 1000) > 1e-6) read.fail(field, message("must have at most 3 decimals"));
   return <i64>nanos;
 }
 
 function readBudgets(value: JsonValue | null, config: LlmConfig, read: Reader): void {
   if (value === null) return;
   if (value.kind != JsonKind.Array) {
-    read.fail("llm.budgets", "must be an array of {spiffe_ids, window_seconds, max_tokens?, max_cost_usd?}");
+    read.fail(message("budgets"), message("must be an array of {spiffe_ids, window_seconds, max_tokens?, max_cost_usd?}"));
     return;
   }
   for (let i = 0; i < value.items.length; i++) {
-    const field = "llm.budgets[" + i.toString() + "]";
+    const field = itemName(message("budgets"), i);
     const entry = value.items[i];
     if (entry.kind != JsonKind.Object) {
-      read.fail(field, "must be an object {spiffe_ids, window_seconds, max_tokens?, max_cost_usd?}");
+      read.fail(field, message("must be an object {spiffe_ids, window_seconds, max_tokens?, max_cost_usd?}"));
       continue;
     }
     const pattern = read.string(entry.member("spiffe_ids"), field + ".spiffe_ids", "");
     const valid = pattern.endsWith("/*") ? pattern.startsWith("spiffe://") : parseSpiffeId(pattern) !== null;
     if (!valid) {
-      read.fail(field + ".spiffe_ids", "must be an agent SPIFFE ID, or a prefix of one ending in /*");
+      read.fail(field + ".spiffe_ids", message("must be an agent SPIFFE ID, or a prefix of one ending in /*"));
     }
     const window = read.integer(entry.member("window_seconds"), field + ".window_seconds", 0, 1, 31_536_000);
-    if (entry.member("window_seconds") === null) read.fail(field + ".window_seconds", "is required");
+    if (entry.member("window_seconds") === null) read.fail(field + ".window_seconds", message("is required"));
     const maxTokens = read.integer(entry.member("max_tokens"), field + ".max_tokens", 0, 1, 1_000_000_000_000);
     const maxCost = entry.member("max_cost_usd") !== null ? nanoUsd(entry.member("max_cost_usd")!, field + ".max_cost_usd", read) : 0;
-    if (maxTokens == 0 && maxCost == 0) read.fail(field, "needs max_tokens or max_cost_usd");
+    if (maxTokens == 0 && maxCost == 0) read.fail(field, message("needs max_tokens or max_cost_usd"));
     config.budgets.push(new Budget(pattern, window, maxTokens, maxCost));
   }
 }
 
 function nanoUsd(value: JsonValue, field: string, read: Reader): i64 {
   if (value.kind != JsonKind.Number || value.number <= 0 || value.number > 1_000_000_000) {
-    read.fail(field, "must be an amount in USD above 0");
+    read.fail(field, message("must be an amount in USD above 0"));
     return 0;
   }
   return <i64>Math.round(value.number * 1e9);

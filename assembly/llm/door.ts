@@ -16,10 +16,9 @@
 // the request leaves: Envoy's buffer filter, after this one on the LLM routes, holds the request
 // until then (and sets its content-length, which a stream's usage request may change).
 import { HEADER_SERVICE, HEADER_SPIFFE_ID, LLM_MODEL_MAX } from "../contract";
-import { LLM_AGENT_KEY_HEADERS, LLM_AUTH_HEADERS, LLM_AUTH_PREFIXES, LLM_KEY_FIELD, LLM_MODELS_FIELD, LLM_PROVIDERS, LLM_SERVICES } from "./contract";
 import { fieldAt, fieldSize, findStringFields } from "../doors/credential-answer";
 import { CredentialDoor, hasSeveralTokens } from "../doors/credential-door";
-import { badRequest, bodyTooLarge, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
+import { badRequest, bodyTooLarge, credentialError, ErrorType, invalidContentLength, notJsonMediaType, notJsonObject, Rejection, severalTokens, unauthenticated } from "../filter/errors";
 import { Tier } from "../filter/metrics";
 import { FilterState } from "../filter/state";
 import { providerOf } from "../input/catalog";
@@ -28,10 +27,12 @@ import { IdentitySource } from "../input/identity";
 import { continueRequest, getHeaderBytes, Header, HeaderPairs, log, removeHeader, replaceBuffer, replaceHeader } from "../proxy-wasm/host";
 import { Action, BufferType, LogLevel, MapType } from "../proxy-wasm/types";
 import { credentialKey } from "../tiers/keys";
-import { allInClass, bytesEqualAt, CharClass, decimalAt, isJsonMediaTypeAt } from "../util/ascii";
+import { allInClass, bytesEqualAt, CharClass, decimal, decimalAt, isJsonMediaTypeAt } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
+import { message } from "../util/message";
 import { Budget, LlmConfig, Price } from "./config";
+import { LLM_AGENT_KEY_HEADERS, LLM_AUTH_HEADERS, LLM_AUTH_PREFIXES, LLM_KEY_FIELD, LLM_MODELS_FIELD, LLM_PROVIDERS, LLM_SERVICES } from "./contract";
 import { budgetExhaustedFor, chargeBudget, recordUsage, rowName } from "./ledger";
 import { LlmMetrics } from "./metrics";
 import { LlmRoute } from "./route";
@@ -70,24 +71,24 @@ export class LlmDoor extends CredentialDoor {
   // ---- 1. headers ----
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
-    if (!this.llm.config.served[this.route.provider]) return this.reject(new Rejection(404, ErrorType.BadRequest, "this sidecar does not serve " + this.route.providerName));
+    if (!this.llm.config.served[this.route.provider]) return this.reject(new Rejection(404, ErrorType.BadRequest, message("this sidecar does not serve ") + this.route.providerName));
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) {
-      return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST for the LLM route"));
+      return this.reject(new Rejection(405, ErrorType.BadRequest, message("use POST for the LLM route")));
     }
     if (!headers.find("content-type") || !isJsonMediaTypeAt(headers.foundAt, headers.foundSize)) {
-      return this.reject(new Rejection(415, ErrorType.BadRequest, "the request body must be application/json"));
+      return this.reject(notJsonMediaType());
     }
     if (headers.find("content-length")) {
       const declared = decimalAt(headers.foundAt, headers.foundSize);
-      if (declared < 0) return this.reject(badRequest("invalid content-length"));
+      if (declared < 0) return this.reject(invalidContentLength());
       if (declared > <i64>this.maxBodyBytes()) return this.reject(bodyTooLarge());
     }
-    if (endOfStream) return this.reject(badRequest("the request body is empty"));
-    if (hasSeveralTokens(headers)) return this.reject(unauthenticated("send exactly one authorization header"));
-    const unverified = this.verifyCaller();
-    if (unverified !== null) return this.reject(unverified);
-    const identity = this.identity!;
-    if (identity.source == IdentitySource.Static) return this.reject(credentialError(403, "the LLM route serves a caller's own SVID only"));
+    if (endOfStream) return this.reject(badRequest(message("the request body is empty")));
+    if (hasSeveralTokens(headers)) return this.reject(severalTokens());
+    const resolved = this.verifyCaller();
+    const identity = resolved.identity;
+    if (identity === null) return this.reject(unauthenticated(resolved.reason));
+    if (identity.source == IdentitySource.Static) return this.reject(credentialError(403, message("the LLM route serves a caller's own SVID only")));
     if (identity.source == IdentitySource.Jwt) this.agentAuthorization = headers.value("authorization");
     // The provider gets the sidecar's credential and nothing the agent sent in its place.
     for (let i = 0; i < LLM_AGENT_KEY_HEADERS.length; i++) removeHeader(MapType.HttpRequestHeaders, LLM_AGENT_KEY_HEADERS[i]);
@@ -111,11 +112,11 @@ export class LlmDoor extends CredentialDoor {
     return this.agentAuthorization;
   }
 
-  serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
+  serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void {
     const provider = this.route.provider;
     const azure = provider == AZURE_OPENAI;
     if (!findStringFields(body, azure ? ["access_token"] : [LLM_KEY_FIELD, LLM_MODELS_FIELD]) || hasEscape(fieldAt(0), fieldSize(0))) {
-      this.refuse(credentialError(502, "the provider credential is malformed"));
+      this.refuse(credentialError(502, message("the provider credential is malformed")));
       return;
     }
     // Copied before the header is set: the fields point into static memory the next scan reuses.
@@ -132,9 +133,9 @@ export class LlmDoor extends CredentialDoor {
     this.expectsBody = false;
     // Envoy delivers no body while the headers wait for the credential; should one come anyway
     // (a host that lets bodies through, allow_on_headers_stop_iteration), nothing is granted yet.
-    if (!this.hasCredential) return this.reject(credentialError(503, "the provider credential is not ready"));
+    if (!this.hasCredential) return this.reject(credentialError(503, message("the provider credential is not ready")));
     const parsed = body !== null ? parseJson(String.UTF8.decode(body)).value : null;
-    if (parsed === null || parsed.kind != JsonKind.Object) return this.reject(badRequest("the request body must be a JSON object"));
+    if (parsed === null || parsed.kind != JsonKind.Object) return this.reject(notJsonObject());
     const rejection = this.readRequest(parsed);
     if (rejection !== null) return this.reject(rejection);
     if (this.streamed && this.route.isCompletions) {
@@ -142,7 +143,7 @@ export class LlmDoor extends CredentialDoor {
       if (streamOptions === null) {
         askForStreamUsage(body!);
       } else if (streamOptions.kind != JsonKind.Object || !isTrue(streamOptions.member("include_usage"))) {
-        return this.reject(badRequest("stream_options.include_usage must be true (or stream_options left out): the sidecar attributes usage"));
+        return this.reject(badRequest(message("stream_options.include_usage must be true (or stream_options left out): the sidecar attributes usage")));
       }
     }
     const spiffeId = this.identity!.spiffe.uri;
@@ -164,7 +165,7 @@ export class LlmDoor extends CredentialDoor {
     } else {
       const model = request.member("model");
       if (model === null || model.kind != JsonKind.String || !isModelName(model.text)) {
-        return badRequest("model must be a model name (contract.json grammar.llm_model)");
+        return badRequest(message("model must be a model name (contract.json grammar.llm_model)"));
       }
       this.model = model.text;
     }
@@ -172,9 +173,9 @@ export class LlmDoor extends CredentialDoor {
     this.streamed = stream !== null && isTrue(stream);
     const allowed = this.llm.config.models[this.route.provider];
     if (allowed.length > 0 && !allowed.includes(this.model)) {
-      return credentialError(403, "model " + this.model + " is not served by this sidecar");
+      return credentialError(403, "model " + this.model + message(" is not served by this sidecar"));
     }
-    if (!isGranted(this.model, this.grantedModels)) return credentialError(403, "model " + this.model + " is not granted to this identity");
+    if (!isGranted(this.model, this.grantedModels)) return credentialError(403, "model " + this.model + message(" is not granted to this identity"));
     return null;
   }
 
@@ -187,8 +188,8 @@ export class LlmDoor extends CredentialDoor {
 
   private refuseForBudget(retryAfterSeconds: i64): Action {
     this.llm.metrics.budgetRefused();
-    const rejection = credentialError(429, "this identity's LLM budget for the current window is spent");
-    const headers = [new Header("content-type", "application/json"), new Header("retry-after", retryAfterSeconds.toString())];
+    const rejection = credentialError(429, message("this identity's LLM budget for the current window is spent"));
+    const headers = [new Header("content-type", "application/json"), new Header("retry-after", decimal(retryAfterSeconds))];
     return this.reply(429, "hexr_llm_budget", rejection.body(), this.addKnownHeaders(headers));
   }
 
@@ -227,10 +228,10 @@ export class LlmDoor extends CredentialDoor {
     if (budget !== null) chargeBudget(spiffeId, budget, nowMilliseconds() / 1000, counts, cost);
     if (!seen || (scanner !== null && scanner.unreadable > 0)) this.llm.metrics.unreadable();
     log(LogLevel.Info, "hexr_llm_usage {\"spiffe_id\":\"" + spiffeId + "\",\"provider\":\"" + provider + "\",\"model\":\"" + this.model +
-      "\",\"status\":" + this.status.toString() + ",\"stream\":" + (this.streamed ? "true" : "false") +
-      ",\"usage_seen\":" + (seen ? "true" : "false") + ",\"input_tokens\":" + counts.input.toString() +
-      ",\"cached_input_tokens\":" + counts.cachedInput.toString() + ",\"cache_write_tokens\":" + counts.cacheWrite.toString() +
-      ",\"output_tokens\":" + counts.output.toString() + ",\"cost_nanousd\":" + cost.toString() +
+      "\",\"status\":" + decimal(this.status) + ",\"stream\":" + (this.streamed ? "true" : "false") +
+      ",\"usage_seen\":" + (seen ? "true" : "false") + ",\"input_tokens\":" + decimal(counts.input) +
+      ",\"cached_input_tokens\":" + decimal(counts.cachedInput) + ",\"cache_write_tokens\":" + decimal(counts.cacheWrite) +
+      ",\"output_tokens\":" + decimal(counts.output) + ",\"cost_nanousd\":" + decimal(cost) +
       ",\"priced\":" + (price !== null ? "true" : "false") + "}");
   }
 }

@@ -6,6 +6,7 @@
 // Writes use the value's cas, so two workers recording at once both land.
 import { getSharedData, setSharedData, SharedValue } from "../proxy-wasm/host";
 import { Status } from "../proxy-wasm/types";
+import { decimal } from "../util/ascii";
 import { Budget, LlmConfig } from "./config";
 import { TokenCounts } from "./usage";
 
@@ -103,7 +104,7 @@ function addToValue(key: string, added: i64[], window: i64, prefixLength: i32): 
       values[i + prefixLength] = sum < values[i + prefixLength] ? I64.MAX_VALUE : sum;
     }
     let text = "";
-    for (let i = 0; i < values.length; i++) text += (i > 0 ? " " : "") + values[i].toString();
+    for (let i = 0; i < values.length; i++) text += (i > 0 ? " " : "") + decimal(values[i]);
     if (setSharedData(key, Uint8Array.wrap(String.UTF8.encode(text)), stored !== null ? stored.cas : 0) == Status.Ok) return;
   }
 }

@@ -5,6 +5,7 @@ import { FilterRoot } from "../filter/root";
 import { HttpContext } from "../proxy-wasm/context";
 import { log } from "../proxy-wasm/host";
 import { LogLevel } from "../proxy-wasm/types";
+import { message } from "../util/message";
 import { parseLlmConfig } from "./config";
 import { LlmState } from "./door";
 import { LlmMetrics } from "./metrics";
@@ -17,11 +18,11 @@ export class LlmRoot extends FilterRoot {
     if (!super.onConfigure(configuration)) return false;
     const result = parseLlmConfig(configuration);
     if (result.config === null) {
-      log(LogLevel.Critical, "hexr LLM filter: invalid plugin configuration: " + result.error);
+      log(LogLevel.Critical, message("hexr LLM filter: invalid plugin configuration: ") + result.error);
       return false;
     }
     this.llm = new LlmState(result.config!, new LlmMetrics());
-    log(LogLevel.Info, "hexr LLM filter configured");
+    log(LogLevel.Info, message("hexr LLM filter configured"));
     return true;
   }
 

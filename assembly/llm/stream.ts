@@ -6,14 +6,15 @@
 //             to the provider with the credential (now, or when resolve/ answers)
 //   answer ── passed on untouched, read for usage ─► onLog: recorded once, however it ended
 import { HEADER_PREFIX } from "../contract";
-import { LLM_USAGE_PATH } from "./contract";
 import { Rejection, ErrorType } from "../filter/errors";
-import { doorBody, doorTrailers } from "../filter/stream";
 import { FilterState } from "../filter/state";
+import { doorBody, doorTrailers } from "../filter/stream";
 import { HttpContext, RootContext } from "../proxy-wasm/context";
 import { getBuffer, getHeaderPairs, Header, removeHeadersWithPrefix, sendLocalResponse } from "../proxy-wasm/host";
 import { Action, BufferType, MapType } from "../proxy-wasm/types";
 import { pathMatchesAt } from "../util/ascii";
+import { message } from "../util/message";
+import { LLM_USAGE_PATH } from "./contract";
 import { LlmDoor, LlmState } from "./door";
 import { LlmRoute, parseLlmRoute } from "./route";
 import { UsageEndpoint } from "./usage-endpoint";
@@ -71,7 +72,7 @@ export class LlmStream extends HttpContext {
 }
 
 function notFound(): Action {
-  const rejection = new Rejection(404, ErrorType.BadRequest, "no LLM provider endpoint at this path");
+  const rejection = new Rejection(404, ErrorType.BadRequest, message("no LLM provider endpoint at this path"));
   sendLocalResponse(404, "hexr_llm_rejected", rejection.body(), [new Header("content-type", "application/json")]);
   return Action.Pause;
 }

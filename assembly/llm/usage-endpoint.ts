@@ -1,13 +1,14 @@
 // GET {LLM_USAGE_PATH}: the usage this sidecar recorded (ledger.ts), one row per identity,
 // provider and model. An admin (llm.admin_spiffe_ids) reads every row; any other caller only its own.
-import { Door } from "../doors/door";
 import { hasSeveralTokens } from "../doors/credential-door";
-import { credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
+import { Door } from "../doors/door";
+import { credentialError, ErrorType, Rejection, severalTokens, unauthenticated } from "../filter/errors";
 import { FilterState } from "../filter/state";
 import { IdentitySource, resolveIdentity } from "../input/identity";
 import { Header, HeaderPairs } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
-import { bytesEqualAt } from "../util/ascii";
+import { bytesEqualAt, decimal } from "../util/ascii";
+import { message } from "../util/message";
 import { LlmState } from "./door";
 import { usageRows } from "./ledger";
 
@@ -20,14 +21,14 @@ export class UsageEndpoint extends Door {
 
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
     if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "GET")) {
-      return this.reply(405, "hexr_llm_rejected", new Rejection(405, ErrorType.BadRequest, "use GET for the usage summary").body(),
+      return this.reply(405, "hexr_llm_rejected", new Rejection(405, ErrorType.BadRequest, message("use GET for the usage summary")).body(),
         [new Header("content-type", "application/json"), new Header("allow", "GET")]);
     }
-    if (hasSeveralTokens(headers)) return this.reject(unauthenticated("send exactly one authorization header"));
+    if (hasSeveralTokens(headers)) return this.reject(severalTokens());
     const resolved = resolveIdentity(this.state.config.identity);
     if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
     const identity = resolved.identity!;
-    if (identity.source == IdentitySource.Static) return this.reject(credentialError(403, "usage is shown to a caller's own SVID only"));
+    if (identity.source == IdentitySource.Static) return this.reject(credentialError(403, message("usage is shown to a caller's own SVID only")));
     const everyone = this.llm.config.adminSpiffeIds.includes(identity.spiffe.uri);
     const rows = usageRows();
     let json = "{\"rows\":[";
@@ -36,7 +37,7 @@ export class UsageEndpoint extends Door {
       const row = rows[i];
       if (!everyone && row.spiffeId != identity.spiffe.uri) continue;
       json += (first ? "" : ",") + "{\"spiffe_id\":\"" + row.spiffeId + "\",\"provider\":\"" + row.provider + "\",\"model\":\"" + row.model + "\"";
-      for (let f = 0; f < FIELDS.length; f++) json += ",\"" + FIELDS[f] + "\":" + row.totals[f].toString();
+      for (let f = 0; f < FIELDS.length; f++) json += ",\"" + FIELDS[f] + "\":" + decimal(row.totals[f]);
       json += "}";
       first = false;
     }

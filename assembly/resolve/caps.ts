@@ -6,7 +6,7 @@
 import { getSharedData, setSharedData } from "../proxy-wasm/host";
 import { Status } from "../proxy-wasm/types";
 import { ALL_KEYS_COUNT_KEY, identityKeyCountKey } from "../tiers/keys";
-import { decimalValue } from "../util/ascii";
+import { decimal, decimalValue } from "../util/ascii";
 
 const CAS_ATTEMPTS = 8;
 
@@ -32,7 +32,7 @@ function increment(key: string): void {
   for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
     const stored = getSharedData(key);
     const current = stored !== null ? decimalValue(stored.data) : 0;
-    const next = Uint8Array.wrap(String.UTF8.encode(((current < 0 ? 0 : current) + 1).toString()));
+    const next = Uint8Array.wrap(String.UTF8.encode(decimal((current < 0 ? 0 : current) + 1)));
     // cas 0 writes unconditionally: only right when the key does not exist yet (first key ever).
     if (setSharedData(key, next, stored !== null ? stored.cas : 0) == Status.Ok) return;
   }

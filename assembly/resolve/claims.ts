@@ -13,13 +13,22 @@ import { ErrorType, Rejection } from "../filter/errors";
 import { getSharedData, setSharedData } from "../proxy-wasm/host";
 import { Status } from "../proxy-wasm/types";
 import { CLAIMS_LOCK_KEY, claimKey } from "../tiers/keys";
-import { decimalEnd, decimalIn, scanDecimal } from "../util/ascii";
+import { decimal, decimalEnd, decimalIn, scanDecimal } from "../util/ascii";
 import { countNewKey } from "./caps";
 
 export const enum ClaimState { Free, Pending, Failed }
 
 export class Claim {
   constructor(public state: ClaimState, public failure: Rejection | null, public cas: u32) {}
+
+  /**
+   * The 5xx the last exchange of the key failed with, while remembered: the injector, OPA or STS
+   * failed a moment ago. (A 4xx depends on the token presented: never reused.)
+   */
+  get serverFailure(): Rejection | null {
+    const failure = this.failure;
+    return this.state == ClaimState.Failed && failure !== null && failure.status >= 500 ? failure : null;
+  }
 }
 
 /**
@@ -88,7 +97,7 @@ export function claimExchange(key: string, nowMs: i64, timeoutMs: i64): bool {
   const claimed = current.state != ClaimState.Pending;
   if (claimed) {
     if (current.cas == 0) countNewKey(key); // the key's first claim creates its marker's key
-    const marker = Uint8Array.wrap(String.UTF8.encode("P" + (nowMs + timeoutMs + CLAIM_MARGIN_MS).toString()));
+    const marker = Uint8Array.wrap(String.UTF8.encode("P" + decimal(nowMs + timeoutMs + CLAIM_MARGIN_MS)));
     setSharedData(claimKey(key), marker, 0);
   }
   setSharedData(CLAIMS_LOCK_KEY, EMPTY, 0);
@@ -96,7 +105,7 @@ export function claimExchange(key: string, nowMs: i64, timeoutMs: i64): bool {
 }
 
 function lockClaims(nowMs: i64): bool {
-  const lease = Uint8Array.wrap(String.UTF8.encode("L" + (nowMs + LOCK_LEASE_MS).toString()));
+  const lease = Uint8Array.wrap(String.UTF8.encode("L" + decimal(nowMs + LOCK_LEASE_MS)));
   for (let attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
     const stored = getSharedData(CLAIMS_LOCK_KEY);
     if (stored === null) {
@@ -117,8 +126,8 @@ export function releaseClaim(key: string): void {
 /** Releases the claim and leaves the exact error for the waiters, on every worker, to answer with. */
 export function releaseClaimWithFailure(key: string, failure: Rejection, nowMs: i64): void {
   const until = nowMs + FAILURE_MEMORY_MS;
-  const marker = "F" + until.toString() + ":" + failure.status.toString() + ":" +
-    (<i32>failure.type).toString() + ":" + failure.message;
+  const marker = "F" + decimal(until) + ":" + decimal(failure.status) + ":" +
+    decimal(<i32>failure.type) + ":" + failure.message;
   setSharedData(claimKey(key), Uint8Array.wrap(String.UTF8.encode(marker)), 0);
   failedKeys.push(key);
   failedUntil.push(until);

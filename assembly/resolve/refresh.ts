@@ -28,10 +28,9 @@ class Refresh implements HttpCallHandler {
 
   onHttpCallResponse(numHeaders: u32, bodySize: u32): void {
     const answer = readInjectorAnswer(numHeaders, bodySize);
-    const credential = answer.credential;
     // A failed refresh costs nothing: the entry is still servable and the next hit tries again.
-    if (credential !== null) {
-      fillCaches(this.worker.config, this.key, credential, answer.expiresAt, nowMilliseconds() / 1000, null);
+    if (answer.rejection === null) {
+      fillCaches(this.worker.config, this.key, answer.credential, answer.expiresAt, nowMilliseconds() / 1000, null);
     }
     releaseClaim(this.key);
     this.worker.waiters.wakeClaimWaiters(this.key);

@@ -5,7 +5,7 @@
 //   lock (across pods)     another sidecar leads → look in L2 again until it has written, or its lock runs out
 //   L3 (the injector)      fill L1 and L2, serve, wake the waiters
 //   injector failure       a 5xx → serve the entry stale if it has not really expired, else the error
-import { credentialError, Rejection } from "../filter/errors";
+import { Rejection, upstreamFailure } from "../filter/errors";
 import { Tier } from "../filter/metrics";
 import { CredentialRequest } from "../input/credential-request";
 import { dispatchHttpCall, HttpCallHandler } from "../proxy-wasm/context";
@@ -15,7 +15,7 @@ import { getCredential, takeLock } from "../tiers/bridge";
 import { decodeEntry, isServable } from "../tiers/entry";
 import { injectorCall, isCredentialFor, readInjectorAnswer } from "../tiers/injector";
 import { readL1 } from "../tiers/l1";
-import { decimalValue } from "../util/ascii";
+import { decimal, decimalValue } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
 import { claimExchange, ClaimState, readClaim, releaseClaim, releaseClaimWithFailure } from "./claims";
 import { fillCaches, HeldLock, releaseHeldLock, storeInL1 } from "./fill";
@@ -64,10 +64,10 @@ export class Resolution implements Waiter {
     const nowSeconds = nowMilliseconds() / 1000;
     // L2 is shared by every sidecar: a value is served only if it is the credential of exactly the
     // identity, service and region asked for, whatever key it was found under.
-    if (entry !== null && isServable(entry.expiresAt, nowSeconds, this.worker.config.refreshBufferSeconds) &&
+    if (value !== null && entry !== null && isServable(entry.expiresAt, nowSeconds, this.worker.config.refreshBufferSeconds) &&
       isCredentialFor(entry.body, this.request) && !this.worker.revocations.revokes(this.request.key, entry.storedAt)) {
       this.worker.metrics.hit(Tier.L2);
-      storeInL1(this.request.key, Uint8Array.wrap(value!), entry.expiresAt);
+      storeInL1(this.request.key, Uint8Array.wrap(value), entry.expiresAt);
       this.serve(entry.body, Tier.L2, entry.expiresAt);
       if (leading) this.finishLeading();
       return;
@@ -89,11 +89,10 @@ export class Resolution implements Waiter {
     const key = this.request.key;
     const config = this.worker.config;
     const nowMs = nowMilliseconds();
-    const recent = readClaim(key, nowMs);
-    if (recent.state == ClaimState.Failed && recent.failure!.status >= 500) {
-      // The injector, OPA or STS failed this key a moment ago: answer with that rather than call
-      // them again at the full request rate. (A 4xx depends on the token presented: never reused.)
-      this.serveStaleOr(recent.failure!);
+    const failure = readClaim(key, nowMs).serverFailure;
+    if (failure !== null) {
+      // Answer with that rather than call them again at the full request rate.
+      this.serveStaleOr(failure);
       return;
     }
     if (!claimExchange(key, nowMs, config.injector.timeoutMs)) {
@@ -178,9 +177,10 @@ export class Resolution implements Waiter {
       return;
     }
     const claim = readClaim(this.request.key, nowMs);
-    if (claim.state == ClaimState.Failed && claim.failure!.status >= 500) {
+    const failure = claim.serverFailure;
+    if (failure !== null) {
       this.worker.metrics.coalesced();
-      this.serveStaleOr(claim.failure!);
+      this.serveStaleOr(failure);
       return;
     }
     if (claim.state == ClaimState.Pending) {
@@ -202,7 +202,7 @@ export class Resolution implements Waiter {
     const injector = this.worker.config.injector;
     const call = injectorCall(this.worker.config, this.request, this.requester.agentToken());
     if (dispatchHttpCall(injector.cluster, call.headers, call.body, injector.timeoutMs, new InjectorAnswer(this)) == 0) {
-      this.failExchange(credentialError(503, "the credential injector is unavailable"));
+      this.failExchange(upstreamFailure(503));
       return;
     }
     this.stage = Stage.Exchanging;
@@ -210,11 +210,12 @@ export class Resolution implements Waiter {
 
   onInjectorAnswer(numHeaders: u32, bodySize: u32): void {
     const answer = readInjectorAnswer(numHeaders, bodySize);
-    const credential = answer.credential;
-    if (credential === null) {
-      this.failExchange(answer.rejection!);
+    const rejection = answer.rejection;
+    if (rejection !== null) {
+      this.failExchange(rejection);
       return;
     }
+    const credential = answer.credential;
     this.worker.metrics.hit(Tier.L3);
     // The lock goes only once the entry is in L2 (fill.ts), so no sidecar can miss both.
     fillCaches(this.worker.config, this.request.key, credential, answer.expiresAt, nowMilliseconds() / 1000, this.lock);
@@ -246,7 +247,7 @@ export class Resolution implements Waiter {
 
   private serve(body: Uint8Array, tier: Tier, expiresAt: i64): void {
     this.stage = Stage.Done;
-    this.requester.serve(body, tier, expiresAt);
+    this.requester.serve(this.request, body, tier, expiresAt);
   }
 
   /**
@@ -258,7 +259,7 @@ export class Resolution implements Waiter {
     const entry = rejection.status >= 500 ? readL1(this.request.key) : null;
     if (entry !== null && nowMilliseconds() / 1000 < entry.expiresAt && !this.worker.revocations.revokes(this.request.key, entry.storedAt)) {
       this.worker.metrics.staleServed();
-      this.requester.serve(entry.body, Tier.L1Stale, entry.expiresAt);
+      this.requester.serve(this.request, entry.body, Tier.L1Stale, entry.expiresAt);
       return;
     }
     this.requester.refuse(rejection);
@@ -274,7 +275,7 @@ function successBody(numHeaders: u32, bodySize: u32): ArrayBuffer | null {
 
 /** Proves this request holds the lock when it releases it (a late release cannot free another's). */
 function lockToken(contextId: u32): Uint8Array {
-  return Uint8Array.wrap(String.UTF8.encode(nowNanoseconds().toString() + "-" + contextId.toString()));
+  return Uint8Array.wrap(String.UTF8.encode(decimal(nowNanoseconds()) + "-" + decimal(contextId)));
 }
 
 // Each call's answer goes to its own handler: the token is looked up, not the stage.

@@ -3,12 +3,13 @@
 //   miss               a Resolution (resolution.ts): L2, then one exchange per key at the injector
 // The door says who asks and for what (a CredentialRequest) and how to answer (a Requester);
 // nothing here knows a door's protocol.
+import { credentialError, identityRevoked } from "../filter/errors";
 import { Tier } from "../filter/metrics";
 import { CredentialRequest } from "../input/credential-request";
 import { IdentitySource } from "../input/identity";
 import { isDueForRefresh } from "../tiers/entry";
 import { hasL1Key } from "../tiers/l1";
-import { credentialError } from "../filter/errors";
+import { message } from "../util/message";
 import { admitsNewKey } from "./caps";
 import { refreshInBackground } from "./refresh";
 import { Resolution } from "./resolution";
@@ -20,7 +21,7 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
   metrics.invocation(request.service);
   const revocation = config.revocation;
   if (revocation !== null && worker.revocations.refuses(request.key, nowSeconds, revocation.refuseSeconds)) {
-    requester.refuse(credentialError(403, "this identity has been revoked"));
+    requester.refuse(identityRevoked());
     return;
   }
   const cached = worker.servableFromL1(request.key, nowSeconds);
@@ -32,12 +33,12 @@ export function resolveCredential(worker: Worker, request: CredentialRequest, re
       const token = requester.agentToken();
       if (token !== null || request.identity.source == IdentitySource.Static) refreshInBackground(worker, request, token);
     }
-    requester.serve(cached.body, Tier.L1, cached.expiresAt);
+    requester.serve(request, cached.body, Tier.L1, cached.expiresAt);
     return;
   }
   metrics.miss(Tier.L1);
   if (!hasL1Key(request.key) && !admitsNewKey(request.key, config.maxKeysPerIdentity, config.maxKeys)) {
-    requester.refuse(credentialError(429, "too many distinct credentials: this identity or this sidecar has reached its cap"));
+    requester.refuse(credentialError(429, message("too many distinct credentials: this identity or this sidecar has reached its cap")));
     return;
   }
   new Resolution(worker, request, requester).start();

@@ -3,6 +3,7 @@
 import { Rejection } from "../filter/errors";
 import { Metrics, Tier } from "../filter/metrics";
 import { FilterConfig } from "../input/config";
+import { CredentialRequest } from "../input/credential-request";
 import { CacheEntry } from "../tiers/entry";
 import { lookupL1 } from "../tiers/l1";
 import { Revocations } from "../tiers/revocations";
@@ -13,8 +14,8 @@ export interface Requester {
   requesterContextId(): u32;
   /** The agent's `authorization` header as jwt_authn saw it, for the injector; null for mTLS-only callers. */
   agentToken(): ArrayBuffer | null;
-  /** A credential: the injector's body, byte for byte, from `tier`. */
-  serve(body: Uint8Array, tier: Tier, expiresAt: i64): void;
+  /** The credential for `request`: the injector's body, byte for byte, from `tier`. */
+  serve(request: CredentialRequest, body: Uint8Array, tier: Tier, expiresAt: i64): void;
   refuse(rejection: Rejection): void;
 }
 

@@ -3,38 +3,47 @@
 // the revocation under a new epoch; every VM of every sidecar polls that log (poller.ts) and empties
 // its L1 entries under the prefix. This VM empties its own at once.
 import { Door } from "../doors/door";
-import { badRequest, credentialError, ErrorType, Rejection, unauthenticated } from "../filter/errors";
-import { isPathSegment, SpiffeId, parseSpiffeId } from "../input/spiffe-id";
+import { badRequest, credentialError, ErrorType, notJsonObject, Rejection, unauthenticated } from "../filter/errors";
+import { FilterState } from "../filter/state";
+import { RevocationConfig } from "../input/config";
 import { resolveIdentity } from "../input/identity";
+import { isPathSegment, parseSpiffeId } from "../input/spiffe-id";
 import { dispatchHttpCall, HttpCallHandler } from "../proxy-wasm/context";
 import { getBuffer, getHeaderBytes, Header, HeaderPairs } from "../proxy-wasm/host";
 import { Action, BufferType, MapType } from "../proxy-wasm/types";
 import { recordRevocation } from "../tiers/bridge";
 import { ALL_CREDENTIALS_PREFIX, identityPrefix, tenantPrefix } from "../tiers/keys";
 import { forgetKeysWithPrefix } from "../tiers/stored-keys";
-import { bytesEqualAt, decimalValue } from "../util/ascii";
+import { bytesEqualAt, decimal, decimalValue } from "../util/ascii";
 import { nowMilliseconds } from "../util/clock";
 import { JsonKind, JsonValue, parseJson } from "../util/json";
+import { message } from "../util/message";
 
 /** Purging Valkey scans every master: give it longer than a cache lookup. */
 const REVOCATION_TIMEOUT_MS: u32 = 5000;
 
 export class RevocationEndpoint extends Door implements HttpCallHandler {
-  private admin: SpiffeId | null = null;
+  /** The admin's trust domain: a tenant is revoked in it. */
+  private adminTrustDomain: string = "";
   private prefix: string = "";
   /** The admin's own JWT-SVID: the bridge verifies it itself before it purges anything. */
   private adminToken: ArrayBuffer | null = null;
 
+  constructor(state: FilterState, contextId: u32, private readonly revocation: RevocationConfig) {
+    super(state, contextId);
+  }
+
   onHeaders(headers: HeaderPairs, endOfStream: bool): Action {
-    if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) return this.reject(new Rejection(405, ErrorType.BadRequest, "use POST to revoke"));
+    if (!headers.find(":method") || !bytesEqualAt(headers.foundAt, headers.foundSize, "POST")) return this.reject(new Rejection(405, ErrorType.BadRequest, message("use POST to revoke")));
     const resolved = resolveIdentity(this.state.config.identity);
-    if (resolved.identity === null) return this.reject(unauthenticated(resolved.reason));
-    const admin = resolved.identity!.spiffe;
-    if (!this.state.config.revocation!.adminSpiffeIds.includes(admin.uri)) {
-      return this.reject(credentialError(403, "this identity may not revoke credentials"));
+    const identity = resolved.identity;
+    if (identity === null) return this.reject(unauthenticated(resolved.reason));
+    const admin = identity.spiffe;
+    if (!this.revocation.adminSpiffeIds.includes(admin.uri)) {
+      return this.reject(credentialError(403, message("this identity may not revoke credentials")));
     }
-    if (endOfStream) return this.reject(badRequest("the request body must be a JSON object"));
-    this.admin = admin;
+    if (endOfStream) return this.reject(notJsonObject());
+    this.adminTrustDomain = admin.trustDomain;
     this.adminToken = headers.value("authorization");
     this.expectsBody = true;
     return Action.Continue;
@@ -42,13 +51,13 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
 
   onBody(body: ArrayBuffer | null): Action {
     this.expectsBody = false;
-    const target = revocationTarget(body, this.admin!);
+    const target = revocationTarget(body, this.adminTrustDomain);
     if (target.rejection !== null) return this.reject(target.rejection!);
     this.prefix = target.prefix;
-    const bridge = this.state.config.l2!;
+    const bridge = this.revocation.bridge;
     const call = recordRevocation(bridge, this.adminToken);
     if (dispatchHttpCall(bridge.cluster, call, jsonBody("{\"prefix\":\"" + this.prefix + "\"}"), REVOCATION_TIMEOUT_MS, this) == 0) {
-      return this.reject(credentialError(503, "the revocation could not be recorded"));
+      return this.reject(notRecorded());
     }
     this.startWaiting(nowMilliseconds());
     return Action.Pause;
@@ -61,14 +70,18 @@ export class RevocationEndpoint extends Door implements HttpCallHandler {
   onHttpCallResponse(numHeaders: u32, bodySize: u32): void {
     const epoch = recordedEpoch(numHeaders, bodySize);
     if (epoch < 0) {
-      this.reject(credentialError(503, "the revocation could not be recorded"));
+      this.reject(notRecorded());
       return;
     }
     this.state.worker.revocations.add(this.prefix, nowMilliseconds() / 1000, true);
     this.state.metrics.evicted(forgetKeysWithPrefix(this.prefix));
-    const answer = "{\"revoked\":\"" + this.prefix + "\",\"epoch\":" + epoch.toString() + "}";
+    const answer = "{\"revoked\":\"" + this.prefix + "\",\"epoch\":" + decimal(epoch) + "}";
     this.reply(200, "hexr_revoked", jsonBody(answer), [new Header("content-type", "application/json")]);
   }
+}
+
+function notRecorded(): Rejection {
+  return credentialError(503, message("the revocation could not be recorded"));
 }
 
 class RevocationTarget {
@@ -83,25 +96,25 @@ function refused(rejection: Rejection): RevocationTarget {
  * Body: exactly one of {"spiffe_id": ...}, {"tenant": ...} (in the admin's trust domain), {"all": true}.
  * The prefix is built from validated parts only, so it needs no escaping.
  */
-function revocationTarget(body: ArrayBuffer | null, admin: SpiffeId): RevocationTarget {
+function revocationTarget(body: ArrayBuffer | null, adminTrustDomain: string): RevocationTarget {
   const root = body !== null ? parseJson(String.UTF8.decode(body)).value : null;
-  if (root === null || root.kind != JsonKind.Object) return refused(badRequest("the request body must be a JSON object"));
+  if (root === null || root.kind != JsonKind.Object) return refused(notJsonObject());
   const spiffeId = root.member("spiffe_id");
   const tenant = root.member("tenant");
   const all = root.member("all");
   const named = (spiffeId !== null ? 1 : 0) + (tenant !== null ? 1 : 0) + (all !== null ? 1 : 0);
-  if (named != 1) return refused(badRequest("name exactly one of 'spiffe_id', 'tenant' or 'all'"));
+  if (named != 1) return refused(badRequest(message("name exactly one of 'spiffe_id', 'tenant' or 'all'")));
   if (spiffeId !== null) {
     const id = stringOf(spiffeId);
-    if (id === null || parseSpiffeId(id) === null) return refused(badRequest("'spiffe_id' must be an agent SPIFFE ID"));
+    if (id === null || parseSpiffeId(id) === null) return refused(badRequest(message("'spiffe_id' must be an agent SPIFFE ID")));
     return new RevocationTarget(identityPrefix(id), null);
   }
   if (tenant !== null) {
     const name = stringOf(tenant);
-    if (name === null || !isPathSegment(name)) return refused(badRequest("'tenant' must be a tenant name"));
-    return new RevocationTarget(tenantPrefix(admin.trustDomain, name), null);
+    if (name === null || !isPathSegment(name)) return refused(badRequest(message("'tenant' must be a tenant name")));
+    return new RevocationTarget(tenantPrefix(adminTrustDomain, name), null);
   }
-  if (all!.kind != JsonKind.Bool || !all!.boolean) return refused(badRequest("'all' must be true"));
+  if (all === null || all.kind != JsonKind.Bool || !all.boolean) return refused(badRequest(message("'all' must be true")));
   return new RevocationTarget(ALL_CREDENTIALS_PREFIX, null);
 }
 

@@ -4,7 +4,7 @@
 // for max_log_staleness_ms, revocations may have been missed: entries stored before then are not
 // served until it can be read again (fail closed, not open).
 import { Metrics } from "../filter/metrics";
-import { RevocationConfig, UpstreamConfig } from "../input/config";
+import { RevocationConfig } from "../input/config";
 import { dispatchHttpCall, HttpCallHandler } from "../proxy-wasm/context";
 import { getBuffer, getHeaderBytes } from "../proxy-wasm/host";
 import { BufferType, MapType } from "../proxy-wasm/types";
@@ -24,7 +24,7 @@ export class RevocationPoller implements HttpCallHandler {
   /** When the log was last read; a VM starts as if it had just been (its first poll is immediate). */
   private lastReadMs: i64 = -1;
 
-  constructor(private config: RevocationConfig, private bridge: UpstreamConfig, private metrics: Metrics, private revocations: Revocations) {}
+  constructor(private config: RevocationConfig, private metrics: Metrics, private revocations: Revocations) {}
 
   /** On the tick: asks for the revocations since this VM's epoch, unless a poll is still out. */
   poll(nowMs: i64): void {
@@ -33,8 +33,9 @@ export class RevocationPoller implements HttpCallHandler {
     this.revocations.notBeforeSeconds = this.lastReadMs < staleSinceMs ? staleSinceMs / 1000 : 0;
     if (this.polling || nowMs < this.nextPollMs) return;
     this.nextPollMs = nowMs + this.config.pollIntervalMs;
-    const call = revocationsSince(this.bridge, this.epoch);
-    this.polling = dispatchHttpCall(this.bridge.cluster, call, null, this.bridge.timeoutMs, this) != 0;
+    const bridge = this.config.bridge;
+    const call = revocationsSince(bridge, this.epoch);
+    this.polling = dispatchHttpCall(bridge.cluster, call, null, bridge.timeoutMs, this) != 0;
   }
 
   callContextId(): u32 {

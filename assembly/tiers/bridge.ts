@@ -3,6 +3,7 @@
 // The routes and statuses are the bridge's API (bridge/README.md).
 import { UpstreamConfig } from "../input/config";
 import { Header } from "../proxy-wasm/host";
+import { decimal } from "../util/ascii";
 
 /** The bridge refuses TTLs beyond 12 h, the longest credential any provider issues. */
 const MAX_CREDENTIAL_TTL_MS: i64 = 43_200_000;
@@ -42,7 +43,7 @@ export function getCredential(bridge: UpstreamConfig, key: string): Header[] {
 export function putCredential(bridge: UpstreamConfig, key: string, expiresAt: i64, nowSeconds: i64): Header[] {
   let ttlMs = (expiresAt - nowSeconds) * 1000;
   if (ttlMs > MAX_CREDENTIAL_TTL_MS) ttlMs = MAX_CREDENTIAL_TTL_MS;
-  const path = "/v1/cred/" + encodePathSegment(key) + "?ttl_ms=" + ttlMs.toString();
+  const path = "/v1/cred/" + encodePathSegment(key) + "?ttl_ms=" + decimal(ttlMs);
   return withContentType(request(bridge, "PUT", path), "application/octet-stream");
 }
 
@@ -51,7 +52,7 @@ export function putCredential(bridge: UpstreamConfig, key: string, expiresAt: i6
  * the body is the holder's token. 201: taken; 409: another sidecar is exchanging this key.
  */
 export function takeLock(bridge: UpstreamConfig, key: string, ttlMs: u32): Header[] {
-  const path = "/v1/locks/" + encodePathSegment(key) + "?ttl_ms=" + ttlMs.toString();
+  const path = "/v1/locks/" + encodePathSegment(key) + "?ttl_ms=" + decimal(ttlMs);
   return withContentType(request(bridge, "PUT", path), "application/octet-stream");
 }
 
@@ -72,5 +73,5 @@ export function recordRevocation(bridge: UpstreamConfig, adminToken: ArrayBuffer
 
 /** 200 {"epoch": N, "prefixes": [...]}: the prefixes revoked after `epoch`. */
 export function revocationsSince(bridge: UpstreamConfig, epoch: i64): Header[] {
-  return request(bridge, "GET", "/v1/revocations?since=" + epoch.toString());
+  return request(bridge, "GET", "/v1/revocations?since=" + decimal(epoch));
 }

@@ -3,14 +3,14 @@
 // byte for byte, so every tier answers exactly what L3 answered; stored_at lets refresh-ahead
 // tell how much of the entry's servable life is left.
 
-import { decimalEnd, scanDecimal } from "../util/ascii";
+import { decimal, decimalEnd, scanDecimal } from "../util/ascii";
 
 export class CacheEntry {
   constructor(public expiresAt: i64, public storedAt: i64, public body: Uint8Array) {}
 }
 
 export function encodeEntry(expiresAt: i64, storedAt: i64, body: Uint8Array): Uint8Array {
-  const prefix = Uint8Array.wrap(String.UTF8.encode(expiresAt.toString() + "," + storedAt.toString() + "\n"));
+  const prefix = Uint8Array.wrap(String.UTF8.encode(decimal(expiresAt) + "," + decimal(storedAt) + "\n"));
   const entry = new Uint8Array(prefix.length + body.length);
   entry.set(prefix);
   entry.set(body, prefix.length);

@@ -38,21 +38,25 @@ export function injectorCall(config: FilterConfig, request: CredentialRequest, a
   return new InjectorCall(headers, Uint8Array.wrap(String.UTF8.encode(json)));
 }
 
-/** The injector's answer: a credential and its expiry (0 when it has none usable), or a rejection. */
+/** The injector's answer: a rejection, or else a credential and its expiry (0 when it has none usable). */
 export class InjectorAnswer {
-  constructor(public credential: Uint8Array | null, public expiresAt: i64, public rejection: Rejection | null) {}
+  constructor(public rejection: Rejection | null, public credential: Uint8Array, public expiresAt: i64) {}
+}
+
+function refusedAnswer(rejection: Rejection): InjectorAnswer {
+  return new InjectorAnswer(rejection, new Uint8Array(0), 0);
 }
 
 /** Reads the answer to an injector call; no headers means Envoy reset the call. */
 export function readInjectorAnswer(numHeaders: u32, bodySize: u32): InjectorAnswer {
-  if (numHeaders == 0) return new InjectorAnswer(null, 0, upstreamFailure(503));
+  if (numHeaders == 0) return refusedAnswer(upstreamFailure(503));
   const status = decimalValue(getHeaderBytes(MapType.HttpCallResponseHeaders, ":status"));
   const body = bodySize > 0 ? getBuffer(BufferType.HttpCallResponseBody, 0, bodySize) : null;
   if (status != 200 || body === null) {
-    return new InjectorAnswer(null, 0, injectorRejection(status > 0 ? <u32>status : 502, body));
+    return refusedAnswer(injectorRejection(status > 0 ? <u32>status : 502, body));
   }
   const header = decimalValue(getHeaderBytes(MapType.HttpCallResponseHeaders, HEADER_EXPIRES_AT));
-  return new InjectorAnswer(Uint8Array.wrap(body), header > 0 ? header : expiresAtInBody(body), null);
+  return new InjectorAnswer(null, Uint8Array.wrap(body), header > 0 ? header : expiresAtInBody(body));
 }
 
 /** The injector's answer names exactly this request's identity, service and region. */

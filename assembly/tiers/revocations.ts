@@ -8,7 +8,7 @@
 // before it can still be servable then.
 import { getSharedData, setSharedData } from "../proxy-wasm/host";
 import { Status } from "../proxy-wasm/types";
-import { decimalEnd, scanDecimal } from "../util/ascii";
+import { decimal, decimalEnd, scanDecimal } from "../util/ascii";
 import { ALL_CREDENTIALS_PREFIX, REVOCATIONS_KEY } from "./keys";
 
 /** The longest lifetime of any credential a provider issues (AWS role sessions: 12 h). */
@@ -88,7 +88,7 @@ export class Revocations {
 function serialize(records: Revocation[]): Uint8Array {
   let text = "";
   for (let i = 0; i < records.length; i++) {
-    text += records[i].atSeconds.toString() + (records[i].refuses ? " R " : " G ") + records[i].prefix + "\n";
+    text += decimal(records[i].atSeconds) + (records[i].refuses ? " R " : " G ") + records[i].prefix + "\n";
   }
   return Uint8Array.wrap(String.UTF8.encode(text));
 }

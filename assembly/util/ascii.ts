@@ -5,6 +5,21 @@ import { CHAR_CLASSES, CharClass } from "../contract";
 
 export { CharClass };
 
+/**
+ * The ","-separated names of the UTF-8 list at list[0, size) (names are ASCII), as strings: the
+ * contract's lists (contract.ts) are stored so and split once, at start.
+ */
+export function namesOf(list: usize, size: i32): string[] {
+  const names = new Array<string>();
+  let start = 0;
+  for (let end = 0; end <= size; end++) {
+    if (end < size && load<u8>(list + <usize>end) != 0x2c) continue;
+    names.push(String.UTF8.decodeUnsafe(list + <usize>start, <usize>(end - start)));
+    start = end + 1;
+  }
+  return names;
+}
+
 /** The largest decimal any of the filter's fields may hold (epoch milliseconds fit). */
 const MAX_DIGITS = 15;
 
@@ -43,6 +58,25 @@ export function scanDecimal(base: usize, from: i32, size: i32): i64 {
   }
   decimalEnd = end;
   return end == from ? -1 : value;
+}
+
+/**
+ * `value` in decimal, as its toString() would write it. The standard toString takes any radix,
+ * and brings that machinery and its messages into the module; the filter only writes decimals.
+ */
+export function decimal(value: i64): string {
+  const negative = value < 0;
+  let rest = negative ? <u64>-value : <u64>value;
+  let length = negative ? 2 : 1;
+  for (let more = rest / 10; more > 0; more /= 10) length++;
+  const text = changetype<string>(__new(<usize>length << 1, idof<string>()));
+  const chars = changetype<usize>(text);
+  for (let i = length - 1; i >= <i32>negative; i--) {
+    store<u16>(chars + (<usize>i << 1), <u16>(0x30 + rest % 10));
+    rest /= 10;
+  }
+  if (negative) store<u16>(chars, 0x2d);
+  return text;
 }
 
 /** data[0, size) is exactly a decimal: its value, or -1. */

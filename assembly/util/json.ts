@@ -4,6 +4,8 @@
 export const enum JsonKind { Null, Bool, Number, String, Array, Object }
 
 const NO_ITEMS = new Array<JsonValue>(0);
+import { decimal } from "./ascii";
+import { message } from "./message";
 const NO_KEYS = new Array<string>(0);
 
 export class JsonValue {
@@ -42,9 +44,13 @@ class Parser {
 
   constructor(private src: string) {}
 
-  fail(message: string): JsonValue | null {
-    if (this.error.length == 0) this.error = message + " at offset " + this.pos.toString();
+  fail(problem: string): JsonValue | null {
+    if (this.error.length == 0) this.error = problem + " at offset " + decimal(this.pos);
     return null;
+  }
+
+  private invalidNumber(): JsonValue | null {
+    return this.fail(message("invalid number"));
   }
 
   peek(): i32 { return this.src.charCodeAt(this.pos); }
@@ -71,7 +77,7 @@ class Parser {
     if (this.consumeWord("true")) return literal(JsonKind.Bool, true);
     if (this.consumeWord("false")) return literal(JsonKind.Bool, false);
     if (this.consumeWord("null")) return literal(JsonKind.Null, false);
-    return this.fail(c < 0 ? "unexpected end of input" : "unexpected character");
+    return this.fail(c < 0 ? message("unexpected end of input") : message("unexpected character"));
   }
 
   consumeWord(word: string): bool {
@@ -85,7 +91,7 @@ class Parser {
 
   enter(): bool {
     if (++this.depth > MAX_DEPTH) {
-      this.fail("nesting too deep");
+      this.fail(message("nesting too deep"));
       return false;
     }
     this.pos++;
@@ -102,12 +108,12 @@ class Parser {
     if (this.peek() == 0x7d) { this.pos++; this.depth--; return object; }
     while (true) {
       this.skipWhitespace();
-      if (this.peek() != 0x22) return this.fail("expected a member name");
+      if (this.peek() != 0x22) return this.fail(message("expected a member name"));
       const key = this.parseString();
       if (key === null) return null;
-      if (object.member(key) !== null) return this.fail("duplicate member name");
+      if (object.member(key) !== null) return this.fail(message("duplicate member name"));
       this.skipWhitespace();
-      if (this.peek() != 0x3a) return this.fail("expected ':'");
+      if (this.peek() != 0x3a) return this.fail(message("expected ':'"));
       this.pos++;
       const value = this.parseValue();
       if (value === null) return null;
@@ -117,7 +123,7 @@ class Parser {
       const c = this.peek();
       this.pos++;
       if (c == 0x7d) break;
-      if (c != 0x2c) { this.pos--; return this.fail("expected ',' or '}'"); }
+      if (c != 0x2c) { this.pos--; return this.fail(message("expected ',' or '}'")); }
     }
     this.depth--;
     return object;
@@ -138,7 +144,7 @@ class Parser {
       const c = this.peek();
       this.pos++;
       if (c == 0x5d) break;
-      if (c != 0x2c) { this.pos--; return this.fail("expected ',' or ']'"); }
+      if (c != 0x2c) { this.pos--; return this.fail(message("expected ',' or ']'")); }
     }
     this.depth--;
     return array;
@@ -150,9 +156,9 @@ class Parser {
     let runStart = this.pos;
     while (true) {
       const c = this.peek();
-      if (c < 0) { this.fail("unterminated string"); return null; }
+      if (c < 0) { this.fail(message("unterminated string")); return null; }
       if (c == 0x22) break;
-      if (c < 0x20) { this.fail("control character in string"); return null; }
+      if (c < 0x20) { this.fail(message("control character in string")); return null; }
       if (c != 0x5c) { this.pos++; continue; }
       out += this.src.substring(runStart, this.pos);
       const escaped = this.parseEscape();
@@ -182,14 +188,14 @@ class Parser {
         let unit = 0;
         for (let i = 0; i < 4; i++) {
           const digit = hexValue(this.peek());
-          if (digit < 0) { this.fail("invalid \\u escape"); return -1; }
+          if (digit < 0) { this.fail(message("invalid \\u escape")); return -1; }
           unit = (unit << 4) | digit;
           this.pos++;
         }
         return unit;
       }
     }
-    this.fail("invalid escape");
+    this.fail(message("invalid escape"));
     return -1;
   }
 
@@ -204,13 +210,13 @@ class Parser {
     } else {
       const start = this.pos;
       mantissa = this.digits(mantissa);
-      if (this.pos == start) return this.fail("invalid number");
+      if (this.pos == start) return this.invalidNumber();
     }
     if (this.peek() == 0x2e) {
       this.pos++;
       const start = this.pos;
       mantissa = this.digits(mantissa);
-      if (this.pos == start) return this.fail("invalid number");
+      if (this.pos == start) return this.invalidNumber();
       exponent -= this.pos - start;
     }
     const e = this.peek();
@@ -220,7 +226,7 @@ class Parser {
       if (sign == 0x2b || sign == 0x2d) this.pos++;
       const start = this.pos;
       const written = this.digits(0);
-      if (this.pos == start) return this.fail("invalid number");
+      if (this.pos == start) return this.invalidNumber();
       const magnitude = written > 400 ? 400 : <i32>written;
       exponent += sign == 0x2d ? -magnitude : magnitude;
     }
@@ -271,7 +277,7 @@ export function parseJson(text: string): JsonResult {
   if (value === null) return new JsonResult(null, parser.error);
   parser.skipWhitespace();
   if (parser.pos < text.length) {
-    parser.fail("unexpected data after the JSON value");
+    parser.fail(message("unexpected data after the JSON value"));
     return new JsonResult(null, parser.error);
   }
   return new JsonResult(value, "");

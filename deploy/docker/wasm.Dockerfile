@@ -14,7 +14,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json asconfig.json ./
 COPY contract/ contract/
 COPY assembly/ assembly/
-COPY scripts/generate-contract.ts scripts/
+COPY scripts/generate-contract.ts scripts/utf8-messages.mjs scripts/
 # exchange: build/exchange_filter.wasm (assembly/index.ts); llm: build/llm_filter.wasm (assembly/llm.ts).
 ARG FILTER=exchange
 RUN case "${FILTER}" in \
@@ -23,7 +23,7 @@ RUN case "${FILTER}" in \
       *) echo "FILTER must be exchange or llm, not '${FILTER}'" >&2; exit 1 ;; \
     esac \
  && npx tsx scripts/generate-contract.ts \
- && npx asc "${entry}" --target release --outFile /plugin.wasm
+ && npx asc --transform ./scripts/utf8-messages.mjs "${entry}" --target release --outFile /plugin.wasm
 
 FROM scratch
 ARG FILTER=exchange
