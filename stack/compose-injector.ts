@@ -38,23 +38,13 @@ export async function composeInjectorConfig(identityDir: string): Promise<Inject
   if (injector.jwt.jwks_file) injector.jwt.jwks_file = relative(injector.jwt.jwks_file);
   if (injector.oidc) injector.oidc.signing_keys_dir = relative(injector.oidc.signing_keys_dir);
   if (injector.opa.token_file) injector.opa.token_file = relative(injector.opa.token_file);
-  if (injector.llm) {
-    injector.llm = {
-      ...injector.llm,
-      cert_file: relative(injector.llm.cert_file),
-      key_file: relative(injector.llm.key_file),
-      ca_file: relative(injector.llm.ca_file),
-    };
-  }
+  // The injector's client certificate for the vault (llm) and the bridge (revocation).
+  const relativeClient = <T extends { cert_file: string; key_file: string; ca_file: string }>(client: T): T =>
+    ({ ...client, cert_file: relative(client.cert_file), key_file: relative(client.key_file), ca_file: relative(client.ca_file) });
+  if (injector.llm) injector.llm = relativeClient(injector.llm);
   if (injector.revocation) {
-    injector.revocation = {
-      ...injector.revocation,
-      cert_file: relative(injector.revocation.cert_file),
-      key_file: relative(injector.revocation.key_file),
-      ca_file: relative(injector.revocation.ca_file),
-      // Beside the config: a restarted injector keeps refusing what it learned.
-      state_file: "injector-revocations.json",
-    };
+    // Beside the config: a restarted injector keeps refusing what it learned.
+    injector.revocation = { ...relativeClient(injector.revocation), state_file: "injector-revocations.json" };
   }
   return injector;
 }
