@@ -38,6 +38,8 @@ interface ContractFile {
   llm: {
     path: string;
     usage_path: string;
+    /** The counts of a usage row (GET usage_path), in order. */
+    usage_counts: string[];
     key_provider: string;
     providers: Record<string, LlmProviderFile>;
     agent_key_headers: string[];

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import type Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileJwtSvidSource, HexrClient, anthropicClient, azureOpenaiClient } from "../sdk/typescript/src/index.ts";
@@ -335,7 +336,7 @@ describe("the Hexr SDK's provider clients (TypeScript), against the stack", () =
     const azureCaller = clientOf(AZURE_CALLER);
     try {
       const anthropic = await anthropicClient({ client: researcher, maxRetries: 0 });
-      let message: Awaited<ReturnType<ReturnType<typeof anthropic.messages.stream>["finalMessage"]>> | undefined;
+      let message: Anthropic.Message | undefined;
       const streamed = await recorded(RESEARCHER, "anthropic", "claude-sonnet-4-5", async () => {
         message = await anthropic.messages.stream({ model: "claude-sonnet-4-5", max_tokens: 64, messages: [{ role: "user", content: "ts sdk stream" }] }).finalMessage();
       });

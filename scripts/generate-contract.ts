@@ -111,6 +111,8 @@ import { namesOf } from "../util/ascii";
 /** The LLM route (llm/): its paths, and per provider (indexed alike) its service, auth header and endpoints. */
 export const LLM_PATH = ${str(CONTRACT.llm.path)};
 export const LLM_USAGE_PATH = ${str(CONTRACT.llm.usage_path)};
+/** The counts of a usage row, in the order the ledger keeps them (ledger.ts, recordUsage). */
+export const LLM_USAGE_COUNTS: string[] = ${list(CONTRACT.llm.usage_counts)};
 export const LLM_PROVIDERS: string[] = ${list(llmProviders)};
 export const LLM_SERVICES: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].service))};
 export const LLM_AUTH_HEADERS: string[] = ${list(llmProviders.map((p) => CONTRACT.llm.providers[p].auth_header))};

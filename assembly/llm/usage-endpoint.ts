@@ -9,10 +9,9 @@ import { Header, HeaderPairs } from "../proxy-wasm/host";
 import { Action } from "../proxy-wasm/types";
 import { bytesEqualAt, decimal } from "../util/ascii";
 import { message } from "../util/message";
+import { LLM_USAGE_COUNTS } from "./contract";
 import { LlmState } from "./door";
 import { usageRows } from "./ledger";
-
-const FIELDS: string[] = ["requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "cost_nanousd"];
 
 export class UsageEndpoint extends Door {
   constructor(state: FilterState, contextId: u32, private readonly llm: LlmState) {
@@ -37,7 +36,7 @@ export class UsageEndpoint extends Door {
       const row = rows[i];
       if (!everyone && row.spiffeId != identity.spiffe.uri) continue;
       json += (first ? "" : ",") + "{\"spiffe_id\":\"" + row.spiffeId + "\",\"provider\":\"" + row.provider + "\",\"model\":\"" + row.model + "\"";
-      for (let f = 0; f < FIELDS.length; f++) json += ",\"" + FIELDS[f] + "\":" + decimal(row.totals[f]);
+      for (let f = 0; f < LLM_USAGE_COUNTS.length; f++) json += ",\"" + LLM_USAGE_COUNTS[f] + "\":" + decimal(row.totals[f]);
       json += "}";
       first = false;
     }

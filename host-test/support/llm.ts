@@ -6,6 +6,7 @@
 
 import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
+import { CONTRACT } from "../../contract/index.ts";
 import { type HostOptions, type HttpCallout, type HttpStream, LogLevel, type Properties, type ProxyWasmHost, type Vm } from "../host/index.ts";
 import { AGENT, type Filter, INJECTOR, jwtMetadata, mtlsPeer, startFilter } from "./exchange.ts";
 
@@ -228,7 +229,7 @@ export interface Recorded {
   cost_nanousd: number;
 }
 
-const ROW_FIELDS = ["requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "cost_nanousd"] as const;
+const ROW_FIELDS = CONTRACT.llm.usage_counts;
 
 /** The shared-data row of (identity, provider, model), or undefined. */
 export function usageRow(host: ProxyWasmHost, spiffeId: string, provider: Provider, model: string): Recorded | undefined {

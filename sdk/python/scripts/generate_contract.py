@@ -97,6 +97,7 @@ def render(contract: dict) -> str:
         const("VAULT_MAX_BATCH_NAMES: int", v["max_batch_names"]),
         const("LLM_PATH: str", c["llm"]["path"]),
         const("LLM_USAGE_PATH: str", c["llm"]["usage_path"]),
+        const("LLM_USAGE_COUNTS: Tuple[str, ...]", tuple(c["llm"]["usage_counts"])),
         const("LLM_PROVIDERS: Tuple[str, ...]", tuple(c["llm"]["providers"])),
         const("HEADERS: Dict[str, str]", c["headers"]),
         const("CACHE_TIERS: Tuple[str, ...]", tuple(c["cache_tiers"])),

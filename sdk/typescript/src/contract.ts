@@ -275,6 +275,14 @@ export const VAULT = {
 export const LLM = {
   "path": "/v1/llm",
   "usage_path": "/v1/llm/usage",
+  "usage_counts": [
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "cost_nanousd"
+  ],
   "key_provider": "llm",
   "providers": {
     "openai": {

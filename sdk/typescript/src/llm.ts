@@ -471,7 +471,7 @@ export interface UsageRow {
   cost_nanousd: number;
 }
 
-const COUNTS = ["requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "cost_nanousd"] as const;
+const COUNTS = LLM.usage_counts;
 
 function usageRow(row: unknown): UsageRow {
   if (!isObject(row) || typeof row.spiffe_id !== "string" || typeof row.provider !== "string" || typeof row.model !== "string") {

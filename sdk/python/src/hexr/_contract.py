@@ -195,6 +195,12 @@ VAULT_MAX_VALUE_BYTES: int = 65536
 VAULT_MAX_BATCH_NAMES: int = 64
 LLM_PATH: str = '/v1/llm'
 LLM_USAGE_PATH: str = '/v1/llm/usage'
+LLM_USAGE_COUNTS: Tuple[str, ...] = ('requests',
+ 'input_tokens',
+ 'cached_input_tokens',
+ 'cache_write_tokens',
+ 'output_tokens',
+ 'cost_nanousd')
 LLM_PROVIDERS: Tuple[str, ...] = ('openai', 'anthropic', 'azure_openai')
 HEADERS: Dict[str, str] = {'prefix': 'x-hexr-',
  'spiffe_id': 'x-hexr-spiffe-id',

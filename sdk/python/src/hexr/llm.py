@@ -572,10 +572,7 @@ class UsageRow:
         return asdict(self)
 
 
-_ROW_FIELDS = (
-    ("spiffe_id", str), ("provider", str), ("model", str), ("requests", int), ("input_tokens", int),
-    ("cached_input_tokens", int), ("cache_write_tokens", int), ("output_tokens", int), ("cost_nanousd", int),
-)
+_ROW_FIELDS = (("spiffe_id", str), ("provider", str), ("model", str)) + tuple((name, int) for name in C.LLM_USAGE_COUNTS)
 
 
 def usage(
